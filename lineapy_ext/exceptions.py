@@ -1,0 +1,51 @@
+"""The exceptions lineapy_ext raises.
+
+Every library failure derives from :class:`LineaPyError`, so callers can catch
+one class.  User mistakes made through the magics are turned into IPython's
+``UsageError`` by the magics layer; the API raises these classes (several of
+them also derive from the matching builtin, e.g. ``KeyError``/``ValueError``,
+so ordinary ``except`` clauses keep working).
+
+Messages are one line: what was wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+
+class LineaPyError(Exception):
+    """Base class of every error raised by lineapy_ext."""
+
+
+class ConfigError(LineaPyError, ValueError):
+    """A configuration value is unusable (bad URL, unreachable store...)."""
+
+
+class InvalidNameError(LineaPyError, ValueError):
+    """An artifact name is not allowed (path separators, ``..``, empty...)."""
+
+
+class ArtifactNotFoundError(LineaPyError, KeyError):
+    """No artifact (or no such version of it) exists in the store."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class SerializationError(LineaPyError, TypeError):
+    """A value cannot be pickled (open socket, generator, lock...)."""
+
+
+class StorageError(LineaPyError, OSError):
+    """Reading or writing a value or the metadata database failed."""
+
+
+class CorruptedValueError(StorageError):
+    """A value file does not match the checksum recorded at save time."""
+
+
+class BackendError(LineaPyError):
+    """A storage backend is unknown, not installed or misconfigured."""
+
+
+class SliceError(LineaPyError):
+    """The slice of a value cannot be built."""
