@@ -1,0 +1,521 @@
+"""The ``%lineapy`` line magic: the notebook face of the Python API.
+
+One line magic with sub-commands (``save get code list delete export
+config``).  Each sub-command is a small function whose arguments are declared
+with IPython's :mod:`~IPython.core.magic_arguments`; the magic looks the
+sub-command up in :data:`SUBCOMMANDS`, parses the rest of the line with that
+function's parser, and calls it.  Sub-commands only parse, call
+:mod:`lineapy_ext.api` and format: mistakes a user makes (unknown variable or
+artifact, missing version, bad name, wrong arguments) become one-line
+``UsageError`` messages instead of tracebacks.
+
+This module also owns tab completion of sub-commands and artifact names, and
+:func:`register`/:func:`unregister`, which are exact mirrors so that
+``%reload_ext lineapy_ext`` is clean.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import fnmatch
+import html
+from typing import Callable
+
+from IPython.core.completer import completion_matcher
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic_arguments import (
+    ArgDecorator,
+    argument,
+    magic_arguments,
+)
+
+from lineapy_ext.exceptions import LineaPyError
+
+_MAGIC = "lineapy"
+
+
+class _exclusive(ArgDecorator):
+    """Start a required mutually exclusive group for the arguments below it.
+
+    ``magic_arguments`` has groups but no exclusive ones; the arguments that
+    follow this decorator in the source are added to the group.
+    """
+
+    def add_to_parser(self, parser, group):
+        return parser.add_mutually_exclusive_group(required=True)
+
+
+# ---------------------------------------------------------------------------
+# Formatting
+# ---------------------------------------------------------------------------
+
+
+class Table:
+    """A small table that renders as HTML in Jupyter and aligned text elsewhere.
+
+    Parameters
+    ----------
+    columns : list of str
+        Column headers.
+    rows : list of tuple
+        One tuple of cell values per row (anything ``str()`` can format).
+    empty : str
+        What to show when there are no rows.
+    """
+
+    def __init__(self, columns: list[str], rows: list[tuple], empty: str = "(empty)"):
+        self.columns = list(columns)
+        self.rows = [tuple("" if v is None else str(v) for v in row) for row in rows]
+        self.empty = empty
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __repr__(self) -> str:
+        if not self.rows:
+            return self.empty
+        widths = [
+            max(len(col), *(len(row[i]) for row in self.rows))
+            for i, col in enumerate(self.columns)
+        ]
+        lines = [self.columns, ["-" * w for w in widths], *self.rows]
+        return "\n".join(
+            "  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip()
+            for line in lines
+        )
+
+    def _repr_pretty_(self, p, cycle):
+        p.text(repr(self))
+
+    def _repr_html_(self) -> str:
+        if not self.rows:
+            return f"<p>{html.escape(self.empty)}</p>"
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row) + "</tr>"
+            for row in self.rows
+        )
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def format_size(size: int | None) -> str:
+    """Human-readable byte count: ``512 B``, ``1.5 KiB``, ``3.2 MiB``."""
+    if size is None:
+        return ""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def _when(created_at) -> str:
+    try:
+        return created_at.isoformat(sep=" ", timespec="seconds")
+    except AttributeError:
+        return str(created_at)
+
+
+def _did_you_mean(word: str, choices) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=3)
+    if not close:
+        return ""
+    return "; did you mean " + " or ".join(repr(c) for c in close) + "?"
+
+
+def literal(text: str):
+    """Parse a ``--KEY VALUE`` value: a Python literal if it is one, else the string."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return text
+
+
+def split_backend_kwargs(argv: list[str], known: set[str]) -> tuple[list[str], dict]:
+    """Separate ``--KEY VALUE`` pairs the parser does not know from ``argv``.
+
+    Parameters
+    ----------
+    argv : list of str
+        The split argument line.
+    known : set of str
+        Option strings the sub-command declares itself (``--backend``...).
+
+    Returns
+    -------
+    (list of str, dict)
+        The arguments for the parser, and the extra pairs with their values
+        parsed by :func:`literal`.  ``--KEY=VALUE`` is accepted too.
+
+    Raises
+    ------
+    UsageError
+        If an unknown option has no value.
+    """
+    rest: list[str] = []
+    extra: dict = {}
+    tokens = iter(argv)
+    for token in tokens:
+        key, eq, value = token.partition("=")
+        if not token.startswith("--") or key in known or token == "--":
+            rest.append(token)
+            continue
+        if not eq:
+            value = next(tokens, None)
+            if value is None:
+                raise UsageError(f"option {token} needs a value: {token} VALUE")
+        name = key[2:].replace("-", "_")
+        if not name.isidentifier():
+            raise UsageError(f"{key!r} is not a valid keyword for the storage backend")
+        extra[name] = literal(value)
+    return rest, extra
+
+
+# ---------------------------------------------------------------------------
+# Sub-commands.  Each takes the shell and the parsed arguments; the docstring
+# is the description ``%lineapy SUB --help`` shows.
+# ---------------------------------------------------------------------------
+
+
+def _api():
+    # Imported on first use: the API pulls in SQLAlchemy and fsspec, which
+    # loading the extension must not pay for.
+    from lineapy_ext import api
+
+    return api
+
+
+def _user_value(shell, var: str):
+    ns = shell.user_ns
+    if var in ns:
+        return ns[var]
+    visible = (k for k in ns if not k.startswith("_") and k not in shell.user_ns_hidden)
+    raise UsageError(f"name {var!r} is not defined{_did_you_mean(var, visible)}")
+
+
+@magic_arguments("lineapy save")
+@argument("var", metavar="VAR", help="the variable whose value is saved")
+@argument("name", metavar="NAME", nargs="?", help="artifact name (default: VAR)")
+@argument(
+    "--backend",
+    metavar="BACKEND",
+    help="lineapy, mlflow or pkg.module.Class (default: from the config)",
+)
+def _save(shell, args, backend_kwargs):
+    """Save the value of VAR as artifact NAME, with the code that computes it.
+
+    Extra --KEY VALUE pairs are passed to the storage backend (for mlflow, the
+    log_model keyword arguments, e.g. --registered_model_name clf); values are
+    Python literals or plain strings.
+    """
+    value = _user_value(shell, args.var)
+    art = _api().save_value(
+        value,
+        args.name or args.var,
+        var_names=[args.var],
+        storage_backend=args.backend,
+        backend_kwargs=backend_kwargs,
+    )
+    location = _location(art)
+    print(
+        f"Saved {art.name!r} version {art.version} (backend {art.storage_backend})"
+        + (f" -> {location}" if location else "")
+    )
+
+
+def _location(art) -> str:
+    meta = art.get_metadata() or {}
+    for key in ("model_uri", "location", "value_location", "uri", "path"):
+        if meta.get(key):
+            return str(meta[key])
+    return ""
+
+
+@magic_arguments("lineapy get")
+@argument("name", metavar="NAME", help="artifact name")
+@argument("--version", type=int, metavar="N", help="version (default: latest)")
+@argument("--as", dest="as_var", metavar="VAR", help="variable to bind (default: NAME)")
+def _get(shell, args, _):
+    """Load artifact NAME and bind its value in the user namespace."""
+    target = args.as_var or args.name
+    if not target.isidentifier():
+        raise UsageError(f"cannot bind to {target!r}: it is not a valid variable name; use --as VAR")
+    art = _api().get(args.name, version=args.version)
+    value = art.get_value()
+    shell.push({target: value}, interactive=True)
+    print(
+        f"Loaded {art.name!r} version {art.version} into {target!r} "
+        f"(saved {_when(art.created_at)} by session {art.session_id})"
+    )
+    return value
+
+
+@magic_arguments("lineapy code")
+@argument("name", metavar="NAME", help="artifact name")
+@argument("--version", type=int, metavar="N", help="version (default: latest)")
+def _code(shell, args, _):
+    """Print the slice: the code that recomputes artifact NAME."""
+    print(_api().get(args.name, version=args.version).get_code())
+
+
+@magic_arguments("lineapy list")
+@argument(
+    "pattern",
+    metavar="PATTERN",
+    nargs="?",
+    help="show only names matching this glob (or containing this text)",
+)
+def _list(shell, args, _):
+    """List saved artifacts: the latest version of each name."""
+    pattern = args.pattern
+    rows = []
+    for art in _api().artifact_store():
+        if pattern and not _matches(art.name, pattern):
+            continue
+        rows.append(
+            (
+                art.name,
+                art.version,
+                _version_count(art),
+                art.storage_backend,
+                art.value_type,
+                format_size(art.size),
+                _when(art.created_at),
+            )
+        )
+    columns = ["name", "version", "versions", "backend", "type", "size", "saved at"]
+    empty = f"no artifacts match {pattern!r}" if pattern else "no artifacts saved yet"
+    return Table(columns, rows, empty=empty)
+
+
+def _matches(name: str, pattern: str) -> bool:
+    if any(ch in pattern for ch in "*?["):
+        return fnmatch.fnmatchcase(name, pattern)
+    return pattern in name
+
+
+def _version_count(art):
+    meta = art.get_metadata() or {}
+    return meta.get("version_count", meta.get("versions", ""))
+
+
+@magic_arguments("lineapy delete")
+@argument("name", metavar="NAME", help="artifact name")
+@_exclusive()
+@argument("--version", type=int, metavar="N", help="delete this version")
+@argument("--latest", action="store_true", help="delete the latest version")
+@argument("--all", action="store_true", help="delete every version")
+def _delete(shell, args, _):
+    """Delete versions of artifact NAME, value files included."""
+    which = "all" if args.all else "latest" if args.latest else args.version
+    deleted = _api().delete(args.name, version=which)
+    what = {"all": "all versions", "latest": "the latest version"}.get(
+        which, f"version {which}"
+    )
+    detail = ""
+    if isinstance(deleted, (list, tuple)) and deleted:
+        detail = " (" + ", ".join(str(v) for v in deleted) + ")"
+    print(f"Deleted {what} of {args.name!r}{detail}")
+
+
+@magic_arguments("lineapy export")
+@argument("name", metavar="NAME", help="artifact name")
+@argument("--version", type=int, metavar="N", help="version (default: latest)")
+@argument(
+    "-o",
+    "--output",
+    metavar="PATH",
+    help="a .py script or .ipynb notebook (default: NAME.py)",
+)
+def _export(shell, args, _):
+    """Write the slice of artifact NAME as a script or notebook."""
+    from lineapy_ext.export import write_export
+
+    art = _api().get(args.name, version=args.version)
+    try:
+        path = write_export(args.output or f"{art.name}.py", art)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"Wrote the slice of {art.name!r} version {art.version} to {path}")
+
+
+@magic_arguments("lineapy config")
+def _config(shell, args, _):
+    """Show the effective configuration and where each value came from."""
+    from lineapy_ext.context import get_context
+
+    rows = get_context().options.describe()
+    return Table(["trait", "value", "source"], rows, empty="no configuration")
+
+
+#: Sub-command name -> function; the order is the order of the help text.
+SUBCOMMANDS: dict[str, Callable] = {
+    "save": _save,
+    "get": _get,
+    "code": _code,
+    "list": _list,
+    "delete": _delete,
+    "export": _export,
+    "config": _config,
+}
+
+#: Sub-commands whose first argument is an artifact name (tab completion).
+_NAME_SUBCOMMANDS = ("get", "code", "delete", "export")
+
+
+def usage() -> str:
+    """The help text of ``%lineapy``: one usage line per sub-command."""
+    lines = [
+        "Save values with the code that computes them, and get them back.",
+        "",
+        "Sub-commands:",
+    ]
+    for func in SUBCOMMANDS.values():
+        lines.append("  " + _usage_line(func))
+    lines += ["", "%lineapy SUB --help shows the options of one sub-command."]
+    return "\n".join(lines)
+
+
+def _usage_line(func) -> str:
+    # IPython's help formatter prefixes usage with an RST literal block
+    # marker ("::"); one-line messages want the bare command.
+    return func.parser.format_usage().split("::", 1)[-1].strip()
+
+
+def _help(func) -> str:
+    return func.parser.format_help().replace("::\n\n  ", "usage: ", 1)
+
+
+def _parse(func, line: str):
+    """Parse ``line`` for sub-command ``func``; errors carry the usage."""
+    from IPython.utils.process import arg_split
+
+    parser = func.parser
+    try:
+        argv = arg_split(line, strict=True)
+    except ValueError as exc:  # unbalanced quotes
+        raise UsageError(f"{exc}\nusage: {_usage_line(func)}") from None
+    if "-h" in argv or "--help" in argv:
+        return None, None
+    extra: dict = {}
+    if func is _save:
+        argv, extra = split_backend_kwargs(argv, set(parser._option_string_actions))
+    try:
+        return parser.parse_args(argv), extra
+    except UsageError as exc:
+        raise UsageError(f"{exc}\nusage: {_usage_line(func)}") from None
+
+
+@magics_class
+class LineaPyMagics(Magics):
+    """The ``%lineapy`` magic and its tab completion."""
+
+    @line_magic(_MAGIC)
+    def lineapy(self, line: str = ""):
+        sub, _, rest = line.strip().partition(" ")
+        if sub in ("", "-h", "--help", "help"):
+            print(usage())
+            return None
+        func = SUBCOMMANDS.get(sub)
+        if func is None:
+            raise UsageError(
+                f"unknown sub-command {sub!r}{_did_you_mean(sub, SUBCOMMANDS)} "
+                f"(choose from {', '.join(SUBCOMMANDS)}; %lineapy --help)"
+            )
+        args, extra = _parse(func, rest)
+        if args is None:
+            print(_help(func))
+            return None
+        try:
+            return func(self.shell, args, extra)
+        except LineaPyError as exc:
+            # Library errors are written as one line for the user; a
+            # traceback into the store would only hide it.
+            raise UsageError(str(exc)) from None
+
+    lineapy.__doc__ = usage()
+
+    @completion_matcher(identifier="lineapy_ext.magics", api_version=2)
+    def complete(self, context):
+        """Complete ``%lineapy`` sub-commands, artifact names and variables."""
+        matches: list[str] = []
+        try:
+            matches = self._candidates(context.text_until_cursor, context.token)
+        except Exception:  # completion must never break typing
+            matches = []
+        return {
+            "completions": [_completion(m) for m in matches],
+            "suppress": bool(matches),
+        }
+
+    def _candidates(self, text: str, token: str) -> list[str]:
+        start = text.rfind("%" + _MAGIC)
+        if start < 0:
+            return []
+        words = text[start:].split()
+        # The word under the cursor is ``token``; an empty token means the
+        # cursor is after a space and a new word is starting.
+        done = words[1:] if not token else words[1:-1]
+        if not done:
+            choices = list(SUBCOMMANDS)
+        elif len(done) == 1 and done[0] in _NAME_SUBCOMMANDS:
+            choices = sorted({a.name for a in _api().artifact_store()})
+        elif len(done) == 1 and done[0] == "save":
+            choices = [
+                k for k in self.shell.user_ns
+                if not k.startswith("_") and k not in self.shell.user_ns_hidden
+            ]
+        else:
+            return []
+        return sorted(c for c in choices if c.startswith(token))
+
+
+def _completion(text: str):
+    from IPython.core.completer import SimpleCompletion
+
+    return SimpleCompletion(text=text, type="lineapy")
+
+
+def register(shell) -> LineaPyMagics:
+    """Register ``%lineapy`` and its completer with ``shell``.
+
+    Parameters
+    ----------
+    shell : IPython.core.interactiveshell.InteractiveShell
+
+    Returns
+    -------
+    LineaPyMagics
+        The registered instance (:func:`unregister` removes it again).
+    """
+    magics = LineaPyMagics(shell)
+    shell.register_magics(magics)
+    completer = getattr(shell, "Completer", None)
+    if completer is not None:
+        completer.custom_matchers.append(magics.complete)
+    return magics
+
+
+def unregister(shell) -> None:
+    """Undo :func:`register`: remove ``%lineapy`` and its completer.
+
+    Parameters
+    ----------
+    shell : IPython.core.interactiveshell.InteractiveShell
+    """
+    manager = shell.magics_manager
+    magics = manager.registry.pop(LineaPyMagics.__name__, None)
+    if magics is None:
+        return
+    line_magics = manager.magics["line"]
+    if getattr(line_magics.get(_MAGIC), "__self__", None) is magics:
+        del line_magics[_MAGIC]
+    completer = getattr(shell, "Completer", None)
+    if completer is not None:
+        completer.custom_matchers[:] = [
+            m for m in completer.custom_matchers
+            if getattr(m, "__self__", None) is not magics
+        ]
