@@ -1,0 +1,87 @@
+"""Command line of lineapy_ext: ``python -m lineapy_ext COMMAND``.
+
+A small argparse dispatcher; each command lives in its own module
+(:mod:`lineapy_ext.kernelspec`, :mod:`lineapy_ext.demo`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _install_kernel(args) -> int:
+    from lineapy_ext import kernelspec
+
+    where = kernelspec.install(
+        user=args.user,
+        prefix=args.prefix,
+        sys_prefix=args.sys_prefix,
+        name=args.name,
+        display_name=args.display_name,
+    )
+    print(f"Installed kernelspec {args.name!r} ({args.display_name}) in {where}")
+    return 0
+
+
+def _demo(args) -> int:
+    from lineapy_ext import demo
+
+    return demo.main(home=args.home, notebooks=args.notebooks, keep=args.keep)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m lineapy_ext`` argument parser (one sub-parser per command)."""
+    from lineapy_ext import kernelspec
+
+    parser = argparse.ArgumentParser(
+        prog="python -m lineapy_ext",
+        description="lineapy_ext: save values from Jupyter with the code that computes them.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    kernel = commands.add_parser(
+        "install-kernel",
+        help='install the "Python 3 (lineapy)" Jupyter kernel',
+        description="Install a Jupyter kernelspec that loads lineapy_ext at start.",
+    )
+    where = kernel.add_mutually_exclusive_group()
+    where.add_argument("--user", action="store_true", help="install for this user only")
+    where.add_argument("--sys-prefix", action="store_true", help="install into sys.prefix")
+    where.add_argument("--prefix", metavar="P", help="install under P/share/jupyter/kernels")
+    kernel.add_argument("--name", default=kernelspec.KERNEL_NAME, help="kernel name (default: %(default)s)")
+    kernel.add_argument(
+        "--display-name",
+        default=kernelspec.DISPLAY_NAME,
+        help="name shown in Jupyter (default: %(default)s)",
+    )
+    kernel.set_defaults(run=_install_kernel)
+
+    demo = commands.add_parser(
+        "demo",
+        help="run the example notebooks headless in real kernels and report",
+        description=(
+            "Execute the example notebooks in fresh kernels on the embedded default "
+            "store (SQLite + local folder): save in one kernel, get and re-run the "
+            "slice in another, and print what happened."
+        ),
+    )
+    demo.add_argument(
+        "--home",
+        metavar="DIR",
+        help="LINEAPY_HOME_DIR for the kernels (default: a temporary directory)",
+    )
+    demo.add_argument("--notebooks", metavar="DIR", help="notebook directory (default: the bundled notebooks/)")
+    demo.add_argument("--keep", action="store_true", help="keep the temporary home and executed notebooks")
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``python -m lineapy_ext`` with ``argv``; return the exit status."""
+    args = build_parser().parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
