@@ -16,8 +16,11 @@ def md(text):
     return v4.new_markdown_cell(text.strip())
 
 
-def code(text):
-    return v4.new_code_cell(text.strip())
+def code(text, tags=()):
+    cell = v4.new_code_cell(text.strip())
+    if tags:
+        cell.metadata["tags"] = list(tags)
+    return cell
 
 
 TRAIN = [
@@ -94,8 +97,8 @@ reloaded_predictions = iris_model.predict(X_test)
 rerun_predictions = rerun.predict(X_test)
 matched = int((reloaded_predictions == rerun_predictions).sum())
 assert matched == len(X_test), "the slice recomputed a different model"
-print(f"{matched}/{len(X_test)} predictions match")
-"""),
+print(f"iris_model: {matched}/{len(X_test)} predictions of the reloaded model match the re-run slice")
+""", tags=["lineapy-check"]),
 ]
 
 STORAGE = [
