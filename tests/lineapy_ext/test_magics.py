@@ -1,0 +1,183 @@
+"""The %lineapy magic through a real InteractiveShell: parsing, output, errors, completion."""
+
+import nbformat
+import pytest
+from IPython.core.error import UsageError
+from IPython.core.completer import provisionalcompleter
+from IPython.utils.capture import capture_output
+
+from lineapy_ext import magics
+from lineapy_ext.magics import Table, format_size, literal, split_backend_kwargs
+
+
+@pytest.fixture
+def shell(ipython):
+    """The test shell with the extension loaded."""
+    ipython.run_line_magic("load_ext", "lineapy_ext")
+    yield ipython
+    ipython.run_line_magic("unload_ext", "lineapy_ext")
+
+
+def run(shell, line):
+    """Run ``%lineapy line``; return (result, stdout)."""
+    with capture_output() as out:
+        result = shell.run_line_magic("lineapy", line)
+    return result, out.stdout
+
+
+def completions(shell, text):
+    with provisionalcompleter():
+        return sorted({c.text for c in shell.Completer.completions(text, len(text))})
+
+
+# -- pure helpers -------------------------------------------------------------
+
+
+def test_split_backend_kwargs_parses_literals_and_keeps_known_options():
+    argv = ["model", "clf", "--backend", "mlflow", "--registered_model_name", "clf",
+            "--max-depth", "-1", "--tags={'a': 1}", "--path", "models/x"]
+    rest, extra = split_backend_kwargs(argv, {"--backend"})
+    assert rest == ["model", "clf", "--backend", "mlflow"]
+    assert extra == {"registered_model_name": "clf", "max_depth": -1, "tags": {"a": 1}, "path": "models/x"}
+    with pytest.raises(UsageError, match="--flag needs a value"):
+        split_backend_kwargs(["x", "--flag"], set())
+    assert literal("[1, 2]") == [1, 2] and literal("True") is True and literal("a b") == "a b"
+
+
+def test_table_renders_aligned_text_and_escaped_html():
+    table = Table(["name", "size"], [("clf", format_size(2048)), ("<b>", format_size(10))])
+    assert repr(table).splitlines() == ["name  size", "----  -------", "clf   2.0 KiB", "<b>   10 B"]
+    html = table._repr_html_()
+    assert "<th>name</th>" in html and "&lt;b&gt;" in html and "<b>" not in html
+    assert repr(Table(["a"], [], empty="nothing")) == "nothing"
+
+
+# -- through the shell, no store needed ---------------------------------------
+
+
+def test_help_and_usage_errors(shell):
+    _, out = run(shell, "--help")
+    for sub in magics.SUBCOMMANDS:
+        assert f"%lineapy {sub}" in out
+    _, out = run(shell, "save --help")
+    assert out.startswith("usage: %lineapy save [--backend BACKEND] VAR [NAME]")
+    assert "--backend BACKEND" in out and "log_model" in out
+
+    with pytest.raises(UsageError, match=r"unknown sub-command 'sav'; did you mean 'save'\?"):
+        run(shell, "sav x")
+    with pytest.raises(UsageError, match=r"required: VAR\nusage: %lineapy save"):
+        run(shell, "save")
+    with pytest.raises(UsageError, match=r"one of the arguments --version --latest --all is required"):
+        run(shell, "delete clf")
+    with pytest.raises(UsageError, match=r"invalid int value: 'two'\nusage: %lineapy get"):
+        run(shell, "get clf --version two")
+
+
+def test_save_unknown_variable_suggests_close_names(shell):
+    shell.run_cell("model = 1")
+    with pytest.raises(UsageError, match=r"^name 'modle' is not defined; did you mean 'model'\?$"):
+        run(shell, "save modle")
+
+
+def test_completion_of_subcommands(shell):
+    assert completions(shell, "%lineapy ex") == ["export"]
+    assert "save" in completions(shell, "%lineapy ")
+
+
+def test_unload_removes_magic_and_completer(shell):
+    before = len(shell.Completer.custom_matchers)
+    shell.run_line_magic("reload_ext", "lineapy_ext")
+    assert len(shell.Completer.custom_matchers) == before
+    assert "lineapy" in shell.magics_manager.magics["line"]
+    magics.unregister(shell)
+    assert "lineapy" not in shell.magics_manager.magics["line"]
+    assert len(shell.Completer.custom_matchers) == before - 1
+    magics.register(shell)  # the fixture unloads it again
+
+
+# -- end to end over the store ------------------------------------------------
+
+
+def test_save_get_code_in_same_cell(shell):
+    shell.run_cell("import math\nunrelated = print('noise')\nbase = 20\n")
+    with capture_output() as out:
+        shell.run_cell("answer = base * 2 + 2\n%lineapy save answer ans\n")
+    assert out.stdout.startswith("Saved 'ans' version 1 (backend lineapy)"), out.stdout
+    assert len(out.stdout.strip().splitlines()) == 1
+
+    _, code = run(shell, "code ans")
+    assert "base = 20" in code and "answer = base * 2 + 2" in code
+    assert "print" not in code and "lineapy" not in code
+
+    shell.run_cell("del answer")
+    value, out = run(shell, "get ans --as answer")
+    assert value == 42 and shell.user_ns["answer"] == 42
+    assert out.startswith("Loaded 'ans' version 1 into 'answer' (saved ")
+    assert "by session " in out
+    shell.run_cell("x = %lineapy get ans")
+    assert shell.user_ns["x"] == 42 and shell.user_ns["ans"] == 42
+
+
+def test_versions_list_delete_and_errors(shell):
+    shell.run_cell("w = [1]\n%lineapy save w weights\nw.append(2)\n%lineapy save w weights\n")
+    shell.run_cell("other = 'x'\n%lineapy save other")
+    table, _ = run(shell, "list")
+    text = repr(table)
+    assert text.splitlines()[0].split() == ["name", "version", "versions", "backend", "type", "size", "saved", "at"]
+    row = next(line.split() for line in text.splitlines() if line.startswith("weights"))
+    assert row[1:4] == ["2", "2", "lineapy"]
+    assert "<td>weights</td>" in table._repr_html_()
+    filtered, _ = run(shell, "list wei*")
+    assert [r[0] for r in filtered.rows] == ["weights"]
+
+    with pytest.raises(UsageError, match=r"weigths.*did you mean 'weights'"):
+        run(shell, "get weigths")
+    with pytest.raises(UsageError, match=r"version 7.*1, 2"):
+        run(shell, "get weights --version 7")
+    with pytest.raises(UsageError, match=r"\.\."):
+        run(shell, "save w ../evil")
+
+    _, out = run(shell, "delete weights --version 1")
+    assert "Deleted version 1 of 'weights'" in out
+    value, _ = run(shell, "get weights")
+    assert value == [1, 2]
+    _, out = run(shell, "delete weights --all")
+    with pytest.raises(UsageError, match="weights"):
+        run(shell, "get weights")
+    assert completions(shell, "%lineapy get ot") == ["other"]
+
+
+def test_export_script_and_notebook(shell, tmp_path):
+    shell.run_cell("a = 3")
+    shell.run_cell("print('display only')")
+    shell.run_cell("b = a * 5\n%lineapy save b")
+    script = tmp_path / "b.py"
+    _, out = run(shell, f"export b -o {script}")
+    assert str(script) in out
+    ns = {}
+    exec(script.read_text(), ns)
+    assert ns["b"] == 15
+    assert script.read_text().startswith("# Slice of artifact 'b' version 1, saved ")
+
+    nb_path = tmp_path / "b.ipynb"
+    run(shell, f"export b --version 1 -o {nb_path}")
+    nb = nbformat.read(nb_path, as_version=4)
+    nbformat.validate(nb)
+    assert nb.cells[0].cell_type == "markdown" and "`b` (version 1)" in nb.cells[0].source
+    code_cells = [c.source for c in nb.cells[1:]]
+    assert all(c.cell_type == "code" and not c.outputs for c in nb.cells[1:])
+    assert "a = 3" in code_cells[0] and "b = a * 5" in "\n".join(code_cells)
+    assert not any("print" in c for c in code_cells)
+    with pytest.raises(UsageError, match=r"must end with \.py or \.ipynb"):
+        run(shell, f"export b -o {tmp_path / 'b.txt'}")
+
+
+def test_config_masks_secrets(shell):
+    shell.run_line_magic(
+        "config", "LineaPy.database_url = 'postgresql://me:hunter2@db.example/lineapy'"
+    )
+    table, _ = run(shell, "config")
+    text = repr(table)
+    assert "hunter2" not in text and "hunter2" not in table._repr_html_()
+    row = next(r for r in table.rows if r[0] == "database_url")
+    assert "db.example" in row[1] and row[2] != ""
