@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -126,7 +127,14 @@ def run_notebook(
     from nbclient.exceptions import CellExecutionError
 
     nb = nbformat.read(path, as_version=4)
-    km = AsyncKernelManager(kernel_name="python3", kernel_spec_manager=kernel_spec_manager(kernel_dirs))
+    # IPC sockets: local-only, and ipykernel does not warn about plain TCP.
+    # Under the temp dir, because socket paths are limited to ~100 bytes.
+    km = AsyncKernelManager(
+        kernel_name="python3",
+        kernel_spec_manager=kernel_spec_manager(kernel_dirs),
+        transport="ipc",
+        ip=str(Path(tempfile.gettempdir()) / f"lineapy-demo-{os.getpid()}"),
+    )
     pids: list[int] = []
     client = NotebookClient(
         nb,
@@ -157,6 +165,7 @@ def run_notebook(
 
 def _first_line(message: str) -> str:
     # nbclient's message repeats the cell source; the exception line is last.
+    message = re.sub(r"\x1b\[[0-9;]*m", "", message)  # terminal colours
     lines = [line for line in message.strip().splitlines() if line.strip()]
     return lines[-1] if lines else message
 
