@@ -1,0 +1,448 @@
+"""The built-in ``lineapy`` backend: cloudpickle files under ``artifact_storage_dir``.
+
+Values are pickled with cloudpickle (so functions and classes defined in the
+session work) using pickle protocol 5: large buffers (numpy arrays, pandas
+blocks) are written out-of-band, straight from the value's memory to the
+file, and read back straight into the memory of the new object, so neither
+direction holds a second copy of the value.
+
+File layout (all integers little-endian uint64)::
+
+    MAGIC | pickle stream | (len, bytes) per out-of-band buffer | FOOTER
+
+    FOOTER = pickle_len | n_buffers | xxh3_128(pickle) | xxh3_128(buffers) | MAGIC_END
+
+The checksum recorded in the metadata is the two digests; it is computed
+while writing and verified while reading (the pickle stream and the buffers
+are read through two handles, the buffers lazily as the unpickler asks for
+them).  Files are written under a temporary name in the artifact's
+directory and moved to their final name only when complete, so no partial
+file is ever visible under a final name.  Locations are relative to the
+storage dir, so the dir can be moved.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import pickle
+import posixpath
+import struct
+import sys
+import uuid
+from typing import Any, Iterator
+
+from lineapy_ext.backends.base import StorageBackend
+from lineapy_ext.config import mask_url
+from lineapy_ext.exceptions import (
+    ArtifactNotFoundError,
+    CorruptedValueError,
+    InvalidNameError,
+    SerializationError,
+    StorageError,
+)
+from lineapy_ext.store.names import validate_name
+
+log = logging.getLogger(__name__)
+
+FORMAT = "lineapy-pickle5-v1"
+MAGIC = b"LNPYVAL1"
+MAGIC_END = b"LNPYEND1"
+_FOOTER = struct.Struct("<QQ16s16s8s")
+_LEN = struct.Struct("<Q")
+TEMP_PREFIX = ".tmp-"
+TEMP_SUFFIX = ".part"
+VALUE_SUFFIX = ".pkl"
+# Hash and copy in slices that fit in cache: hashing a slice right after
+# it was read or before it is written costs almost nothing extra.
+_CHUNK = 8 << 20
+
+
+def _hasher():
+    import xxhash
+
+    return xxhash.xxh3_128()
+
+
+class _HashingWriter:
+    """File-like that hashes and counts everything written through it."""
+
+    def __init__(self, f) -> None:
+        self.f = f
+        self.h = _hasher()
+        self.size = 0
+
+    def write(self, data) -> int:
+        self.h.update(data)
+        self.f.write(data)
+        n = memoryview(data).nbytes
+        self.size += n
+        return n
+
+    def restart_hash(self):
+        """Return the digest so far and start a new one."""
+        digest, self.h = self.h.digest(), _hasher()
+        return digest
+
+
+class _HashingReader(io.RawIOBase):
+    """Reads at most ``limit`` bytes of ``f``, hashing them."""
+
+    def __init__(self, f, limit: int) -> None:
+        self.f = f
+        self.left = limit
+        self.h = _hasher()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        view = memoryview(b).cast("B")[: self.left]
+        n = _readinto(self.f, view)
+        self.h.update(view[:n])
+        self.left -= n
+        return n
+
+    def readline(self, size=-1) -> bytes:
+        # The C unpickler uses readline for protocol-0 opcodes only, never
+        # with protocol 5; implemented anyway for correctness.
+        out = bytearray()
+        while self.left and (size < 0 or len(out) < size):
+            c = self.read(1)
+            if not c:
+                break
+            out += c
+            if c == b"\n":
+                break
+        return bytes(out)
+
+
+class _Cursor:
+    """A read position of its own on a shared file object.
+
+    The pickle stream and the buffers are read from two places of one file;
+    some filesystems (``memory://``) hand out the same object for every
+    ``open``, so each reader seeks to its own offset before reading.
+    """
+
+    def __init__(self, f, pos: int) -> None:
+        self.f = f
+        self.pos = pos
+
+    def readinto(self, b) -> int:
+        self.f.seek(self.pos)
+        n = _readinto(self.f, memoryview(b).cast("B"))
+        self.pos += n
+        return n
+
+    def read(self, size: int) -> bytes:
+        buf = bytearray(size)
+        return bytes(buf[: self.readinto(buf)])
+
+    def tell(self) -> int:
+        return self.pos
+
+
+def _readinto(f, view) -> int:
+    """Fill ``view`` from ``f`` as far as the file allows."""
+    done = 0
+    while done < len(view):
+        n = f.readinto(view[done:])
+        if not n:
+            break
+        done += n
+    return done
+
+
+def _allocate(length: int):
+    """Return a writable, uninitialised buffer of ``length`` bytes.
+
+    ``bytearray`` zero-fills, which for a large value costs as much as
+    reading it; numpy's allocator does not and asks for huge pages.  Numpy
+    is only used when the unpickler has already imported it.
+    """
+    np = sys.modules.get("numpy")
+    if np is not None and length >= _CHUNK:
+        return np.empty(length, dtype=np.uint8)
+    return bytearray(length)
+
+
+def _checksum(pickle_digest: bytes, buffers_digest: bytes) -> str:
+    return "xxh3_128:" + pickle_digest.hex() + buffers_digest.hex()
+
+
+class LineaPyBackend(StorageBackend):
+    """Cloudpickle files through fsspec (local dirs, ``s3://``, ``memory://``...).
+
+    Parameters
+    ----------
+    storage_dir : str
+        Root URL or path (``artifact_storage_dir``).
+    storage_options : dict, optional
+        fsspec filesystem options (credentials...); never stored.
+    """
+
+    def __init__(self, storage_dir: str, storage_options: dict | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.storage_dir = storage_dir
+        self._storage_options = dict(storage_options or {})
+        self._fs = None
+        self._root = None
+
+    @classmethod
+    def from_options(cls, options, **kwargs: Any) -> "LineaPyBackend":
+        """Build the backend on ``options.artifact_storage_dir`` with its ``storage_options``."""
+        kwargs.setdefault("storage_dir", options.artifact_storage_dir)
+        kwargs.setdefault("storage_options", options.storage_options)
+        return cls(**kwargs)
+
+    # -- paths ---------------------------------------------------------------
+
+    @property
+    def fs(self):
+        """The fsspec filesystem of the storage dir (opened on first use)."""
+        if self._fs is None:
+            import fsspec
+
+            try:
+                self._fs, self._root = fsspec.core.url_to_fs(self.storage_dir, **self._storage_options)
+            except ImportError as e:
+                raise StorageError(
+                    f"cannot open storage dir {mask_url(self.storage_dir)!r} ({e}); "
+                    "for s3:// install 'lineapy-ext[s3]'"
+                ) from e
+            except Exception as e:  # fsspec raises anything from bad options
+                raise StorageError(f"cannot open storage dir {mask_url(self.storage_dir)!r}: {e}") from e
+            self._root = self._root.rstrip("/")
+        return self._fs
+
+    def _path(self, location: str) -> str:
+        """Absolute fs path of a relative ``location``; refuses anything outside the root."""
+        self.fs  # noqa: B018 - sets self._root
+        parts = location.split("/")
+        if len(parts) != 2 or not location or any(p in ("", ".", "..") for p in parts):
+            raise InvalidNameError(f"invalid value location {location!r}: expected NAME/FILE")
+        validate_name(parts[0])
+        return posixpath.join(self._root, location)
+
+    # -- StorageBackend ------------------------------------------------------
+
+    def save(self, value: Any, name: str, **kwargs: Any) -> dict:
+        """Pickle ``value`` to ``NAME/<uuid>.pkl`` under the storage dir.
+
+        Returns
+        -------
+        dict
+            ``location`` (relative), ``size``, ``checksum``, ``format`` and
+            ``storage_dir`` (masked; where it was saved, for error messages).
+
+        Raises
+        ------
+        SerializationError
+            The value cannot be pickled; the temporary file is removed.
+        StorageError
+            The storage dir cannot be written.
+        """
+        if kwargs:
+            raise TypeError(f"the lineapy backend takes no save options, got {sorted(kwargs)}")
+        validate_name(name)
+        token = uuid.uuid4().hex
+        location = f"{name}/{token}{VALUE_SUFFIX}"
+        final = self._path(location)
+        tmp = posixpath.join(posixpath.dirname(final), f"{TEMP_PREFIX}{token}{TEMP_SUFFIX}")
+        fs = self.fs
+        try:
+            fs.makedirs(posixpath.dirname(final), exist_ok=True)
+            with fs.open(tmp, "wb") as f:
+                size, checksum = self._write(value, f)
+            fs.mv(tmp, final)
+        except BaseException as e:
+            self._remove_quietly(tmp)
+            self._remove_quietly(final)
+            self._remove_dir_if_empty(posixpath.dirname(final))
+            if isinstance(e, (SerializationError, KeyboardInterrupt, SystemExit)):
+                raise
+            if isinstance(e, OSError):
+                raise StorageError(
+                    f"cannot write value of {name!r} to {mask_url(self.storage_dir)!r}: {e}"
+                ) from e
+            raise
+        return {
+            "location": location,
+            "size": size,
+            "checksum": checksum,
+            "format": FORMAT,
+            "storage_dir": mask_url(self.storage_dir),
+        }
+
+    def _write(self, value: Any, f) -> tuple[int, str]:
+        import cloudpickle
+
+        out = _HashingWriter(f)
+        out.write(MAGIC)
+        out.restart_hash()
+        buffers: list[pickle.PickleBuffer] = []
+        try:
+            cloudpickle.CloudPickler(out, protocol=5, buffer_callback=buffers.append).dump(value)
+        except (pickle.PicklingError, TypeError, AttributeError, ValueError, RecursionError) as e:
+            raise SerializationError(
+                f"cannot pickle value of type {type(value).__module__}.{type(value).__qualname__}: {e}"
+            ) from e
+        pickle_len = out.size - len(MAGIC)
+        pickle_digest = out.restart_hash()
+        for buf in buffers:
+            raw = buf.raw()
+            out.write(_LEN.pack(raw.nbytes))
+            for start in range(0, raw.nbytes, _CHUNK):
+                out.write(raw[start : start + _CHUNK])
+            buf.release()
+        buffers_digest = out.restart_hash()
+        out.write(_FOOTER.pack(pickle_len, len(buffers), pickle_digest, buffers_digest, MAGIC_END))
+        return out.size, _checksum(pickle_digest, buffers_digest)
+
+    def load(self, metadata: dict) -> Any:
+        """Unpickle the value at ``metadata["location"]``, verifying its checksum.
+
+        Raises
+        ------
+        ArtifactNotFoundError
+            The value file is missing (the message names where it looked).
+        CorruptedValueError
+            The file does not match the size or checksum recorded at save time.
+        """
+        path = self._path(metadata["location"])
+        fs = self.fs
+        try:
+            size = fs.size(path)
+        except FileNotFoundError:
+            size = None
+        if size is None:
+            saved_in = metadata.get("storage_dir")
+            raise ArtifactNotFoundError(
+                f"value file {metadata['location']!r} is missing from {mask_url(self.storage_dir)!r}"
+                + (f" (it was saved to {saved_in!r})" if saved_in and saved_in != mask_url(self.storage_dir) else "")
+                + "; point artifact_storage_dir at the directory that holds it"
+            )
+        expected_size = metadata.get("size")
+        if expected_size is not None and size != expected_size:
+            raise CorruptedValueError(
+                f"value file {metadata['location']!r} has {size} bytes, {expected_size} were saved: it is truncated or altered"
+            )
+        try:
+            return self._read(path, size, metadata.get("checksum"), metadata["location"])
+        except (CorruptedValueError, ArtifactNotFoundError):
+            raise
+        except OSError as e:
+            raise StorageError(f"cannot read value file {metadata['location']!r}: {e}") from e
+
+    def _read(self, path: str, size: int, checksum: str | None, location: str) -> Any:
+        fs = self.fs
+        corrupted = CorruptedValueError(
+            f"value file {location!r} does not match its checksum: it was altered or damaged"
+        )
+        with fs.open(path, "rb") as f:
+            if f.read(len(MAGIC)) != MAGIC or size < len(MAGIC) + _FOOTER.size:
+                raise corrupted
+            f.seek(size - _FOOTER.size)
+            pickle_len, n_buffers, pickle_digest, buffers_digest, end = _FOOTER.unpack(f.read(_FOOTER.size))
+            recorded = _checksum(pickle_digest, buffers_digest)
+            if end != MAGIC_END or (checksum and recorded != checksum):
+                raise corrupted
+            reader = _HashingReader(_Cursor(f, len(MAGIC)), pickle_len)
+            buffers = _Cursor(f, len(MAGIC) + pickle_len)
+            buf_hash = _hasher()
+            buffers_end = size - _FOOTER.size
+            try:
+                value = pickle.load(
+                    io.BufferedReader(reader, buffer_size=1 << 16),
+                    buffers=self._buffers(buffers, n_buffers, buf_hash, buffers_end, corrupted),
+                )
+            except CorruptedValueError:
+                raise
+            except Exception as e:
+                # Bytes that do not unpickle are damage unless the file hashes
+                # fine, in which case the error is real (e.g. a missing module).
+                if not self._file_matches(path, pickle_len, pickle_digest, buffers_digest):
+                    raise corrupted from e
+                raise SerializationError(f"cannot unpickle value file {location!r}: {e}") from e
+            if buffers.tell() != buffers_end:
+                raise corrupted
+            if reader.left or reader.h.digest() != pickle_digest or buf_hash.digest() != buffers_digest:
+                raise corrupted
+        return value
+
+    @staticmethod
+    def _buffers(f, n: int, h, end: int, corrupted) -> Iterator[bytearray]:
+        for _ in range(n):
+            head = f.read(_LEN.size)
+            h.update(head)
+            if len(head) != _LEN.size:
+                raise corrupted
+            (length,) = _LEN.unpack(head)
+            if f.tell() + length > end:
+                raise corrupted
+            buf = _allocate(length)
+            view = memoryview(buf).cast("B")
+            for start in range(0, length, _CHUNK):
+                chunk = view[start : start + _CHUNK]
+                if _readinto(f, chunk) != len(chunk):
+                    raise corrupted
+                h.update(chunk)
+            yield buf
+
+    def _file_matches(self, path: str, pickle_len: int, pickle_digest: bytes, buffers_digest: bytes) -> bool:
+        h = _hasher()
+        with self.fs.open(path, "rb") as f:
+            f.seek(len(MAGIC))
+            left = pickle_len
+            while left:
+                data = f.read(min(left, _CHUNK))
+                if not data:
+                    return False
+                h.update(data)
+                left -= len(data)
+            if h.digest() != pickle_digest:
+                return False
+            rest = self.fs.size(path) - _FOOTER.size - len(MAGIC) - pickle_len
+            h = _hasher()
+            while rest > 0:
+                data = f.read(min(rest, _CHUNK))
+                if not data:
+                    return False
+                h.update(data)
+                rest -= len(data)
+            return h.digest() == buffers_digest
+
+    def delete(self, metadata: dict) -> None:
+        """Remove the value file (missing is fine) and its directory once empty."""
+        path = self._path(metadata["location"])
+        self._remove_quietly(path)
+        self._remove_dir_if_empty(posixpath.dirname(path))
+
+    def _remove_dir_if_empty(self, path: str) -> None:
+        # A concurrent save may be filling the dir: rmdir then fails, which is fine.
+        try:
+            if not self.fs.ls(path):
+                self.fs.rmdir(path)
+        except (OSError, NotImplementedError):
+            pass
+
+    def exists(self, metadata: dict) -> bool:
+        """Whether the value file is at its location under the current storage dir."""
+        return self.fs.exists(self._path(metadata["location"]))
+
+    def orphaned_temp_files(self) -> list[str]:
+        """List temporary files left by interrupted saves (paths relative to the root)."""
+        fs = self.fs
+        try:
+            found = fs.glob(posixpath.join(self._root, "*", f"{TEMP_PREFIX}*{TEMP_SUFFIX}"))
+        except FileNotFoundError:
+            return []
+        return sorted(posixpath.relpath(p, self._root) for p in found)
+
+    def _remove_quietly(self, path: str) -> None:
+        try:
+            if self.fs.exists(path):
+                self.fs.rm(path)
+        except Exception as e:  # cleanup must not hide the original error
+            log.warning("could not remove %s: %s", path, e)
