@@ -94,7 +94,7 @@ def to_notebook(
     import nbformat
     from nbformat import v4
 
-    nb = v4.new_notebook()
+    nb = python_notebook([])
     nb.cells.append(
         v4.new_markdown_cell(
             f"# `{name}` (version {version})\n\n"
@@ -108,13 +108,27 @@ def to_notebook(
             # Which original cell this came from, for the curious reader.
             cell.metadata["lineapy"] = {"execution_count": count}
         nb.cells.append(cell)
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nb.metadata["language_info"] = {"name": "python"}
     nbformat.validate(nb)
+    return nb
+
+
+def python_notebook(cells: list):
+    """A new nbformat v4 notebook for the standard ``python3`` kernel.
+
+    Parameters
+    ----------
+    cells : list of nbformat.NotebookNode
+        Its cells.
+
+    Returns
+    -------
+    nbformat.NotebookNode
+    """
+    from nbformat import v4
+
+    nb = v4.new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
     return nb
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 import nbformat
 from nbformat import v4
 
+from lineapy_ext.export import python_notebook
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -159,16 +161,10 @@ NOTEBOOKS = {
 
 def main():
     for name, cells in NOTEBOOKS.items():
-        nb = v4.new_notebook(cells=cells)
+        nb = python_notebook(cells)
         for i, cell in enumerate(nb.cells):
             # Stable ids keep regenerated notebooks diff-free.
             cell.id = f"cell-{i}"
-        nb.metadata["kernelspec"] = {
-            "name": "python3",
-            "display_name": "Python 3",
-            "language": "python",
-        }
-        nb.metadata["language_info"] = {"name": "python"}
         nbformat.validate(nb)
         nbformat.write(nb, HERE / name)
         print(f"wrote {name}")
