@@ -48,3 +48,99 @@ class Slice:
     code: str
     cells: list[tuple[int | None, str]] = field(default_factory=list)
     names: list[str] = field(default_factory=list)
+
+
+import logging  # noqa: E402
+
+from kernel_hooks import Capture, CellRecord  # noqa: E402
+
+from lineapy_ext.analysis import DependencyGraph, StatementFacts, analyze, slice_graph  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+_HIDDEN = frozenset({"_", "__", "___", "In", "Out", "exit", "quit", "get_ipython"})
+
+
+def _analyze_safely(cell: CellRecord) -> list[StatementFacts]:
+    facts = []
+    for st in cell.statements[: cell.completed]:
+        try:
+            facts.append(analyze(st.node) if st.node is not None else StatementFacts(unknown_effects=True))
+        except Exception:  # a bug in the analysis must not lose the cell
+            log.debug("lineapy: could not analyse %r", st.source, exc_info=True)
+            facts.append(StatementFacts(unknown_effects=True))
+    return facts
+
+
+class Tracker:
+    """Capture a shell's cells and slice them on demand.
+
+    Parameters
+    ----------
+    shell : InteractiveShell
+        The shell to capture.
+    """
+
+    def __init__(self, shell):
+        self.shell = shell
+        self.graph = DependencyGraph()
+        self.capture = Capture(shell, on_cell=self._on_cell)
+        recovered = self.capture.install()
+        for cell in recovered:
+            self._on_cell(cell)
+            for st in cell.statements:
+                st.node = None
+        self.recovered = len(recovered)
+        if recovered:
+            print(f"lineapy: {len(recovered)} cell(s) that ran before the extension was loaded "
+                  "were recovered from the input history (without runtime facts).")
+
+    def close(self) -> None:
+        """Remove the capture hooks from the shell."""
+        self.capture.uninstall()
+
+    def _on_cell(self, cell: CellRecord) -> None:
+        self.graph.add_cell(cell, _analyze_safely(cell))
+
+    # -- queries used by the API -------------------------------------------
+    def names_for_value(self, value) -> list[str]:
+        """Global names currently bound to ``value`` (by identity)."""
+        ns = self.shell.user_ns
+        hidden = getattr(self.shell, "user_ns_hidden", {})
+        names = [k for k, v in ns.items()
+                 if v is value and k not in _HIDDEN and not k.startswith("_") and k not in hidden]
+        # Names the graph knows first: they are the ones a slice can be cut for.
+        return sorted(names, key=lambda n: (n not in self.graph.bindings, n))
+
+    def slice(self, names: list[str]) -> Slice:
+        """The slice recomputing ``names`` as they are now.
+
+        Works from inside a running cell: the statements of that cell that
+        already ran are included.
+        """
+        graph = self.graph
+        current = self.capture.current_cell()
+        if current is not None and current.completed:
+            graph = graph.fork()
+            graph.add_cell(current, _analyze_safely(current))
+        result = slice_graph(graph, list(names), self._resolve_artifact)
+        for w in result.warnings:
+            log.warning("lineapy: %s", w)
+        return Slice(code=result.code, cells=result.cells, names=list(names))
+
+    def session_code(self) -> str:
+        """Everything that ran in this session, cell by cell, as typed."""
+        return "\n\n".join(c.raw_source.rstrip() for c in self.capture.cells if c.raw_source.strip()) + "\n"
+
+    def executed_cells(self) -> list[ExecutedCell]:
+        """The captured cells, in execution order."""
+        return [ExecutedCell(c.execution_count, c.raw_source, c.success) for c in self.capture.cells]
+
+    @staticmethod
+    def _resolve_artifact(name: str, version):
+        from lineapy_ext import api
+
+        art = api.get(name, version)
+        meta = art.get_metadata() or {}
+        var_names = meta.get("var_names") or [name]
+        return art.get_code(), var_names[0]

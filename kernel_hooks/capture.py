@@ -1,0 +1,372 @@
+"""Record what really runs in an IPython shell, cell by cell.
+
+:class:`Capture` hooks IPython's ``pre_run_cell``/``post_run_cell`` events and
+appends itself to ``shell.ast_transformers`` (so it sees each cell *after*
+IPython's own input transforms: ``%magic`` lines arrive as
+``get_ipython().run_line_magic(...)`` calls).  For every executed cell it
+keeps a :class:`CellRecord`: sources, the top-level statements, how many of
+them completed, and cheap runtime facts that static analysis cannot see
+(which global names were bound, rebound or deleted, by object identity).
+
+Costs are per cell and per top-level statement, never per executed line: no
+``sys.settrace``.  The expensive part, analysing the statements, is done by
+the listener the owner passes in (``on_cell``), which receives the record
+while the AST nodes are still attached; they are dropped afterwards.
+
+Nothing here imports ``lineapy_ext``: the capture layer knows nothing of
+slicing or storage.  Any failure inside a hook is logged and swallowed, so a
+bug here can never break a user's cell.
+"""
+
+from __future__ import annotations
+
+import ast
+import logging
+import re
+import sys
+from dataclasses import dataclass, field
+from typing import Callable
+
+log = logging.getLogger("kernel_hooks")
+
+#: Value types that can neither be mutated nor hold references to mutable
+#: objects; bindings of these never take part in aliasing.
+ATOMIC_TYPES = (int, float, complex, bool, str, bytes, type(None), range)
+
+#: How many elements of a container are remembered (by identity) to detect
+#: aliasing through containers; bounded so big lists cost nothing extra.
+MAX_ELEMENT_IDS = 64
+
+_MAX_STR_VALUE = 500
+
+# IPython's own bookkeeping names (_i3, _5, _, __, In, Out, ...).
+_HIDDEN_NAME = re.compile(r"_+|_i+|_i?\d+|_[iod]h|In|Out|exit|quit|get_ipython")
+
+
+@dataclass(slots=True)
+class StatementRecord:
+    """One top-level statement of a cell, as IPython ran it."""
+
+    index: int
+    source: str
+    lineno: int
+    end_lineno: int
+    node: ast.stmt | None = None
+
+
+@dataclass(slots=True)
+class Binding:
+    """Runtime facts about one global name bound or rebound by a cell."""
+
+    id: int
+    type_name: str
+    type_module: str
+    atomic: bool
+    str_value: str | None = None
+    element_ids: tuple[int, ...] = ()
+    base_id: int | None = None
+
+
+@dataclass
+class CellRecord:
+    """Everything captured about one executed cell.
+
+    Attributes
+    ----------
+    index : int
+        Position in the capture (0, 1, 2 ...), unique per process.
+    execution_count : int or None
+        IPython's prompt number.
+    raw_source, source : str
+        The cell as typed, and after IPython's input transforms.
+    statements : list of StatementRecord
+        Top-level statements in order.
+    completed : int
+        How many statements ran to completion (all of them unless it raised).
+    success : bool
+        Whether the cell finished without an exception.
+    bound : dict
+        ``name -> Binding`` for global names that are new or refer to a
+        different object after the cell.
+    deleted : set of str
+        Global names that disappeared during the cell.
+    result_id : int or None
+        ``id()`` of the displayed value of a trailing expression, if not None.
+    has_runtime_facts : bool
+        False for cells recovered from input history (extension loaded late).
+    in_progress : bool
+        True while the cell is still running (a save from inside the cell).
+    """
+
+    index: int
+    execution_count: int | None
+    raw_source: str
+    source: str
+    statements: list[StatementRecord] = field(default_factory=list)
+    completed: int = 0
+    success: bool = True
+    error: str | None = None
+    bound: dict[str, Binding] = field(default_factory=dict)
+    deleted: set[str] = field(default_factory=set)
+    result_id: int | None = None
+    has_runtime_facts: bool = True
+    in_progress: bool = False
+
+
+def statement_records(source: str, body: list[ast.stmt]) -> list[StatementRecord]:
+    """Cut ``source`` into the text of each top-level statement in ``body``.
+
+    Decorators belong to their function or class; statements sharing a line
+    (``a = 1; b = 2``) are separated by column.
+    """
+    lines = source.splitlines(keepends=True)
+    records = []
+    for i, node in enumerate(body):
+        start, col = node.lineno, node.col_offset
+        decorators = getattr(node, "decorator_list", None)
+        if decorators:
+            start, col = min(d.lineno for d in decorators), 0
+        end, end_col = node.end_lineno or start, node.end_col_offset
+        text = _segment(lines, start, col, end, end_col)
+        records.append(StatementRecord(i, text, start, end, node))
+    return records
+
+
+def _segment(lines, start, col, end, end_col) -> str:
+    # AST columns are UTF-8 byte offsets, hence the encode/decode.
+    if not lines or start > len(lines):
+        return ""
+    if start == end:
+        line = lines[start - 1].encode()
+        return line[col:end_col].decode(errors="replace")
+    first = lines[start - 1].encode()[col:].decode(errors="replace")
+    middle = lines[start:end - 1]
+    last = lines[end - 1].encode()[:end_col].decode(errors="replace") if end <= len(lines) else ""
+    return first + "".join(middle) + last
+
+
+def _binding(value) -> Binding:
+    tp = type(value)
+    atomic = isinstance(value, ATOMIC_TYPES)
+    b = Binding(id(value), tp.__qualname__, getattr(tp, "__module__", "") or "", atomic)
+    if tp is str and len(value) <= _MAX_STR_VALUE:
+        b.str_value = value
+    elif tp in (list, tuple, set, frozenset):
+        if len(value) <= MAX_ELEMENT_IDS:
+            b.element_ids = tuple(id(v) for v in value if not isinstance(v, ATOMIC_TYPES))
+    elif tp is dict:
+        if len(value) <= MAX_ELEMENT_IDS:
+            b.element_ids = tuple(id(v) for v in value.values() if not isinstance(v, ATOMIC_TYPES))
+    elif tp.__name__ == "ndarray":
+        base = getattr(value, "base", None)
+        if base is not None:
+            b.base_id = id(base)
+    return b
+
+
+class _CellAstRecorder(ast.NodeTransformer):
+    """Registered in ``shell.ast_transformers``; only looks, never rewrites."""
+
+    def __init__(self, capture: "Capture"):
+        self.capture = capture
+
+    def visit(self, node):
+        try:
+            self.capture._on_ast(node)
+        except Exception:  # never let IPython unregister us, never break a cell
+            log.debug("kernel_hooks: AST recording failed", exc_info=True)
+        return node
+
+
+class Capture:
+    """Capture every cell run by ``shell``.
+
+    Parameters
+    ----------
+    shell : IPython.core.interactiveshell.InteractiveShell
+        The shell to observe.
+    on_cell : callable, optional
+        Called as ``on_cell(record)`` once per finished cell, while the
+        statements' AST nodes are still attached.  Exceptions are logged.
+    """
+
+    def __init__(self, shell, on_cell: Callable[[CellRecord], None] | None = None):
+        self.shell = shell
+        self.on_cell = on_cell
+        self.cells: list[CellRecord] = []
+        self._current: CellRecord | None = None
+        self._expect_ast = False
+        self._ids: dict[str, int] = {}
+        self._recorder = _CellAstRecorder(self)
+        self._installed = False
+
+    # -- installation -----------------------------------------------------
+    def install(self, backfill: bool = True) -> list[CellRecord]:
+        """Start capturing; return the cells recovered from input history."""
+        if self._installed:
+            return []
+        recovered = self._backfill() if backfill else []
+        self._ids = self._snapshot()
+        self.shell.events.register("pre_run_cell", self._pre_run_cell)
+        self.shell.events.register("post_run_cell", self._post_run_cell)
+        self.shell.ast_transformers.append(self._recorder)
+        self._installed = True
+        return recovered
+
+    def uninstall(self) -> None:
+        """Stop capturing (the recorded cells are kept)."""
+        if not self._installed:
+            return
+        for event, cb in (("pre_run_cell", self._pre_run_cell), ("post_run_cell", self._post_run_cell)):
+            try:
+                self.shell.events.unregister(event, cb)
+            except ValueError:
+                pass
+        if self._recorder in self.shell.ast_transformers:
+            self.shell.ast_transformers.remove(self._recorder)
+        self._installed = False
+
+    # -- the running cell -------------------------------------------------
+    def current_cell(self) -> CellRecord | None:
+        """The cell being executed right now, with ``completed`` set to the
+        index of the statement currently running (for a save made from inside
+        the cell), or None outside a cell."""
+        cell = self._current
+        if cell is None or not cell.statements:
+            return None
+        lineno = self._running_line()
+        if lineno is not None:
+            cell.completed = _statement_at(cell.statements, lineno)
+        cell.bound, cell.deleted = self._diff(self._snapshot())
+        cell.bound = {k: _binding(self.shell.user_ns[k]) for k in cell.bound}
+        return cell
+
+    def _running_line(self) -> int | None:
+        ns = self.shell.user_global_ns
+        frame, line = sys._getframe(1), None
+        while frame is not None:  # outermost module-level frame of the cell
+            if frame.f_code.co_name == "<module>" and frame.f_globals is ns:
+                line = frame.f_lineno
+            frame = frame.f_back
+        return line
+
+    # -- event handlers ---------------------------------------------------
+    def _pre_run_cell(self, info=None):
+        try:
+            raw = getattr(info, "raw_cell", None) or ""
+            self._current = CellRecord(
+                index=len(self.cells),
+                execution_count=self.shell.execution_count,
+                raw_source=raw,
+                source="",
+                in_progress=True,
+            )
+            self._expect_ast = True
+        except Exception:
+            log.debug("kernel_hooks: pre_run_cell failed", exc_info=True)
+
+    def _on_ast(self, module):
+        # Magics such as %time compile their argument through
+        # shell.transform_ast too: only the first tree after pre_run_cell is
+        # the cell itself.
+        if not self._expect_ast or self._current is None or not isinstance(module, ast.Module):
+            return
+        self._expect_ast = False
+        cell = self._current
+        cell.source = self.shell.transform_cell(cell.raw_source)
+        cell.statements = statement_records(cell.source, module.body)
+
+    def _post_run_cell(self, result=None):
+        cell, self._current, self._expect_ast = self._current, None, False
+        try:
+            if cell is None:  # the cell that loaded us: nothing was recorded
+                self._ids = self._snapshot()
+                return
+            self._finish(cell, result)
+        except Exception:
+            log.debug("kernel_hooks: post_run_cell failed", exc_info=True)
+            return
+        try:
+            if self.on_cell is not None:
+                self.on_cell(cell)
+        except Exception:
+            log.warning("lineapy: analysing cell %s failed; it is kept as is",
+                        cell.execution_count, exc_info=log.isEnabledFor(logging.DEBUG))
+        finally:
+            for st in cell.statements:
+                st.node = None
+
+    def _finish(self, cell: CellRecord, result) -> None:
+        cell.in_progress = False
+        error = getattr(result, "error_in_exec", None)
+        before = getattr(result, "error_before_exec", None)
+        if before is not None:
+            cell.success, cell.completed, cell.statements = False, 0, []
+            cell.error = f"{type(before).__name__}: {before}"
+        elif error is not None:
+            cell.success = False
+            cell.error = f"{type(error).__name__}: {error}"
+            line = self._error_line(error)
+            cell.completed = _statement_at(cell.statements, line) if line else 0
+        else:
+            cell.completed = len(cell.statements)
+        snapshot = self._snapshot()
+        changed, cell.deleted = self._diff(snapshot)
+        ns = self.shell.user_ns
+        cell.bound = {k: _binding(ns[k]) for k in changed}
+        value = getattr(result, "result", None)
+        cell.result_id = id(value) if value is not None else None
+        self._ids = snapshot
+        self.cells.append(cell)
+
+    def _error_line(self, error) -> int | None:
+        ns = self.shell.user_global_ns
+        tb = error.__traceback__
+        while tb is not None:
+            frame = tb.tb_frame
+            if frame.f_code.co_name == "<module>" and frame.f_globals is ns:
+                return tb.tb_lineno
+            tb = tb.tb_next
+        return None
+
+    # -- namespace identity snapshots -------------------------------------
+    def _snapshot(self) -> dict[str, int]:
+        return {k: id(v) for k, v in self.shell.user_ns.items()}
+
+    def _diff(self, snapshot: dict[str, int]):
+        old = self._ids
+        changed = [k for k, _ in snapshot.items() - old.items() if not _HIDDEN_NAME.fullmatch(k)]
+        deleted = {k for k in old.keys() - snapshot.keys() if not _HIDDEN_NAME.fullmatch(k)}
+        return changed, deleted
+
+    # -- cells that ran before the extension was loaded --------------------
+    def _backfill(self) -> list[CellRecord]:
+        hist = getattr(self.shell.history_manager, "input_hist_parsed", None) or []
+        count = getattr(self.shell, "execution_count", 1)
+        recovered = []
+        # The last entry is the cell running %load_ext itself; its code
+        # before the magic has run, the rest is recorded by post_run_cell.
+        for n, src in enumerate(hist[1:count + 1], start=1):
+            if not src.strip():
+                continue
+            try:
+                tree = ast.parse(src)
+            except SyntaxError:
+                continue
+            cell = CellRecord(len(self.cells), n, src, src, has_runtime_facts=False)
+            cell.statements = statement_records(src, tree.body)
+            cell.completed = len(cell.statements)
+            self.cells.append(cell)
+            recovered.append(cell)
+        return recovered
+
+
+def _statement_at(statements: list[StatementRecord], lineno: int) -> int:
+    """Index of the statement running at ``lineno`` (= how many completed)."""
+    idx = 0
+    for st in statements:
+        if st.lineno <= lineno:
+            idx = st.index
+        else:
+            break
+    return idx

@@ -1,0 +1,544 @@
+"""The dependency graph of a session, built statement by statement.
+
+Each executed top-level statement becomes a :class:`Node`.  The graph keeps,
+as of "now" in the session:
+
+- ``bindings``: global name -> object key (two names with one key are
+  aliases), and ``binder``: the statement that last bound the name;
+- ``writers``: object key -> the statements that created or changed that
+  object (in-place mutations included);
+- ``contains``: object key -> keys of objects it may hold references to
+  (containers, views), so a change to an element is a change to the whole.
+
+When a statement is added, its dependencies are fixed from the state *at
+that moment* (what it reads, as bound and mutated so far), which gives
+late binding for free: a global changed after a value was computed never
+leaks into that value's slice.  Calls are resolved here, because only now
+do we know what a name refers to: a function defined in the session is
+analysed through its :class:`FunctionSummary` (transitively), a module
+function by its dotted path, a method by its name and what we know of the
+receiver.  Runtime facts from the capture (object identities at the end of
+the cell) refine the static picture: aliasing that syntax cannot see,
+names bound by ``exec`` or star imports, methods that returned a fresh
+object and so did not mutate their receiver.
+
+Everything uncertain errs on the side of more dependencies.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+from lineapy_ext.analysis.statements import (
+    DISPLAYED,
+    MUTATING_BUILTINS,
+    MUTATING_METHODS,
+    MUTATING_MODULE_FUNCS,
+    OPAQUE_BUILTINS,
+    PURE_BUILTINS,
+    PURE_METHODS,
+    RANDOM_READING_METHODS,
+    CallSite,
+    ClassSummary,
+    FunctionSummary,
+    StatementFacts,
+    _looks_like_path,
+)
+
+__all__ = ["DependencyGraph", "Node"]
+
+_RNG_TYPES = frozenset({
+    ("numpy.random._generator", "Generator"),
+    ("numpy.random.mtrand", "RandomState"),
+    ("random", "Random"),
+    ("random", "SystemRandom"),
+})
+
+
+@dataclass(slots=True)
+class Node:
+    """One executed top-level statement."""
+
+    id: int
+    cell: int
+    execution_count: int | None
+    index: int
+    source: str
+    emit: str | None = None
+    deps: tuple[int, ...] = ()
+    drop: bool = False
+    opaque: bool = False
+    artifact_get: tuple | None = None
+
+    @property
+    def code(self) -> str:
+        """The plain-Python text of the statement."""
+        return self.emit if self.emit is not None else self.source
+
+
+def _module_state_key(path: str) -> str | None:
+    """Hidden-state key of a module-level call, e.g. ``numpy.random.rand`` ->
+    ``"state:numpy.random"``; None when the call keeps no hidden state."""
+    parts = path.split(".")
+    if "random" in parts:
+        return "state:" + ".".join(parts[: parts.index("random") + 1])
+    if parts[-1] in ("seed", "manual_seed", "set_seed"):
+        return "state:" + (parts[0] + ".random" if parts[0] != "random" else "random")
+    return None
+
+
+class DependencyGraph:
+    """Incrementally built statement-level dependency graph of a session."""
+
+    def __init__(self):
+        self.nodes: list[Node] = []
+        self.bindings: dict[str, int] = {}
+        self.binder: dict[str, int] = {}
+        self.writers: dict[int, tuple[int, ...]] = {}
+        self.contains: dict[int, frozenset[int]] = {}
+        self.key_of_id: dict[int, int] = {}
+        self.id_of_key: dict[int, int] = {}
+        self.functions: dict[int, FunctionSummary] = {}
+        self.classes: dict[int, ClassSummary] = {}
+        self.instance_of: dict[int, int] = {}
+        self.modules: dict[str, str] = {}
+        self.strings: dict[int, str] = {}
+        self.rng_objects: set[int] = set()
+        self.files: dict[str, tuple[int, ...]] = {}
+        self.state: dict[str, tuple[int, ...]] = {}
+        self._next_key = 0
+
+    # -- copies ---------------------------------------------------------------
+    def fork(self) -> "DependencyGraph":
+        """A copy that can take more statements without changing this one.
+
+        Used for a save made from inside a running cell: the statements of
+        that cell that already ran are added to the fork only.
+        """
+        g = DependencyGraph.__new__(DependencyGraph)
+        for k, v in self.__dict__.items():
+            g.__dict__[k] = v.copy() if isinstance(v, (dict, list, set)) else v
+        return g
+
+    # -- keys -----------------------------------------------------------------
+    def _new_key(self) -> int:
+        self._next_key += 1
+        return self._next_key
+
+    def _add_writer(self, key: int, nid: int) -> None:
+        w = self.writers.get(key, ())
+        if not w or w[-1] != nid:
+            self.writers[key] = w + (nid,)
+
+    def closure(self, key: int) -> set[int]:
+        """Statements that created or changed ``key`` or anything it holds."""
+        out: set[int] = set()
+        stack, seen = [key], {key}
+        while stack:
+            k = stack.pop()
+            out.update(self.writers.get(k, ()))
+            for c in self.contains.get(k, ()):
+                if c not in seen:
+                    seen.add(c)
+                    stack.append(c)
+        return out
+
+    def _reachable(self, key: int) -> set[int]:
+        stack, seen = [key], {key}
+        while stack:
+            for c in self.contains.get(stack.pop(), ()):
+                if c not in seen:
+                    seen.add(c)
+                    stack.append(c)
+        return seen
+
+    # -- cells ----------------------------------------------------------------
+    def add_cell(self, cell, facts: list[StatementFacts]) -> list[int]:
+        """Add the completed statements of ``cell`` (a ``kernel_hooks``
+        CellRecord) with their static ``facts``; return the new node ids."""
+        n = min(cell.completed, len(facts), len(cell.statements))
+        last_def: dict[str, int] = {}
+        for i in range(n):
+            for name in facts[i].defs:
+                last_def[name] = i
+        ctx = _CellContext(cell, last_def)
+        new = [self._add_statement(cell, cell.statements[i], facts[i], ctx) for i in range(n)]
+        if cell.has_runtime_facts:
+            self._reconcile(cell, facts[:n], new)
+        return new
+
+    def _add_statement(self, cell, st, f: StatementFacts, ctx: "_CellContext") -> int:
+        nid = len(self.nodes)
+        node = Node(nid, cell.index, cell.execution_count, st.index, st.source, f.emit,
+                    drop=f.drop, opaque=f.opaque, artifact_get=f.artifact_get)
+        self.nodes.append(node)
+        if f.drop:
+            return nid
+        deps: set[int] = set()
+        mutated: dict[int, bool] = {}
+        extra_defs: list[str] = []
+
+        def read(name: str) -> None:
+            b = self.binder.get(name)
+            if b is not None:
+                deps.add(b)
+            k = self.bindings.get(name)
+            if k is not None:
+                deps.update(self.closure(k))
+
+        def mark(key: int | None, deep: bool = False) -> None:
+            if key is not None:
+                mutated[key] = mutated.get(key, False) or deep
+
+        def touch_state(skey: str, write: bool = True) -> None:
+            deps.update(self.state.get(skey, ()))
+            if write:
+                self.state[skey] = self.state.get(skey, ()) + (nid,)
+
+        for u in f.uses:
+            read(u)
+        if f.unknown_effects:
+            for name in list(self.bindings):
+                read(name)
+        env = _Env(self.bindings.get, read, mark, touch_state, extra_defs)
+        for call in f.calls:
+            self._call(call, env, ctx, set(), st.index)
+        for name, deep in f.mutations:
+            mark(self.bindings.get(name), deep)
+
+        self._files(f, nid, deps)
+
+        for key, deep in mutated.items():
+            deps.update(self.closure(key))
+            self._add_writer(key, nid)
+            if deep:
+                for c in self._reachable(key):
+                    self._add_writer(c, nid)
+        for name in f.augmented:
+            if name in self.bindings:
+                self.binder[name] = nid
+        for name in f.defs:
+            if name not in f.augmented or name not in self.bindings:
+                self._bind(name, nid)
+        for name in list(f.maybe_defs) + extra_defs:
+            read(name)
+            self._bind(name, nid)
+        for target, source in f.aliases:
+            if source in self.bindings:
+                self.bindings[target] = self.bindings[source]
+        for holder, held in f.contains:
+            kh, kn = self.bindings.get(holder), self.bindings.get(held)
+            if kh is not None and kn is not None and kh != kn:
+                self.contains[kh] = self.contains.get(kh, frozenset()) | {kn}
+        for name in f.defs:
+            self.modules.pop(name, None)
+        for name, path in f.imports:
+            self.modules[name] = path
+        for name, summary in f.functions.items():
+            if name in self.bindings:
+                self.functions[self.bindings[name]] = summary
+        for name, summary in f.classes.items():
+            if name in self.bindings:
+                self.classes[self.bindings[name]] = summary
+        for target, cls in f.instances:
+            kc = self.bindings.get(cls)
+            if kc in self.classes and target in self.bindings:
+                self.instance_of[self.bindings[target]] = kc
+        for name in f.deletes:
+            self.bindings.pop(name, None)
+            self.binder.pop(name, None)
+            self.modules.pop(name, None)
+        deps.discard(nid)
+        node.deps = tuple(sorted(deps))
+        return nid
+
+    def _bind(self, name: str, nid: int) -> None:
+        key = self._new_key()
+        self.writers[key] = (nid,)
+        self.bindings[name] = key
+        self.binder[name] = nid
+
+    def _files(self, f: StatementFacts, nid: int, deps: set[int]) -> None:
+        paths = list(f.paths)
+        for u in f.uses:
+            k = self.bindings.get(u)
+            if k in self.strings and _looks_like_path(self.strings[k]):
+                paths.append(self.strings[k])
+        for p in paths:
+            norm = os.path.normpath(p)
+            for known, writers in self.files.items():
+                if known == norm or known.startswith(norm + os.sep) or norm.startswith(known + os.sep):
+                    deps.update(writers)
+            if f.writes_files:
+                self.files[norm] = self.files.get(norm, ()) + (nid,)
+
+    # -- calls ----------------------------------------------------------------
+    def _call(self, call: CallSite, env: "_Env", ctx: "_CellContext", visited: set, st_index: int) -> None:
+        chain = call.chain
+        args = [env.resolve(a) if a else None for a in call.args]
+        kwargs = {k: env.resolve(v) for k, v in call.kwargs}
+        for name in call.out:
+            env.mark(env.resolve(name), False)
+        if chain is None:
+            self._mark_args(call, env, args, kwargs)
+            return
+        root = chain[0]
+        rkey = env.resolve(root)
+        path = self._module_path(root, chain, env)
+        if path is not None:
+            skey = _module_state_key(path)
+            if skey:
+                env.touch_state(skey)
+            pos = MUTATING_MODULE_FUNCS.get(chain[-1], -1)
+            if pos is not None and pos >= 0 and pos < len(args):
+                env.mark(args[pos], True)
+            if call.inplace and args:
+                env.mark(args[0], False)
+            return
+        if len(chain) == 1:
+            if rkey in self.functions:
+                self._apply(self.functions[rkey], rkey, args, kwargs, call, env, ctx, visited, None)
+            elif rkey in self.classes:
+                init = self.classes[rkey].methods.get("__init__")
+                if init is not None:
+                    self._apply(init, rkey, [None] + args, kwargs, call, env, ctx, visited, None)
+            elif rkey is None and root in PURE_BUILTINS:
+                pass
+            elif rkey is None and root in MUTATING_BUILTINS:
+                if args:
+                    env.mark(args[0], True)
+            elif rkey is None and root in OPAQUE_BUILTINS:
+                pass
+            else:
+                self._mark_args(call, env, args, kwargs)
+            return
+        # A method call on (something reached from) ``root``.
+        method = chain[-1]
+        deep = len(chain) > 2 or call.receiver_deep or call.through_call
+        cls = self.instance_of.get(rkey) if rkey is not None else None
+        if cls is not None and not deep:
+            summary = self.classes[cls].methods.get(method)
+            if summary is not None:
+                self._apply(summary, rkey, [rkey] + args, kwargs, call, env, ctx, visited, None)
+                return
+            for r in self.classes[cls].all_reads():
+                env.read(r)
+        if rkey in self.rng_objects:
+            env.mark(rkey)
+            return
+        if method in RANDOM_READING_METHODS:
+            for skey in list(self.state):
+                env.touch_state(skey, write=False)
+        if call.inplace:
+            env.mark(rkey, deep)
+        elif method in MUTATING_METHODS:
+            env.mark(rkey, deep)
+            if rkey is not None:
+                held = {k for k in args if k is not None and k != rkey}
+                if held:
+                    self.contains[rkey] = self.contains.get(rkey, frozenset()) | held
+        elif method in PURE_METHODS:
+            pass
+        elif not self._returned_fresh(call, rkey, ctx, st_index):
+            env.mark(rkey, deep)
+
+    def _returned_fresh(self, call: CallSite, rkey, ctx: "_CellContext", st_index: int) -> bool:
+        """Runtime rule: a method whose result is a new, non-None object did
+        not (we assume) change its receiver."""
+        cell = ctx.cell
+        if not cell.has_runtime_facts or rkey is None or call.assigned_to is None:
+            return False
+        recv_id = self.id_of_key.get(rkey)
+        if call.assigned_to == DISPLAYED:
+            if st_index != len(cell.statements) - 1 or cell.result_id is None:
+                return False
+            return recv_id is not None and cell.result_id != recv_id
+        if ctx.last_def.get(call.assigned_to) != st_index:
+            return False
+        b = cell.bound.get(call.assigned_to)
+        return (b is not None and b.type_name != "NoneType" and recv_id is not None
+                and b.id != recv_id)
+
+    def _mark_args(self, call, env, args, kwargs) -> None:
+        for k in args:
+            env.mark(k, True)
+        for k in kwargs.values():
+            env.mark(k, True)
+        for name in call.deep_args:
+            env.mark(env.resolve(name), True)
+
+    def _module_path(self, root: str, chain, env) -> str | None:
+        if root not in self.modules or env.resolve(root) != self.bindings.get(root):
+            return None
+        return ".".join((self.modules[root],) + tuple(chain[1:]))
+
+    def _apply(self, summary: FunctionSummary, fkey, args, kwargs, call, env, ctx, visited, _self) -> None:
+        """Apply the call-time effects of a session function."""
+        marker = (fkey, id(summary))
+        if marker in visited:
+            return
+        visited = visited | {marker}
+        pmap: dict[str, int | None] = {}
+        for i, p in enumerate(summary.params):
+            if i < len(args):
+                pmap[p] = args[i]
+        for k, v in kwargs.items():
+            pmap[k] = v
+        params = set(summary.params) | set(summary.kwonly)
+        for r in summary.reads:
+            env.read(r)
+        for w in summary.writes:
+            env.read(w)
+            env.extra_defs.append(w)
+        for name, deep in summary.mutations:
+            if name in pmap:
+                env.mark(pmap[name], deep)
+            elif name in params or summary.has_varargs and name not in self.bindings:
+                self._mark_args(call, env, args, kwargs)
+            else:
+                env.mark(self.bindings.get(name), deep)
+                if name in self.bindings:
+                    env.read(name)
+
+        def resolve(name: str):
+            if name in pmap:
+                return pmap[name]
+            if name in params:
+                return None
+            return self.bindings.get(name)
+
+        inner = _Env(resolve, env.read, env.mark, env.touch_state, env.extra_defs)
+        for c in summary.calls:
+            if c.chain and c.chain[0] in params and c.chain[0] not in pmap:
+                continue
+            self._call(c, inner, _NO_CELL, visited, -1)
+
+    # -- runtime facts ---------------------------------------------------------
+    def _reconcile(self, cell, facts: list[StatementFacts], new: list[int]) -> None:
+        static = set()
+        for f in facts:
+            static.update(f.defs)
+            static.update(f.maybe_defs)
+            static.update(f.deletes)
+        live = [nid for nid in new if not self.nodes[nid].drop]
+        suspects = [nid for nid, f in zip(new, facts) if f.unknown_effects or f.opaque or f.star_imports]
+        if not suspects:
+            suspects = [nid for nid, f in zip(new, facts) if f.calls and not f.drop] or live
+        for name, b in cell.bound.items():
+            if name not in static or name not in self.bindings:
+                if not suspects:
+                    continue
+                key = self._new_key()
+                self.writers[key] = tuple(suspects)
+                self.bindings[name] = key
+                self.binder[name] = suspects[-1]
+                for nid in suspects:
+                    node = self.nodes[nid]
+                    node.deps = tuple(sorted(set(node.deps) | set(self._deps_of_suspects(suspects, nid))))
+            key = self.bindings[name]
+            other = self.key_of_id.get(b.id)
+            if other is not None and other != key and not b.atomic and self._is_live(other, name):
+                self.writers[other] = tuple(sorted(set(self.writers.get(other, ())) | set(self.writers.get(key, ()))))
+                self.bindings[name] = key = other
+            if not b.atomic:
+                self.key_of_id[b.id] = key
+                self.id_of_key[key] = b.id
+            if b.str_value is not None:
+                self.strings[key] = b.str_value
+            held = {self.key_of_id[e] for e in b.element_ids if e in self.key_of_id}
+            if b.base_id is not None and b.base_id in self.key_of_id:
+                base = self.key_of_id[b.base_id]
+                held.add(base)
+                self.contains[base] = self.contains.get(base, frozenset()) | {key}
+            held.discard(key)
+            if held:
+                self.contains[key] = self.contains.get(key, frozenset()) | held
+            if b.type_module == "__main__":
+                cls = self.bindings.get(b.type_name.split(".")[0])
+                if cls in self.classes:
+                    self.instance_of[key] = cls
+            if (b.type_module, b.type_name) in _RNG_TYPES:
+                self.rng_objects.add(key)
+        for name in cell.deleted:
+            if name not in static:
+                self.bindings.pop(name, None)
+                self.binder.pop(name, None)
+
+    def _deps_of_suspects(self, suspects, nid) -> Iterable[int]:
+        return (s for s in suspects if s < nid)
+
+    def _is_live(self, key: int, except_name: str) -> bool:
+        return any(k == key and n != except_name for n, k in self.bindings.items())
+
+    # -- queries ---------------------------------------------------------------
+    def call_time_reads(self, key: int, visited: set | None = None) -> set[str]:
+        """Global names a function, class or instance reads when used later."""
+        visited = visited if visited is not None else set()
+        if key in visited:
+            return set()
+        visited.add(key)
+        summaries: list[FunctionSummary] = []
+        if key in self.functions:
+            summaries.append(self.functions[key])
+        cls = self.classes.get(key) or self.classes.get(self.instance_of.get(key, -1))
+        if cls is not None:
+            summaries.extend(cls.methods.values())
+        names: set[str] = set()
+        for s in summaries:
+            names |= s.reads | s.writes
+            for c in s.calls:
+                if c.chain and c.chain[0] in self.bindings:
+                    names |= self.call_time_reads(self.bindings[c.chain[0]], visited)
+        return names
+
+    def seeds(self, name: str) -> set[int]:
+        """Statements a slice for ``name`` must start from."""
+        out = {self.binder[name]} if name in self.binder else set()
+        key = self.bindings[name]
+        out |= self.closure(key)
+        for k in self._reachable(key):
+            for r in self.call_time_reads(k):
+                if r in self.binder:
+                    out.add(self.binder[r])
+                if r in self.bindings:
+                    out |= self.closure(self.bindings[r])
+        return out
+
+    def backward(self, seeds: Iterable[int]) -> list[int]:
+        """All statements the ``seeds`` depend on, in execution order."""
+        seen = set(seeds)
+        stack = list(seen)
+        nodes = self.nodes
+        while stack:
+            for d in nodes[stack.pop()].deps:
+                if d not in seen:
+                    seen.add(d)
+                    stack.append(d)
+        return sorted(seen)
+
+
+@dataclass(slots=True)
+class _Env:
+    resolve: Callable[[str], int | None]
+    read: Callable[[str], None]
+    mark: Callable[[int | None, bool], None]
+    touch_state: Callable[..., None]
+    extra_defs: list
+
+
+@dataclass(slots=True)
+class _CellContext:
+    cell: object
+    last_def: dict
+
+
+class _NoCell:
+    has_runtime_facts = False
+    statements = ()
+    bound: dict = {}
+    result_id = None
+
+
+_NO_CELL = _CellContext(_NoCell(), {})

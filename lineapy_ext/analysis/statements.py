@@ -1,0 +1,951 @@
+"""Static facts about one top-level statement: what it reads, binds, mutates.
+
+:func:`analyze` turns an ``ast.stmt`` (as IPython ran it, after input
+transforms) into :class:`StatementFacts`.  Everything here is purely
+syntactic and knows nothing of IPython beyond recognising the calls that
+IPython's transforms produce for magics and shell lines
+(``get_ipython().run_line_magic(...)`` etc.), which are rewritten into plain
+Python where that is possible and dropped where they have no effect.
+
+Scoping follows Python's rules: names bound in function bodies,
+comprehensions and lambdas are local; ``global``/``nonlocal`` are honoured;
+a walrus in a comprehension binds in the enclosing scope.  Reads are
+*read-before-write* in evaluation order, so ``for i in ...: total += i``
+reads ``total`` but not ``i``.
+
+Calls are not resolved here: which function or method a call reaches is only
+known at the time the statement ran, so calls are recorded as
+:class:`CallSite` objects and resolved by :mod:`lineapy_ext.analysis.graph`.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+
+#: ``CallSite.assigned_to`` of a call whose value is displayed (a cell's
+#: trailing expression) rather than bound to a name.
+DISPLAYED = "<displayed>"
+
+__all__ = ["DISPLAYED", "CallSite", "FunctionSummary", "ClassSummary", "StatementFacts", "analyze"]
+
+
+@dataclass(slots=True)
+class CallSite:
+    """One call expression.
+
+    ``chain`` is the dotted access the callee was reached through when it is
+    rooted at a name (``np.random.rand`` -> ``("np", "random", "rand")``),
+    else None.  ``through_call`` is set when the receiver is the result of
+    another call (``d.get(k).append(1)``).  ``args``/``kwargs`` hold the
+    arguments that are plain names; ``deep_args`` the roots of arguments that
+    are subscripts or attributes (``f(x[0])`` may mutate what ``x`` holds).
+    """
+
+    chain: tuple[str, ...] | None
+    args: tuple[str | None, ...] = ()
+    kwargs: tuple[tuple[str, str], ...] = ()
+    deep_args: tuple[str, ...] = ()
+    inplace: bool = False
+    out: tuple[str, ...] = ()
+    through_call: bool = False
+    assigned_to: str | None = None
+    receiver_deep: bool = False
+
+
+@dataclass(slots=True)
+class FunctionSummary:
+    """What a function does to the world when called (not when defined)."""
+
+    params: tuple[str, ...]
+    kwonly: tuple[str, ...]
+    has_varargs: bool
+    reads: frozenset[str]
+    writes: frozenset[str]
+    mutations: tuple[tuple[str, bool], ...]
+    calls: tuple[CallSite, ...]
+    aliases: dict[str, str] = field(default_factory=dict)
+    hidden_state_paths: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class ClassSummary:
+    """Methods of a class defined in the session, by name."""
+
+    methods: dict[str, FunctionSummary]
+
+    def all_reads(self) -> frozenset[str]:
+        out: set[str] = set()
+        for m in self.methods.values():
+            out |= m.reads
+        return frozenset(out)
+
+
+@dataclass(slots=True)
+class StatementFacts:
+    """Static facts about one top-level statement.
+
+    ``emit`` is the plain-Python text to put in a slice when it differs from
+    the source (magic rewritten); ``drop`` marks statements that have no
+    effect a slice could need (``%matplotlib``, ``!ls``, ``%lineapy save``);
+    ``opaque`` marks statements with effects that cannot be written as plain
+    Python (an unknown magic that binds names).
+    """
+
+    uses: frozenset[str] = frozenset()
+    defs: tuple[str, ...] = ()
+    maybe_defs: frozenset[str] = frozenset()
+    deletes: tuple[str, ...] = ()
+    mutations: tuple[tuple[str, bool], ...] = ()
+    augmented: frozenset[str] = frozenset()
+    calls: tuple[CallSite, ...] = ()
+    aliases: tuple[tuple[str, str], ...] = ()
+    contains: tuple[tuple[str, str], ...] = ()
+    imports: tuple[tuple[str, str], ...] = ()
+    star_imports: tuple[str, ...] = ()
+    functions: dict[str, FunctionSummary] = field(default_factory=dict)
+    classes: dict[str, ClassSummary] = field(default_factory=dict)
+    instances: tuple[tuple[str, str], ...] = ()
+    paths: tuple[str, ...] = ()
+    writes_files: bool = False
+    reads_files: bool = False
+    unknown_effects: bool = False
+    emit: str | None = None
+    drop: bool = False
+    opaque: bool = False
+    artifact_get: tuple[str, int | None, str] | None = None
+
+
+# --- knowledge about common callables ---------------------------------------
+
+#: Builtins that neither mutate their arguments nor keep hidden state.
+PURE_BUILTINS = frozenset("""
+abs all any ascii bin bool bytearray bytes callable chr complex dict dir divmod
+enumerate filter float format frozenset getattr hasattr hash help hex id int
+isinstance issubclass iter len list map max min oct ord pow print range repr
+reversed round set slice sorted str sum tuple type zip display vars locals
+memoryview object super property staticmethod classmethod input
+""".split())
+
+#: Builtins that change their first argument.
+MUTATING_BUILTINS = frozenset({"setattr", "delattr", "next"})
+
+#: Builtins whose effects on the namespace cannot be seen statically.
+OPAQUE_BUILTINS = frozenset({"exec", "eval", "globals", "__import__", "compile"})
+
+#: Method names that never change their receiver (whatever its type).
+PURE_METHODS = frozenset("""
+copy deepcopy head tail describe info count index get keys values items
+startswith endswith format join split rsplit strip lstrip rstrip lower upper
+title replace find rfind encode decode isdigit isalpha isnumeric
+predict predict_proba predict_log_proba decision_function score transform
+inverse_transform get_params get_feature_names_out to_numpy to_list tolist
+to_dict to_frame to_string to_markdown to_html to_records astype reshape
+ravel flatten mean median sum std var min max argmin argmax prod cumsum
+cumprod nunique unique value_counts isna isnull notna notnull any all
+groupby agg aggregate apply applymap map merge concat dropna fillna
+drop drop_duplicates rename reset_index set_index sort_values sort_index
+query filter select_dtypes corr cov round abs clip dot T transpose
+plot hist boxplot scatter show summary conf_int params pvalues
+issubset issuperset union intersection difference symmetric_difference
+isdisjoint nbytes sample where mask pivot pivot_table melt stack unstack
+explode assign pipe rolling expanding resample shift diff pct_change rank
+idxmin idxmax quantile mode memory_usage equals isin between duplicated
+to_csv to_parquet to_json to_pickle to_excel to_feather savefig
+""".split())
+
+#: Method names that change their receiver whatever the receiver is.
+MUTATING_METHODS = frozenset("""
+append extend insert remove pop popitem clear update setdefault add discard
+sort reverse fit partial_fit fit_transform fit_predict set_params seed
+shuffle fill resize put itemset setflags intersection_update
+difference_update symmetric_difference_update appendleft extendleft
+popleft rotate send throw close write writelines truncate flush set_index_inplace
+__setitem__ __delitem__ __iadd__ set_output
+""".split())
+
+#: Methods that consult global random state when the estimator has no seed.
+RANDOM_READING_METHODS = frozenset({"fit", "fit_transform", "fit_predict", "partial_fit", "sample"})
+
+#: Module-level functions that change an argument (by position).
+MUTATING_MODULE_FUNCS = {
+    "shuffle": 0, "copyto": 0, "put": 0, "place": 0, "putmask": 0,
+    "fill_diagonal": 0, "heappush": 0, "heappop": 0, "heapify": 0,
+    "heapreplace": 0, "heappushpop": 0, "insort": 0, "insort_left": 0,
+    "insort_right": 0, "seed": None,
+}
+
+_WRITE_CALLS = frozenset("""
+to_csv to_parquet to_json to_pickle to_excel to_feather to_hdf to_stata
+to_orc savefig save savez savez_compressed savetxt dump write write_text
+write_bytes mkdir makedirs touch copy copyfile copy2 copytree move rename
+replace unlink remove rmdir rmtree dump_svmlight_file imsave imwrite
+""".split())
+
+_PATH_LIKE = re.compile(r"^[\w\-.~/\\:]+$")
+
+
+def _looks_like_path(s: str) -> bool:
+    if not s or len(s) > 300 or "\n" in s or not _PATH_LIKE.match(s):
+        return False
+    return "/" in s or bool(re.search(r"\.[A-Za-z0-9]{1,10}$", s))
+
+
+def _chain(node) -> tuple[tuple[str, ...] | None, bool, bool]:
+    """Dotted chain of ``node`` -> (names, deep, through_call).
+
+    ``a.b.c`` -> (("a","b","c"), ...); subscripts are stepped through and make
+    the access deep; a call in the chain sets ``through_call``.
+    """
+    parts: list[str] = []
+    deep = through_call = False
+    while True:
+        if isinstance(node, ast.Attribute):
+            parts.append(node.attr)
+            node = node.value
+        elif isinstance(node, ast.Subscript):
+            deep = True
+            node = node.value
+        elif isinstance(node, ast.Call):
+            through_call = True
+            node = node.func
+        elif isinstance(node, ast.Name):
+            parts.append(node.id)
+            return tuple(reversed(parts)), deep, through_call
+        else:
+            return None, deep, through_call
+
+
+def _root(node) -> str | None:
+    chain, _, _ = _chain(node)
+    return chain[0] if chain else None
+
+
+# --- magics -----------------------------------------------------------------
+
+_CODE_LINE_MAGICS = frozenset({"time", "prun", "capture"})
+_CODE_CELL_MAGICS = frozenset({"time", "prun", "capture", "python", "python3"})
+_DROP_MAGICS = frozenset("""
+matplotlib load_ext unload_ext reload_ext config pip conda who whos who_ls
+timeit lsmagic magic history hist pwd ls env alias_magic pinfo pinfo2 psearch
+precision xmode colors doctest_mode automagic autocall autoawait page pdoc
+pdef psource pfile debug pdb tb notebook save recall rerun edit logstart
+logstop logon logoff logstate reset_selective sx system sc bookmark dhist
+dirs popd pushd cd load_ipython_extension html javascript js latex markdown
+svg writefile script bash sh sx lineapy
+""".split())
+
+
+def _ipython_call(node) -> tuple[str, tuple] | None:
+    """Recognise ``get_ipython().<method>(<str literals>)``."""
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+        return None
+    inner = node.func.value
+    if not (isinstance(inner, ast.Call) and isinstance(inner.func, ast.Name)
+            and inner.func.id == "get_ipython" and not inner.args):
+        return None
+    args = []
+    for a in node.args:
+        if isinstance(a, ast.Constant) and isinstance(a.value, str):
+            args.append(a.value)
+        else:
+            args.append(None)
+    return node.func.attr, tuple(args)
+
+
+def _magic_code(call) -> tuple[str, str | None] | None:
+    """For an IPython call, return (kind, code): kind is 'code' (run ``code``
+    as Python), 'drop', 'getoutput' (code is the command), 'lineapy' or
+    'opaque'."""
+    method, args = call
+    if method == "run_line_magic" and len(args) >= 2 and args[0]:
+        name, line = args[0], args[1]
+        if name in _CODE_LINE_MAGICS and line is not None:
+            return "code", line
+        if name == "lineapy":
+            return "lineapy", line
+        if name in _DROP_MAGICS:
+            return "drop", None
+        return "opaque", None
+    if method == "run_cell_magic" and len(args) >= 3 and args[0]:
+        name, body = args[0], args[2]
+        if name in _CODE_CELL_MAGICS and body is not None:
+            return "code", body
+        if name in _DROP_MAGICS:
+            # %%writefile creates a file a later cell may read.
+            return ("opaque", None) if name == "writefile" else ("drop", None)
+        return "opaque", None
+    if method in ("system", "run_line_magic", "run_cell_magic"):
+        return "drop", None
+    if method == "getoutput" and args and args[0] is not None:
+        return "getoutput", args[0]
+    return "opaque", None
+
+
+def _lineapy_get(line: str | None) -> tuple[str, int | None, str] | None:
+    """Parse ``get NAME [--version N] [--as VAR]`` from a %lineapy line."""
+    if not line:
+        return None
+    words = line.split()
+    if not words or words[0] != "get" or len(words) < 2:
+        return None
+    name, version, var = words[1], None, words[1]
+    it = iter(words[2:])
+    for w in it:
+        if w == "--version":
+            version = int(next(it, "0"))
+        elif w == "--as":
+            var = next(it, var)
+    return name, version, var
+
+
+def _rewrite_magics(stmt: ast.stmt) -> tuple[list[ast.stmt] | None, str, object]:
+    """Rewrite a statement that is (or assigns) an IPython magic call.
+
+    Returns (new statements or None, kind, extra).  None means "leave as is".
+    """
+    value = stmt.value if isinstance(stmt, (ast.Expr, ast.Assign)) else None
+    call = _ipython_call(value) if value is not None else None
+    if call is None:
+        return None, "", None
+    kind, code = _magic_code(call)
+    if kind == "code":
+        try:
+            body = ast.parse(code).body
+        except SyntaxError:
+            return None, "opaque", None
+        if isinstance(stmt, ast.Expr):
+            return body, "code", None
+        if len(body) == 1 and isinstance(body[0], ast.Expr):
+            new = ast.Assign(targets=stmt.targets, value=body[0].value)
+            return [ast.fix_missing_locations(ast.copy_location(new, stmt))], "code", None
+        return None, "opaque", None
+    if kind == "getoutput" and isinstance(stmt, ast.Assign):
+        src = (f"import subprocess\n{ast.unparse(stmt.targets[0])} = subprocess.run("
+               f"{code!r}, shell=True, capture_output=True, text=True).stdout.splitlines()")
+        return ast.parse(src).body, "code", None
+    if kind == "lineapy":
+        return None, "lineapy", _lineapy_get(code)
+    return None, kind, None
+
+
+# --- the walkers ------------------------------------------------------------
+
+_SCOPE_NODES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
+_COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+
+
+def _stored_names(body: list[ast.AST]) -> set[str]:
+    """Names bound directly in a function body (Python's local-variable rule)."""
+    out: set[str] = set()
+    stack = list(body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            out.add(node.name)
+            stack.extend(node.decorator_list)
+            continue
+        if isinstance(node, ast.Lambda):
+            continue
+        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            out.add(node.id)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for a in node.names:
+                if a.name != "*":
+                    out.add(a.asname or a.name.split(".")[0])
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            out.add(node.name)
+        elif isinstance(node, ast.NamedExpr):
+            out.add(node.target.id)
+        elif isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name:
+            out.add(node.name)
+        elif isinstance(node, ast.MatchMapping) and node.rest:
+            out.add(node.rest)
+        if isinstance(node, _COMPREHENSIONS):
+            # Only walrus targets leak out of a comprehension.
+            out.update(n.target.id for n in ast.walk(node) if isinstance(n, ast.NamedExpr))
+            continue
+        stack.extend(ast.iter_child_nodes(node))
+    return out
+
+
+class _Walker:
+    """Walks one statement (or a function body) in evaluation order."""
+
+    def __init__(self, local_names: set[str] | None = None, declared_global: set[str] | None = None):
+        # local_names is None at module level; inside a function it is the set
+        # of the function's local variables.
+        self.local_names = local_names
+        self.declared_global = declared_global or set()
+        self.uses: set[str] = set()
+        self.defs: list[str] = []
+        self.maybe: set[str] = set()
+        self.assigned: set[str] = set()
+        self.deletes: list[str] = []
+        self.mutations: dict[str, bool] = {}
+        self.augmented: set[str] = set()
+        self.calls: list[CallSite] = []
+        self.aliases: list[tuple[str, str]] = []
+        self.contains: list[tuple[str, str]] = []
+        self.imports: list[tuple[str, str]] = []
+        self.star_imports: list[str] = []
+        self.functions: dict[str, FunctionSummary] = {}
+        self.classes: dict[str, ClassSummary] = {}
+        self.instances: list[tuple[str, str]] = []
+        self.paths: list[str] = []
+        self.writes_files = False
+        self.reads_files = False
+        self.unknown = False
+        self.hidden: list[str] = []
+        self.cond = 0
+        self.shadow: list[set[str]] = []  # names local to enclosing comprehensions/lambdas
+
+    # -- helpers --
+    def _is_global(self, name: str) -> bool:
+        if any(name in s for s in self.shadow):
+            return False
+        if self.local_names is None:
+            return True
+        return name in self.declared_global or name not in self.local_names
+
+    def load(self, name: str) -> None:
+        if not self._is_global(name):
+            return
+        if self.local_names is None and name in self.assigned:
+            return
+        self.uses.add(name)
+
+    def store(self, name: str) -> None:
+        if any(name in s for s in self.shadow):
+            return
+        if self.local_names is not None and name not in self.declared_global:
+            return
+        if self.cond:
+            self.maybe.add(name)
+        else:
+            if name not in self.defs:
+                self.defs.append(name)
+            self.assigned.add(name)
+
+    def mutate(self, name: str | None, deep: bool) -> None:
+        if name is None or any(name in s for s in self.shadow):
+            return
+        self.load(name)
+        self.mutations[name] = self.mutations.get(name, False) or deep
+
+    # -- dispatch --
+    def visit(self, node) -> None:
+        method = getattr(self, "visit_" + type(node).__name__, None)
+        if method is not None:
+            method(node)
+        else:
+            self.generic(node)
+
+    def generic(self, node) -> None:
+        for child in ast.iter_child_nodes(node):
+            self.visit(child)
+
+    def visit_list(self, nodes) -> None:
+        for n in nodes:
+            self.visit(n)
+
+    def conditional(self, nodes) -> None:
+        self.cond += 1
+        saved = set(self.assigned)
+        self.visit_list(nodes)
+        self.assigned = saved
+        self.cond -= 1
+
+    # -- expressions --
+    def visit_Name(self, node: ast.Name) -> None:
+        if isinstance(node.ctx, ast.Load):
+            self.load(node.id)
+        elif isinstance(node.ctx, ast.Store):
+            self.store(node.id)
+        else:
+            self.deletes.append(node.id)
+
+    def visit_Constant(self, node: ast.Constant) -> None:
+        if isinstance(node.value, str) and _looks_like_path(node.value):
+            self.paths.append(node.value)
+
+    def _target(self, node) -> None:
+        """An assignment target: names are bound, subscripts/attributes mutate."""
+        if isinstance(node, ast.Name):
+            self.visit_Name(node)
+        elif isinstance(node, (ast.Tuple, ast.List)):
+            for elt in node.elts:
+                self._target(elt)
+        elif isinstance(node, ast.Starred):
+            self._target(node.value)
+        elif isinstance(node, (ast.Attribute, ast.Subscript)):
+            chain, deep, _ = _chain(node.value)
+            if isinstance(node, ast.Subscript):
+                self.visit(node.slice)
+            self.visit(node.value)
+            if chain:
+                self.mutate(chain[0], deep or len(chain) > 1)
+        else:
+            self.visit(node)
+
+    def visit_Call(self, node: ast.Call) -> None:
+        self.visit(node.func)
+        self.visit_list(node.args)
+        for kw in node.keywords:
+            self.visit(kw.value)
+        chain, deep, through = _chain(node.func)
+        args, deep_args = [], []
+        for a in node.args:
+            if isinstance(a, ast.Starred):
+                a = a.value
+            if isinstance(a, ast.Name):
+                args.append(a.id)
+            else:
+                args.append(None)
+                if isinstance(a, (ast.Subscript, ast.Attribute)):
+                    r = _root(a)
+                    if r:
+                        deep_args.append(r)
+        kwargs, inplace, out = [], False, []
+        for kw in node.keywords:
+            if kw.arg is None:
+                continue
+            if isinstance(kw.value, ast.Name):
+                kwargs.append((kw.arg, kw.value.id))
+            elif isinstance(kw.value, (ast.Subscript, ast.Attribute)):
+                r = _root(kw.value)
+                if r:
+                    deep_args.append(r)
+            if kw.arg == "inplace" and not (isinstance(kw.value, ast.Constant) and not kw.value.value):
+                inplace = True
+            if kw.arg == "out":
+                out.extend(n.id for n in ast.walk(kw.value) if isinstance(n, ast.Name))
+        name = chain[-1] if chain else (node.func.attr if isinstance(node.func, ast.Attribute) else None)
+        if name in _WRITE_CALLS:
+            self.writes_files = True
+        elif name == "open":
+            mode = node.args[1] if len(node.args) > 1 else next(
+                (k.value for k in node.keywords if k.arg == "mode"), None)
+            if isinstance(mode, ast.Constant) and isinstance(mode.value, str) and set(mode.value) & set("wax+"):
+                self.writes_files = True
+            else:
+                self.reads_files = True
+        else:
+            self.reads_files = True
+        if chain and len(chain) == 1 and chain[0] in OPAQUE_BUILTINS:
+            self._opaque_call(chain[0], node)
+        self.calls.append(CallSite(
+            chain=chain, args=tuple(args), kwargs=tuple(kwargs), deep_args=tuple(deep_args),
+            inplace=inplace, out=tuple(out), through_call=through, receiver_deep=deep,
+        ))
+
+    def _opaque_call(self, name: str, node: ast.Call) -> None:
+        # exec("literal") is analysed as code; anything else is unknown.
+        if name in ("exec", "eval") and node.args and isinstance(node.args[0], ast.Constant) \
+                and isinstance(node.args[0].value, str) and len(node.args) == 1:
+            try:
+                tree = ast.parse(node.args[0].value, mode="exec" if name == "exec" else "eval")
+            except SyntaxError:
+                self.unknown = True
+                return
+            self.visit_list(tree.body if name == "exec" else [tree.body])
+            return
+        if name in ("__import__", "compile"):
+            return
+        self.unknown = True
+
+    def visit_Lambda(self, node: ast.Lambda) -> None:
+        self.visit_list(node.args.defaults)
+        self.visit_list([d for d in node.args.kw_defaults if d is not None])
+        params = {a.arg for a in node.args.posonlyargs + node.args.args + node.args.kwonlyargs}
+        for extra in (node.args.vararg, node.args.kwarg):
+            if extra:
+                params.add(extra.arg)
+        self.shadow.append(params)
+        saved = self.cond
+        self.cond += 1
+        self.visit(node.body)
+        self.cond = saved
+        self.shadow.pop()
+
+    def _comprehension(self, node, elts) -> None:
+        gens = node.generators
+        self.visit(gens[0].iter)  # evaluated in the enclosing scope
+        targets: set[str] = set()
+        for g in gens:
+            targets |= {n.id for n in ast.walk(g.target) if isinstance(n, ast.Name)}
+        self.shadow.append(targets)
+        self.cond += 1
+        for i, g in enumerate(gens):
+            if i:
+                self.visit(g.iter)
+            self.visit_list(g.ifs)
+        self.visit_list(elts)
+        self.cond -= 1
+        self.shadow.pop()
+
+    def visit_ListComp(self, node):
+        self._comprehension(node, [node.elt])
+
+    visit_SetComp = visit_GeneratorExp = visit_ListComp
+
+    def visit_DictComp(self, node):
+        self._comprehension(node, [node.key, node.value])
+
+    def visit_NamedExpr(self, node: ast.NamedExpr) -> None:
+        self.visit(node.value)
+        saved, self.shadow = self.shadow, []  # walrus binds in the enclosing scope
+        self.store(node.target.id)
+        self.shadow = saved
+
+    # -- statements --
+    def visit_Assign(self, node: ast.Assign) -> None:
+        self.visit(node.value)
+        n_calls = len(self.calls)
+        for t in node.targets:
+            self._target(t)
+        self._record_flow(node.targets, node.value, n_calls)
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
+        if node.value is not None:
+            self.visit(node.value)
+            n_calls = len(self.calls)
+            self._target(node.target)
+            self._record_flow([node.target], node.value, n_calls)
+        self.visit(node.annotation)
+
+    def _record_flow(self, targets, value, n_calls) -> None:
+        """Aliasing and containment created by an assignment."""
+        simple = [t.id for t in targets if isinstance(t, ast.Name)]
+        if isinstance(value, ast.Name):
+            for t in simple:
+                self.aliases.append((t, value.id))
+            return
+        if isinstance(value, ast.Call) and n_calls and simple:
+            # The value's own call is the last one visited before the targets.
+            self.calls[n_calls - 1].assigned_to = simple[0]
+        # Names placed directly in a container display, or passed to a call,
+        # may be referenced by the new value.
+        holders = [t.id for t in targets if isinstance(t, ast.Name)]
+        holders += [r for t in targets if isinstance(t, (ast.Subscript, ast.Attribute))
+                    for r in [_root(t)] if r]
+        if not holders:
+            return
+        for n in _referenced_names(value):
+            for h in holders:
+                if h != n:
+                    self.contains.append((h, n))
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> None:
+        self.visit(node.value)
+        if isinstance(node.target, ast.Name):
+            self.load(node.target.id)
+            self.store(node.target.id)
+            if self._is_global(node.target.id):
+                self.augmented.add(node.target.id)
+                self.mutations[node.target.id] = self.mutations.get(node.target.id, False)
+        else:
+            self._target(node.target)
+
+    def visit_Delete(self, node: ast.Delete) -> None:
+        for t in node.targets:
+            if isinstance(t, ast.Name):
+                if self._is_global(t.id):
+                    self.deletes.append(t.id)
+            else:
+                self._target(t)
+
+    def visit_Import(self, node: ast.Import) -> None:
+        for a in node.names:
+            bound = a.asname or a.name.split(".")[0]
+            self.store(bound)
+            self.imports.append((bound, a.name if a.asname else bound))
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        mod = "." * node.level + (node.module or "")
+        for a in node.names:
+            if a.name == "*":
+                self.star_imports.append(mod)
+                self.unknown = True
+                continue
+            bound = a.asname or a.name
+            self.store(bound)
+            self.imports.append((bound, f"{mod}.{a.name}"))
+
+    def visit_For(self, node) -> None:
+        self.visit(node.iter)
+        self.cond += 1
+        saved = set(self.assigned)
+        self._target(node.target)
+        # The loop target is bound before the body reads it.
+        self.assigned |= {n.id for n in ast.walk(node.target) if isinstance(n, ast.Name)}
+        self.visit_list(node.body)
+        self.assigned = saved
+        self.cond -= 1
+        self.conditional(node.orelse)
+
+    visit_AsyncFor = visit_For
+
+    def visit_While(self, node) -> None:
+        self.conditional([node.test] + node.body + node.orelse)
+
+    def visit_If(self, node) -> None:
+        self.visit(node.test)
+        self.conditional(node.body)
+        self.conditional(node.orelse)
+
+    def visit_With(self, node) -> None:
+        for item in node.items:
+            self.visit(item.context_expr)
+            if item.optional_vars is not None:
+                self._target(item.optional_vars)
+        self.visit_list(node.body)
+
+    visit_AsyncWith = visit_With
+
+    def visit_Try(self, node) -> None:
+        self.conditional(node.body)
+        for h in node.handlers:
+            if h.type is not None:
+                self.visit(h.type)
+            self.cond += 1
+            if h.name:
+                self.store(h.name)
+            self.cond -= 1
+            self.conditional(h.body)
+        self.conditional(node.orelse)
+        self.visit_list(node.finalbody)
+
+    visit_TryStar = visit_Try
+
+    def visit_Match(self, node) -> None:
+        self.visit(node.subject)
+        for case in node.cases:
+            self.cond += 1
+            for n in ast.walk(case.pattern):
+                if isinstance(n, (ast.MatchAs, ast.MatchStar)) and n.name:
+                    self.store(n.name)
+                elif isinstance(n, ast.MatchMapping) and n.rest:
+                    self.store(n.rest)
+                elif isinstance(n, ast.MatchValue):
+                    self.visit(n.value)
+                elif isinstance(n, ast.MatchClass):
+                    self.visit(n.cls)
+            self.cond -= 1
+            if case.guard is not None:
+                self.conditional([case.guard])
+            self.conditional(case.body)
+
+    def visit_Global(self, node) -> None:
+        pass
+
+    visit_Nonlocal = visit_Global
+
+    def visit_FunctionDef(self, node) -> None:
+        self.visit_list(node.decorator_list)
+        args = node.args
+        self.visit_list(args.defaults)
+        self.visit_list([d for d in args.kw_defaults if d is not None])
+        for a in args.posonlyargs + args.args + args.kwonlyargs + [args.vararg, args.kwarg]:
+            if a is not None and a.annotation is not None:
+                self.visit(a.annotation)
+        if node.returns is not None:
+            self.visit(node.returns)
+        summary = summarize_function(node)
+        if self.local_names is None:
+            self.functions[node.name] = summary
+        else:
+            # A nested function: what it reads at call time is read by us.
+            self.uses |= {r for r in summary.reads if self._is_global(r)}
+            for call in summary.calls:
+                self.calls.append(call)
+        self.store(node.name)
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        self.visit_list(node.decorator_list)
+        self.visit_list(node.bases)
+        for kw in node.keywords:
+            self.visit(kw.value)
+        class_locals: set[str] = set()
+        methods: dict[str, FunctionSummary] = {}
+        for st in node.body:
+            if isinstance(st, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                self.visit_list(st.decorator_list)
+                self.visit_list(st.args.defaults)
+                methods[st.name] = summarize_function(st)
+                class_locals.add(st.name)
+            else:
+                self.shadow.append(set(class_locals))
+                self.visit(st)
+                self.shadow.pop()
+                class_locals |= _stored_names([st])
+        # Class-level assignments are attributes, not globals.
+        for n in class_locals:
+            if n in self.defs and self.local_names is None:
+                pass
+        if self.local_names is None:
+            self.classes[node.name] = ClassSummary(methods)
+        self.store(node.name)
+
+
+def _referenced_names(value) -> list[str]:
+    """Names a new value may hold a reference to (not copies)."""
+    out: list[str] = []
+    if isinstance(value, (ast.List, ast.Tuple, ast.Set)):
+        for e in value.elts:
+            e = e.value if isinstance(e, ast.Starred) else e
+            if isinstance(e, ast.Name):
+                out.append(e.id)
+            else:
+                out.extend(_referenced_names(e))
+    elif isinstance(value, ast.Dict):
+        for v in value.values:
+            if isinstance(v, ast.Name):
+                out.append(v.id)
+            elif v is not None:
+                out.extend(_referenced_names(v))
+    elif isinstance(value, ast.Call):
+        chain, _, _ = _chain(value.func)
+        # Constructors and user functions may keep their arguments
+        # (Pipeline([("s", scaler)]), Wrapper(lst)); module functions such as
+        # np.array copy, which the graph decides with the import map.
+        for a in list(value.args) + [k.value for k in value.keywords]:
+            a = a.value if isinstance(a, ast.Starred) else a
+            if isinstance(a, ast.Name):
+                out.append(a.id)
+            else:
+                out.extend(_referenced_names(a))
+        if chain and len(chain) > 1 and not isinstance(value.func.value, ast.Call):
+            # A method's result may be a view of its receiver (arr.T, df.loc).
+            pass
+    elif isinstance(value, (ast.Subscript, ast.Attribute)):
+        r = _root(value)
+        if r:
+            out.append(r)
+    return out
+
+
+def summarize_function(node) -> FunctionSummary:
+    """Summarise what calling the function ``node`` reads and changes."""
+    args = node.args
+    params = tuple(a.arg for a in args.posonlyargs + args.args)
+    kwonly = tuple(a.arg for a in args.kwonlyargs)
+    all_params = set(params) | set(kwonly)
+    for extra in (args.vararg, args.kwarg):
+        if extra is not None:
+            all_params.add(extra.arg)
+    body = node.body if not isinstance(node, ast.Lambda) else [ast.Expr(node.body)]
+    declared = set()
+    for n in ast.walk(ast.Module(body=body, type_ignores=[])):
+        if isinstance(n, (ast.Global, ast.Nonlocal)):
+            declared |= set(n.names)
+    local_names = (_stored_names(body) | all_params) - declared
+    w = _Walker(local_names=local_names, declared_global=declared)
+    w.visit_list(body)
+    aliases = {}
+    for st in ast.walk(ast.Module(body=body, type_ignores=[])):
+        if isinstance(st, ast.Assign) and isinstance(st.value, ast.Name) and st.value.id in all_params:
+            for t in st.targets:
+                if isinstance(t, ast.Name):
+                    aliases[t.id] = st.value.id
+    mutations = []
+    for name, deep in w.mutations.items():
+        target = aliases.get(name, name)
+        if target in all_params or target not in local_names:
+            mutations.append((target, deep))
+    calls = tuple(c for c in w.calls if c.chain)
+    # Method calls on local aliases of parameters act on the parameter.
+    if aliases:
+        calls = tuple(
+            CallSite(chain=(aliases.get(c.chain[0], c.chain[0]),) + c.chain[1:], args=c.args,
+                     kwargs=c.kwargs, deep_args=c.deep_args, inplace=c.inplace, out=c.out,
+                     through_call=c.through_call, assigned_to=c.assigned_to,
+                     receiver_deep=c.receiver_deep)
+            for c in calls)
+    return FunctionSummary(
+        params=params,
+        kwonly=kwonly,
+        has_varargs=args.vararg is not None or args.kwarg is not None,
+        reads=frozenset(w.uses),
+        writes=frozenset(n for n in w.defs + sorted(w.maybe) if n in declared),
+        mutations=tuple(mutations),
+        calls=calls,
+        aliases=aliases,
+    )
+
+
+def analyze(node: ast.stmt) -> StatementFacts:
+    """Static facts of one top-level statement.
+
+    Parameters
+    ----------
+    node : ast.stmt
+        A statement from the cell's module body, after IPython's transforms.
+
+    Returns
+    -------
+    StatementFacts
+    """
+    body, kind, extra = _rewrite_magics(node)
+    if kind in ("drop",):
+        return StatementFacts(drop=True)
+    if kind == "lineapy":
+        if extra is None:
+            return StatementFacts(drop=True)
+        name, version, var = extra
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            var = node.targets[0].id  # x = %lineapy get NAME
+        return StatementFacts(defs=(var,), artifact_get=(name, version, var))
+    if kind == "opaque":
+        return StatementFacts(unknown_effects=True, opaque=True)
+    stmts = body if body is not None else [node]
+    w = _Walker()
+    w.visit_list(stmts)
+    last = stmts[-1] if stmts else None
+    if isinstance(last, ast.Expr) and isinstance(last.value, ast.Call) and w.calls:
+        w.calls[-1].assigned_to = DISPLAYED
+    for st in stmts:
+        if _mentions_ipython(st):
+            w.unknown = True
+            opaque = True
+            break
+    else:
+        opaque = False
+    emit = None
+    if body is not None:
+        emit = "\n".join(ast.unparse(s) for s in stmts)
+    instances = []
+    for st in stmts:
+        if isinstance(st, ast.Assign) and isinstance(st.value, ast.Call) and isinstance(st.value.func, ast.Name):
+            for t in st.targets:
+                if isinstance(t, ast.Name):
+                    instances.append((t.id, st.value.func.id))
+    return StatementFacts(
+        uses=frozenset(w.uses),
+        defs=tuple(w.defs),
+        maybe_defs=frozenset(w.maybe - set(w.defs)),
+        deletes=tuple(w.deletes),
+        mutations=tuple(w.mutations.items()),
+        augmented=frozenset(w.augmented),
+        calls=tuple(w.calls),
+        aliases=tuple(w.aliases),
+        contains=tuple(w.contains),
+        imports=tuple(w.imports),
+        star_imports=tuple(w.star_imports),
+        functions=w.functions,
+        classes=w.classes,
+        instances=tuple(instances),
+        paths=tuple(dict.fromkeys(w.paths)),
+        writes_files=w.writes_files,
+        reads_files=w.reads_files,
+        unknown_effects=w.unknown,
+        emit=emit,
+        opaque=opaque,
+    )
+
+
+def _mentions_ipython(node) -> bool:
+    return any(isinstance(n, ast.Name) and n.id == "get_ipython" for n in ast.walk(node))
