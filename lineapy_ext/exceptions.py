@@ -49,3 +49,11 @@ class BackendError(LineaPyError):
 
 class SliceError(LineaPyError):
     """The slice of a value cannot be built."""
+
+
+class LineaPyWarning(UserWarning):
+    """Something works but is probably not what the user wants."""
+
+
+class InvalidVersionError(LineaPyError, ValueError):
+    """A version argument is not a positive int, ``"latest"`` or ``"all"``."""

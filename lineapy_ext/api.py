@@ -1,0 +1,261 @@
+"""The Python API: ``save``, ``get``, ``delete``, ``artifact_store`` and ``Artifact``.
+
+Everything goes through the process-wide context
+(:func:`lineapy_ext.context.get_context`): its options choose the store and
+backends, its tracker (when the extension is loaded) supplies the slice and
+the session's executed cells.  Without IPython the tracker is ``None`` and
+artifacts are saved with empty code.
+"""
+
+from __future__ import annotations
+
+import difflib
+from datetime import datetime
+from typing import Any
+
+from lineapy_ext.exceptions import ArtifactNotFoundError, InvalidVersionError
+from lineapy_ext.store.records import ArtifactRecord
+
+__all__ = ["Artifact", "artifact_store", "delete", "get", "save", "save_value"]
+
+
+class Artifact:
+    """One saved version of a value, with the code that produced it.
+
+    Attributes
+    ----------
+    name : str
+    version : int
+    created_at : datetime
+        When it was saved (UTC, time-zone aware).
+    storage_backend : str
+        ``lineapy``, ``mlflow`` or the dotted path of a custom backend.
+    value_type : str
+        ``module.QualName`` of the value's type.
+    size : int or None
+        Bytes stored, when the backend knows.
+    session_id : str
+        The kernel session that saved it.
+    """
+
+    def __init__(self, record: ArtifactRecord, version_count: int | None = None) -> None:
+        self._record = record
+        self._version_count = version_count
+
+    name = property(lambda self: self._record.name)
+    version = property(lambda self: self._record.version)
+    created_at = property(lambda self: self._record.created_at)
+    storage_backend = property(lambda self: self._record.backend)
+    value_type = property(lambda self: self._record.value_type)
+    size = property(lambda self: self._record.size)
+    session_id = property(lambda self: self._record.session_id)
+
+    def __repr__(self) -> str:
+        return f"<Artifact {self.name!r} version {self.version} ({self.value_type}, {self.storage_backend})>"
+
+    def get_value(self) -> Any:
+        """Load and return the saved value (from the current store)."""
+        from lineapy_ext.context import get_context
+
+        return get_context().store.load(self._record)
+
+    def get_code(self) -> str:
+        """Return the slice: plain Python that recomputes the value."""
+        return self._record.slice_code
+
+    def get_session_code(self) -> str:
+        """Return everything that ran in the saving session, up to the save, as one script."""
+        from lineapy_ext.context import get_context
+
+        cells = get_context().store.db.cells(self.session_id)
+        return "\n\n".join(c.source.rstrip("\n") for c in cells if c.source.strip()) + ("\n" if cells else "")
+
+    def get_metadata(self) -> dict:
+        """Return a dict describing this version (for MLflow also the model URI...).
+
+        Keys: ``name, version, created_at, storage_backend, value_type, size,
+        checksum, session_id, location, var_names``, ``version_count`` when
+        known, and everything the backend recorded.
+        """
+        r = self._record
+        meta = dict(r.backend_metadata)
+        meta.update(
+            name=r.name,
+            version=r.version,
+            created_at=r.created_at.isoformat(),
+            storage_backend=r.backend,
+            value_type=r.value_type,
+            size=r.size,
+            checksum=r.checksum,
+            session_id=r.session_id,
+            location=r.location,
+            var_names=list(r.var_names),
+        )
+        if self._version_count is not None:
+            meta["version_count"] = self._version_count
+        return meta
+
+
+def _context():
+    from lineapy_ext.context import get_context
+
+    return get_context()
+
+
+def save(value: Any, name: str, *, storage_backend: str | None = None, **backend_kwargs: Any) -> Artifact:
+    """Save ``value`` as the next version of artifact ``name``, with its slice.
+
+    Called from a notebook cell, the slice is cut for the variable(s) that
+    hold ``value`` in the user namespace.
+
+    Parameters
+    ----------
+    value : object
+        What to save.
+    name : str
+        Artifact name: letters, digits, ``_ - .``.
+    storage_backend : str, optional
+        ``"lineapy"``, ``"mlflow"`` or ``"pkg.module.Class"``; default chosen
+        from the configuration (ML models go to MLflow once a tracking URI is set).
+    **backend_kwargs
+        Passed to the backend's ``save`` (for MLflow: ``log_model`` arguments).
+
+    Returns
+    -------
+    Artifact
+
+    Raises
+    ------
+    InvalidNameError, SerializationError, BackendError, StorageError, SliceError
+    """
+    tracker = _context().tracker
+    var_names = tracker.names_for_value(value) if tracker is not None else []
+    return save_value(value, name, var_names=var_names, storage_backend=storage_backend, backend_kwargs=backend_kwargs)
+
+
+def save_value(
+    value: Any,
+    name: str,
+    *,
+    var_names: list[str] | None = None,
+    storage_backend: str | None = None,
+    backend_kwargs: dict | None = None,
+) -> Artifact:
+    """Save ``value`` whose slice is cut for ``var_names`` (used by ``%lineapy save``).
+
+    Same as :func:`save`, but the caller says which variables hold the value.
+    The slice is built before anything is written, so a slice that cannot be
+    built leaves the store untouched.
+    """
+    from lineapy_ext.backends import choose_backend
+    from lineapy_ext.store.names import validate_name
+
+    ctx = _context()
+    validate_name(name)
+    backend = choose_backend(value, storage_backend, ctx.options)
+    slice_code, slice_cells = "", []
+    tracker = ctx.tracker
+    if tracker is not None and var_names:
+        cut = tracker.slice(list(var_names))
+        slice_code, slice_cells = cut.code, list(cut.cells)
+    store = ctx.store
+    session_id = ctx.session_id
+    store.ensure_session(session_id)
+    if tracker is not None:
+        _persist_cells(ctx, store, session_id, tracker)
+    record = store.save(
+        value,
+        name,
+        backend=backend,
+        session_id=session_id,
+        backend_kwargs=backend_kwargs,
+        slice_code=slice_code,
+        slice_cells=slice_cells,
+        var_names=var_names,
+    )
+    return Artifact(record)
+
+
+def _persist_cells(ctx, store, session_id: str, tracker) -> None:
+    # Only the cells since the last save: capture stays free, saves pay for
+    # what is new.
+    cells = tracker.executed_cells()
+    if len(cells) > ctx.cells_persisted:
+        ctx.cells_persisted = store.db.add_cells(session_id, ctx.cells_persisted, cells[ctx.cells_persisted:])
+
+
+def _not_found(name: str, version: int | None, store) -> ArtifactNotFoundError:
+    versions = store.db.versions(name)
+    if versions:
+        listed = ", ".join(map(str, versions))
+        return ArtifactNotFoundError(f"artifact {name!r} has no version {version}: existing versions are {listed}")
+    names = store.db.names()
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+    if close:
+        hint = "did you mean " + " or ".join(repr(n) for n in close) + "?"
+    elif names:
+        hint = "saved artifacts: " + ", ".join(repr(n) for n in names[:10]) + (", ..." if len(names) > 10 else "")
+    else:
+        hint = "no artifacts are saved in this store yet"
+    return ArtifactNotFoundError(f"no artifact named {name!r}: {hint}")
+
+
+def _check_version(version) -> None:
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
+        raise InvalidVersionError(f"version {version!r} is not valid: use a positive integer or None for the latest")
+
+
+def get(name: str, version: int | None = None) -> Artifact:
+    """Return version ``version`` (default: the latest) of artifact ``name``.
+
+    Raises
+    ------
+    ArtifactNotFoundError
+        Listing close names, or the existing versions of ``name``.
+    """
+    _check_version(version)
+    store = _context().store
+    record = store.db.get_artifact(name, version)
+    if record is None:
+        raise _not_found(name, version, store)
+    return Artifact(record)
+
+
+def delete(name: str, version: int | str | None = None) -> list[int]:
+    """Delete versions of artifact ``name``, values included.
+
+    Parameters
+    ----------
+    name : str
+    version : int, "latest", "all" or None
+        Which versions; ``None`` means ``"latest"``.
+
+    Returns
+    -------
+    list of int
+        The deleted versions.
+
+    Raises
+    ------
+    ArtifactNotFoundError
+        ``name`` or that version does not exist.
+    """
+    store = _context().store
+    versions = store.db.versions(name)
+    if version is None or version == "latest":
+        wanted = versions[-1:]
+    elif version == "all":
+        wanted = versions
+    elif isinstance(version, int) and not isinstance(version, bool):
+        wanted = [version] if version in versions else []
+    else:
+        raise InvalidVersionError(f"version {version!r} is not valid: use an int, 'latest' or 'all'")
+    if not wanted:
+        raise _not_found(name, version if isinstance(version, int) else None, store)
+    records = [store.db.get_artifact(name, v) for v in wanted]
+    return store.delete([r for r in records if r is not None])
+
+
+def artifact_store() -> list[Artifact]:
+    """Return the latest version of every artifact, sorted by name."""
+    return [Artifact(record, count) for record, count in _context().store.db.latest_artifacts()]

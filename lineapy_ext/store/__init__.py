@@ -1,0 +1,10 @@
+"""The artifact store: metadata database plus value storage.
+
+- :mod:`~lineapy_ext.store.records`: the plain dataclasses the rest of the
+  package sees;
+- :mod:`~lineapy_ext.store.models`: the SQLAlchemy tables (private to the store);
+- :mod:`~lineapy_ext.store.metadata`: the metadata database (SQLite/PostgreSQL);
+- :mod:`~lineapy_ext.store.artifact_store`: saves and loads that keep values
+  and rows consistent;
+- :mod:`~lineapy_ext.store.names`: artifact name validation.
+"""
