@@ -106,6 +106,7 @@ class DependencyGraph:
         self.modules: dict[str, str] = {}
         self.strings: dict[int, str] = {}
         self.rng_objects: set[int] = set()
+        self.pending_elements: dict[int, set[int]] = {}
         self.files: dict[str, tuple[int, ...]] = {}
         self.state: dict[str, tuple[int, ...]] = {}
         self._next_key = 0
@@ -447,7 +448,15 @@ class DependencyGraph:
                 self.id_of_key[key] = b.id
             if b.str_value is not None:
                 self.strings[key] = b.str_value
-            held = {self.key_of_id[e] for e in b.element_ids if e in self.key_of_id}
+            for holder in self.pending_elements.pop(b.id, ()):
+                if holder != key:
+                    self.contains[holder] = self.contains.get(holder, frozenset()) | {key}
+            held = set()
+            for e in b.element_ids:
+                if e in self.key_of_id:
+                    held.add(self.key_of_id[e])
+                else:  # bound to a name later, perhaps (lst = d['k'])
+                    self.pending_elements.setdefault(e, set()).add(key)
             if b.base_id is not None and b.base_id in self.key_of_id:
                 base = self.key_of_id[b.base_id]
                 held.add(base)

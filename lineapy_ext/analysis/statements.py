@@ -632,6 +632,13 @@ class _Walker:
                     for r in [_root(t)] if r]
         if not holders:
             return
+        if isinstance(value, (ast.Subscript, ast.Attribute)):
+            # x = d['k'] / x = obj.attr: x is (part of) what d holds.
+            r = _root(value)
+            if r:
+                for h in simple:
+                    self.contains.append((r, h))
+            return
         for n in _referenced_names(value):
             for h in holders:
                 if h != n:
@@ -742,8 +749,16 @@ class _Walker:
 
     visit_Nonlocal = visit_Global
 
+    def _decorators(self, decorators) -> None:
+        # Applying a decorator calls it (with the function being defined).
+        for d in decorators:
+            self.visit(d)
+            chain, deep, through = _chain(d)
+            if chain and not isinstance(d, ast.Call):
+                self.calls.append(CallSite(chain=chain, args=(None,), receiver_deep=deep))
+
     def visit_FunctionDef(self, node) -> None:
-        self.visit_list(node.decorator_list)
+        self._decorators(node.decorator_list)
         args = node.args
         self.visit_list(args.defaults)
         self.visit_list([d for d in args.kw_defaults if d is not None])
@@ -765,7 +780,7 @@ class _Walker:
     visit_AsyncFunctionDef = visit_FunctionDef
 
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
-        self.visit_list(node.decorator_list)
+        self._decorators(node.decorator_list)
         self.visit_list(node.bases)
         for kw in node.keywords:
             self.visit(kw.value)

@@ -1,0 +1,140 @@
+"""Replay table: slices must recompute the saved value in a fresh process.
+
+Each case runs its cells in a real ``InteractiveShell`` with the tracker
+installed, slices on ``target``, checks what the slice must and must not
+contain, then runs the slice with a plain ``python`` in an empty directory
+and compares the value (or ``probe(v)``) with the shell's.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from lineapy_ext.tracking import Tracker
+
+from .replay import Case, assert_equal, fresh_shell, probe_value, replay, run_cells
+
+CASES = [
+    # --- chains and overwrites ---
+    Case("chain", ["a = 1", "b = a + 1", "c = b * 2"], "c", present=("a = 1", "b = a + 1")),
+    Case("overwritten", ["x = 1", "x = 2", "y = x + 1"], "y", absent=("x = 1",)),
+    Case("unrelated", ["a = 5\nnoise = 7", "b = a * 3\nprint(noise)"], "b", absent=("noise",)),
+    Case("display_and_print", ["v = [3, 1, 2]", "v", "print(v)", "len(v)", "w = sorted(v)"], "w",
+         absent=("print", "len(v)")),
+    Case("late_binding", ["k = 2", "res = k * 10", "k = 1000"], "res", absent=("1000",)),
+    Case("redefinition_fn", ["def f():\n    return 1", "a = f()", "def f():\n    return 2", "b = f()"], "a",
+         absent=("return 2",)),
+    # --- in-place mutation ---
+    Case("list_append", ["l = []", "l.append(1)", "l.extend([2, 3])", "l.sort(reverse=True)"], "l",
+         present=("append", "extend", "sort")),
+    Case("dict_item", ["d = {}", "d['a'] = 1", "d.update(b=2)", "del d['a']"], "d"),
+    Case("set_ops", ["s = set()", "s.add(1)", "s |= {2, 3}", "s.discard(2)"], "s"),
+    Case("augassign_int", ["n = 1", "n += 5", "n *= 2"], "n"),
+    Case("augassign_list", ["l = [1]", "m = l", "m += [2]"], "l", present=("m += [2]",)),
+    Case("attr_assign", ["class P:\n    pass", "p = P()", "p.x = 3", "setattr(p, 'y', 4)"], "p",
+         probe="sorted(vars(v).items())", present=("setattr",)),
+    Case("numpy_inplace", ["import numpy as np", "a = np.zeros(4)", "a[1] = 5", "a += 1", "np.add(a, 1, out=a)"],
+         "a", present=("out=a", "a[1] = 5")),
+    Case("numpy_view", ["import numpy as np", "a = np.arange(6)", "b = a[2:]", "b[0] = 100"], "a",
+         present=("b[0] = 100",)),
+    Case("pandas_inplace", ["import pandas as pd", "df = pd.DataFrame({'a': [1, None, 3]})",
+                            "df.fillna(0, inplace=True)", "df['b'] = df['a'] * 2", "df.head()"],
+         "df", present=("inplace=True", "df['b']"), absent=("head",)),
+    Case("pandas_pure_method", ["import pandas as pd", "df = pd.DataFrame({'a': [3, 1, 2]})",
+                                "s = df.sort_values('a')", "df2 = df.describe()"], "df",
+         absent=("sort_values", "describe")),
+    # --- aliasing ---
+    Case("alias_direct", ["a = [1]", "b = a", "b.append(2)"], "a", present=("b.append(2)",)),
+    Case("alias_container", ["inner = [1]", "outer = {'k': inner}", "inner.append(2)"], "outer",
+         present=("inner.append(2)",)),
+    Case("alias_through_container", ["inner = [1]", "box = [inner]", "box[0].append(5)"], "inner",
+         present=("box[0].append(5)",)),
+    Case("alias_runtime_only", ["d = {'k': [1]}", "lst = d['k']", "lst.append(2)"], "d",
+         present=("lst.append(2)",)),
+    # --- functions and globals ---
+    Case("fn_mutates_arg", ["def add(xs, v):\n    xs.append(v)", "data = []", "add(data, 1)", "add(data, 2)"], "data"),
+    Case("fn_reads_global", ["scale = 3", "def f(x):\n    return x * scale", "r = f(2)", "scale = 100"], "r",
+         absent=("scale = 100",)),
+    Case("fn_writes_global", ["counter = 0", "def inc():\n    global counter\n    counter += 1", "inc()", "inc()"],
+         "counter"),
+    Case("fn_mutates_global", ["cache = {}", "def put(k, v):\n    cache[k] = v", "put('a', 1)", "put('b', 2)"],
+         "cache"),
+    Case("fn_transitive", ["def inner(z):\n    z.append(9)", "def outer(y):\n    inner(y)", "q = [0]", "outer(q)"],
+         "q", present=("outer(q)",)),
+    Case("save_function", ["base = 10", "def g(x):\n    return x + base"], "g", probe="v(5)"),
+    Case("lambda_global", ["m = 4", "h = lambda t: t * m", "out = h(3)"], "out"),
+    # --- classes ---
+    Case("class_instance", ["class Acc:\n    def __init__(self):\n        self.items = []\n"
+                            "    def add(self, v):\n        self.items.append(v)\n"
+                            "    def total(self):\n        return sum(self.items)",
+                            "acc = Acc()", "acc.add(3)", "acc.add(4)", "acc.total()"], "acc",
+         probe="v.items", absent=("acc.total()",)),
+    Case("dataclass", ["from dataclasses import dataclass", "@dataclass\nclass Pt:\n    x: int\n    y: int = 0",
+                       "p = Pt(1)", "p.y = 7"], "p", probe="(v.x, v.y)"),
+    Case("decorator", ["import functools", "def twice(f):\n    @functools.wraps(f)\n    def w(x):\n        return f(f(x))\n    return w",
+                       "@twice\ndef inc(x):\n    return x + 1", "val = inc(1)"], "val", present=("@twice",)),
+    # --- control flow ---
+    Case("loop", ["total = 0", "for i in range(10):\n    total += i", "j = 99"], "total", absent=("j = 99",)),
+    Case("conditional_def", ["x = 1", "if x > 5:\n    x = 50", "y = x"], "y", present=("x = 1",)),
+    Case("while_loop", ["n = 0\nacc = []", "while n < 5:\n    acc.append(n)\n    n += 1"], "acc"),
+    Case("try_except", ["try:\n    r = int('x')\nexcept ValueError:\n    r = -1"], "r"),
+    Case("comprehension", ["xs = [1, 2, 3]", "ys = [x * x for x in xs if x > 1]", "x = 'other'"], "ys",
+         absent=("'other'",)),
+    Case("walrus", ["data = [1, 2, 3]", "if (n := len(data)) > 2:\n    big = True", "m = n * 2"], "m"),
+    Case("generator_state", ["def gen():\n    yield from range(5)", "g = gen()", "first = next(g)", "rest = list(g)"],
+         "rest", present=("first = next(g)",)),
+    # --- cells that failed, re-runs, out of order ---
+    Case("failed_cell_partial", ["a = 1\nb = 1 / 0\nc = 3", "d = a + 1"], "d"),
+    Case("failed_cell_skipped", ["x = 1", "x = 2\nraise ValueError\nx = 3", "y = x"], "y", present=("x = 2",),
+         absent=("x = 3",)),
+    Case("rerun_cell", ["x = 1", "y = x + 1", "x = 10", "y = x + 1"], "y", absent=("x = 1\n",)),
+    # --- hidden state ---
+    Case("random_seed", ["import random", "random.seed(42)", "a = random.random()", "b = random.randint(0, 100)"],
+         "b", present=("random.seed(42)", "a = random.random()")),
+    Case("numpy_rng", ["import numpy as np", "rng = np.random.default_rng(0)", "a = rng.normal(size=3)",
+                       "b = rng.normal(size=3)"], "b", present=("a = rng.normal",)),
+    Case("numpy_global_seed", ["import numpy as np", "np.random.seed(3)", "u = np.random.rand(2)", "w = np.random.rand(2)"],
+         "w", present=("np.random.seed(3)", "u = np.random.rand(2)")),
+    # --- files ---
+    Case("file_roundtrip", ["with open('data.txt', 'w') as f:\n    f.write('hello')",
+                            "with open('data.txt') as f:\n    text = f.read()"], "text", present=("'w'",)),
+    Case("pandas_csv", ["import pandas as pd", "pd.DataFrame({'a': [1, 2]}).to_csv('t.csv', index=False)",
+                        "df = pd.read_csv('t.csv')"], "df"),
+    Case("path_variable", ["path = 'out.txt'", "open(path, 'w').write('42')", "val = int(open(path).read())"],
+         "val"),
+    # --- magics and shell lines ---
+    Case("time_magic", ["%time x = sum(range(10))", "y = x + 1"], "y", absent=("get_ipython", "%time")),
+    Case("cell_magic_time", ["%%time\nz = 5\nz2 = z * 2", "r = z2"], "r", absent=("get_ipython",)),
+    Case("shell_line", ["!echo hi", "a = 3", "b = a"], "b", absent=("echo", "get_ipython")),
+    Case("line_magics_dropped", ["%matplotlib inline", "%config InteractiveShell.ast_node_interactivity='last_expr'",
+                                 "q = 1"], "q", absent=("get_ipython",)),
+    # --- exec and star imports ---
+    Case("exec_literal", ["exec('e = 5')", "f2 = e + 1"], "f2", present=("exec",)),
+    Case("star_import", ["from math import *", "r = floor(2.5)"], "r", present=("from math import *",)),
+    # --- same-cell ---
+    Case("same_cell_code", ["a = 1\nb = a + 1\nprint(b)"], "b", absent=("print",)),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_replay(case: Case, tmp_path):
+    work = tmp_path / "session"
+    work.mkdir()
+    shell = fresh_shell(work)
+    tracker = Tracker(shell)
+    try:
+        run_cells(shell, case.cells)
+        value = shell.user_ns[case.target]
+        expected = probe_value(value, case.probe)
+        code = tracker.slice([case.target]).code
+    finally:
+        tracker.close()
+    assert "get_ipython" not in code
+    for text in case.present:
+        assert text in code, f"{text!r} missing from slice:\n{code}"
+    for text in case.absent:
+        assert text not in code, f"{text!r} should not be in slice:\n{code}"
+    empty = tmp_path / "replay"
+    empty.mkdir()
+    got = replay(code, case.target, case.probe, empty)
+    assert_equal(expected, got)
