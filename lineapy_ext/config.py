@@ -284,6 +284,14 @@ class LineaPy(Configurable):
             if name in self.traits(config=True):
                 self._sources[name] = self._current_source
 
+    @classmethod
+    def class_get_trait_help(cls, trait, inst=None, helptext=None):
+        """Help of one trait for ``%config LineaPy``, with the current value masked."""
+        text = super().class_get_trait_help(trait, None, helptext)
+        if inst is not None:
+            text += f"\n    Current: {inst.masked(trait.name)!r}"
+        return text
+
     # -- validation ----------------------------------------------------------
 
     @validate("home_dir")
