@@ -227,11 +227,17 @@ def _save(shell, args, backend_kwargs):
 
 
 def _location(art) -> str:
-    meta = art.get_metadata() or {}
-    for key in ("model_uri", "location", "value_location", "uri", "path"):
-        if meta.get(key):
-            return str(meta[key])
-    return ""
+    meta = art.get_metadata()
+    if meta.get("model_uri"):
+        return str(meta["model_uri"])
+    location = meta.get("location") or ""
+    if location and art.storage_backend == "lineapy":
+        # Stored relative to the storage dir; show where that is now.
+        from lineapy_ext.context import get_context
+
+        base = str(get_context().options.masked("artifact_storage_dir")).rstrip("/")
+        return f"{base}/{location}"
+    return location
 
 
 @magic_arguments("lineapy get")
@@ -298,8 +304,7 @@ def _matches(name: str, pattern: str) -> bool:
 
 
 def _version_count(art):
-    meta = art.get_metadata() or {}
-    return meta.get("version_count", meta.get("versions", ""))
+    return art.get_metadata().get("version_count", "")
 
 
 @magic_arguments("lineapy delete")

@@ -12,10 +12,8 @@ from lineapy_ext.magics import Table, format_size, literal, split_backend_kwargs
 
 @pytest.fixture
 def shell(ipython):
-    """The test shell with the extension loaded."""
-    ipython.run_line_magic("load_ext", "lineapy_ext")
-    yield ipython
-    ipython.run_line_magic("unload_ext", "lineapy_ext")
+    """The conftest shell (extension loaded, isolated lineapy home)."""
+    return ipython
 
 
 def run(shell, line):
@@ -174,10 +172,10 @@ def test_export_script_and_notebook(shell, tmp_path):
 
 def test_config_masks_secrets(shell):
     shell.run_line_magic(
-        "config", "LineaPy.database_url = 'postgresql://me:hunter2@db.example/lineapy'"
+        "config", "LineaPy.mlflow_tracking_uri = 'http://me:hunter2@mlflow.example:5000'"
     )
     table, _ = run(shell, "config")
     text = repr(table)
     assert "hunter2" not in text and "hunter2" not in table._repr_html_()
-    row = next(r for r in table.rows if r[0] == "database_url")
-    assert "db.example" in row[1] and row[2] != ""
+    row = next(r for r in table.rows if r[0] == "mlflow_tracking_uri")
+    assert "mlflow.example" in row[1] and row[2] != ""
