@@ -30,7 +30,7 @@ def test_install_kernel_rejects_two_locations(tmp_path, capsys):
 @pytest.mark.slow
 def test_installed_kernel_starts_with_extension_loaded(tmp_path):
     from jupyter_client.kernelspec import KernelSpecManager
-    from jupyter_client.manager import start_new_kernel
+    from jupyter_client.manager import KernelManager
 
     kernelspec.install(prefix=str(tmp_path))
     ksm = KernelSpecManager(
@@ -39,10 +39,12 @@ def test_installed_kernel_starts_with_extension_loaded(tmp_path):
     )
     assert ksm.get_kernel_spec("lineapy").display_name == "Python 3 (lineapy)"
     env = dict(os.environ, LINEAPY_HOME_DIR=str(tmp_path / "home"), MLFLOW_DISABLE_TELEMETRY="true")
-    km, kc = start_new_kernel(
-        kernel_name="lineapy", kernel_spec_manager=ksm, env=env, cwd=str(tmp_path), startup_timeout=120
-    )
+    km = KernelManager(kernel_name="lineapy", kernel_spec_manager=ksm)
+    km.start_kernel(env=env, cwd=str(tmp_path))
+    kc = km.client()
+    kc.start_channels()
     try:
+        kc.wait_for_ready(timeout=120)
         reply = kc.execute_interactive(
             "x = 41 + 1",
             user_expressions={
