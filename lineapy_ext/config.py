@@ -257,8 +257,8 @@ class LineaPy(Configurable):
             # A bad env var or file entry falls back to the default with a warning
             # instead of making the extension unloadable.
             log.warning("ignoring %s value of %s: %s", source, name, e)
-            with self._as_source(DEFAULT):
-                setattr(self, name, self._default_for(name))
+            source = DEFAULT
+            setattr(self, name, self._default_for(name))
         self._sources[name] = source
 
     def load_ipython_config(self, config) -> None:

@@ -1,0 +1,206 @@
+"""The LineaPy config object: layers, precedence, validation, masking, shell registration."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import pytest
+from traitlets import TraitError
+from traitlets.config import Config
+
+from lineapy_ext.config import LineaPy, mask_options, mask_url
+from lineapy_ext.exceptions import ConfigError, LineaPyWarning
+
+
+@pytest.fixture
+def clean_env(lineapy_home, monkeypatch):
+    """A home dir with no LINEAPY_* env var except LINEAPY_HOME_DIR."""
+    monkeypatch.delenv("LINEAPY_DATABASE_URL")
+    monkeypatch.delenv("LINEAPY_ARTIFACT_STORAGE_DIR")
+    return lineapy_home
+
+
+def write_file(home, **values):
+    (home / "lineapy_config.json").write_text(json.dumps(values))
+
+
+def test_defaults_derive_from_home_dir(clean_env):
+    o = LineaPy()
+    assert o.home_dir == str(clean_env)
+    assert o.database_url == f"sqlite:///{clean_env}/db.sqlite"
+    assert o.artifact_storage_dir == f"{clean_env}/linea_pickles"
+    assert o.source_of("home_dir") == "env"
+    assert o.source_of("database_url") == "default"
+    assert o.logging_level == "WARNING"
+    assert o.effective_ml_models_storage_backend == "lineapy"
+
+
+def test_precedence_session_over_ipython_over_env_over_file_over_default(clean_env, monkeypatch):
+    write_file(clean_env, logging_level="ERROR", mlflow_tracking_uri="file:///from-file",
+               mlflow_registry_uri="file:///reg-file", default_storage_backend="pkg.mod.FileBackend")
+    monkeypatch.setenv("LINEAPY_LOGGING_LEVEL", "INFO")
+    monkeypatch.setenv("LINEAPY_MLFLOW_TRACKING_URI", "file:///from-env")
+    o = LineaPy()
+    assert (o.default_storage_backend, o.source_of("default_storage_backend")) == ("pkg.mod.FileBackend", "config file")
+    assert (o.mlflow_tracking_uri, o.source_of("mlflow_tracking_uri")) == ("file:///from-env", "env")
+    assert (o.logging_level, o.source_of("logging_level")) == ("INFO", "env")
+
+    o.load_ipython_config(Config({"LineaPy": {"logging_level": "DEBUG", "mlflow_registry_uri": "file:///reg-ipy"}}))
+    assert (o.logging_level, o.source_of("logging_level")) == ("DEBUG", "IPython config")
+    assert (o.mlflow_registry_uri, o.source_of("mlflow_registry_uri")) == ("file:///reg-ipy", "IPython config")
+
+    o.set("logging_level", "critical")
+    assert (o.logging_level, o.source_of("logging_level")) == ("CRITICAL", "session")
+    # IPython config loaded later does not override a session value.
+    o.load_ipython_config(Config({"LineaPy": {"logging_level": "ERROR"}}))
+    assert o.logging_level == "CRITICAL"
+    assert o.source_of("storage_options") == "default"
+
+
+def test_home_dir_change_moves_derived_defaults_and_rereads_file(clean_env, tmp_path):
+    other = tmp_path / "other_home"
+    other.mkdir()
+    write_file(other, logging_level="ERROR")
+    o = LineaPy()
+    o.set("database_url", "sqlite:////tmp/explicit.sqlite")
+    o.set("home_dir", str(other))
+    assert o.artifact_storage_dir == f"{other}/linea_pickles"
+    assert o.database_url == "sqlite:////tmp/explicit.sqlite"  # session value kept
+    assert (o.logging_level, o.source_of("logging_level")) == ("ERROR", "config file")
+
+
+@pytest.mark.parametrize(
+    "trait, value, expected_in_message",
+    [
+        ("logging_level", "LOUD", "'DEBUG'"),
+        ("database_url", "mysql://h/db", "postgresql://"),
+        ("default_ml_models_storage_backend", "s3", "'mlflow', 'lineapy'"),
+        ("default_storage_backend", "not a path", "pkg.module.Class"),
+        ("home_dir", "s3://bucket/x", "local directory"),
+    ],
+)
+def test_bad_values_raise_trait_error_naming_trait_and_choices(clean_env, trait, value, expected_in_message):
+    o = LineaPy()
+    before = o.get(trait)
+    with pytest.raises(TraitError) as err:
+        o.set(trait, value)
+    assert trait in str(err.value)
+    assert expected_in_message in str(err.value)
+    assert o.get(trait) == before
+
+
+def test_postgres_scheme_is_accepted_as_postgresql(clean_env):
+    o = LineaPy()
+    o.set("database_url", "postgres://u:pw@localhost/db")
+    assert o.database_url == "postgresql://u:pw@localhost/db"
+
+
+def test_unknown_key_lists_valid_keys(clean_env):
+    o = LineaPy()
+    with pytest.raises(ConfigError, match="database_url") as err:
+        o.get("databse_url")
+    assert "'databse_url'" in str(err.value)
+    with pytest.raises(ConfigError):
+        o.set("nope", 1)
+
+
+def test_bad_env_var_falls_back_to_default(clean_env, monkeypatch):
+    monkeypatch.setenv("LINEAPY_LOGGING_LEVEL", "LOUDEST")
+    o = LineaPy()
+    assert (o.logging_level, o.source_of("logging_level")) == ("WARNING", "default")
+
+
+def test_describe_masks_secrets(clean_env):
+    o = LineaPy()
+    o.set("database_url", "postgresql://alice:hunter2@db.example/lineapy")
+    o.set("storage_options", {"key": "AKIAXXX", "secret": "s3cr3t", "client_kwargs": {"endpoint_url": "http://x"}})
+    rows = {name: (value, source) for name, value, source in o.describe()}
+    assert set(rows) == set(o.trait_names(config=True))
+    assert rows["database_url"] == ("postgresql://alice:***@db.example/lineapy", "session")
+    assert "hunter2" not in repr(rows) and "s3cr3t" not in repr(rows) and "AKIAXXX" not in repr(rows)
+    assert rows["storage_options"][0] == {"key": "***", "secret": "***", "client_kwargs": {"endpoint_url": "***"}}
+    assert "hunter2" not in LineaPy.class_get_help(o)
+
+
+def test_mask_helpers():
+    assert mask_url("s3://bucket/x") == "s3://bucket/x"
+    assert mask_url("postgresql://u@h/d") == "postgresql://u@h/d"
+    assert mask_url("postgresql+psycopg://u:p%40ss@h:5432/d") == "postgresql+psycopg://u:***@h:5432/d"
+    assert mask_options({"a": 1}) == {"a": "***"}
+
+
+def test_shell_registration_and_percent_config(ipython, lineapy_home, capsys):
+    from lineapy_ext import options
+
+    assert options in ipython.configurables
+    ipython.run_line_magic("config", "LineaPy")
+    assert "LineaPy.database_url" in capsys.readouterr().out
+    new_db = lineapy_home / "other.sqlite"
+    with pytest.warns(LineaPyWarning, match="only database_url changed"):
+        ipython.run_line_magic("config", f'LineaPy.database_url = "sqlite:///{new_db}"')
+    assert options.database_url == f"sqlite:///{new_db}"
+    assert options.source_of("database_url") == "session"
+    ipython.run_line_magic("unload_ext", "lineapy_ext")
+    assert options not in ipython.configurables
+    ipython.run_line_magic("load_ext", "lineapy_ext")
+
+
+def test_ipython_config_applies_on_attach(lineapy_home):
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from lineapy_ext.context import get_context
+
+    InteractiveShell.clear_instance()
+    cfg = Config({"LineaPy": {"mlflow_tracking_uri": "file:///ipy"}})
+    shell = InteractiveShell.instance(config=cfg)
+    try:
+        shell.run_line_magic("load_ext", "lineapy_ext")
+        opts = get_context().options
+        assert (opts.mlflow_tracking_uri, opts.source_of("mlflow_tracking_uri")) == ("file:///ipy", "IPython config")
+        shell.run_line_magic("unload_ext", "lineapy_ext")
+    finally:
+        InteractiveShell.clear_instance()
+
+
+def test_location_change_resets_session_once(clean_env, capsys):
+    import lineapy_ext
+    from lineapy_ext.context import get_context
+
+    ctx = get_context()
+    lineapy_ext.save(1, "one")
+    old_session = ctx.session_id
+    lineapy_home = clean_env
+    other = lineapy_home / "elsewhere"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ctx.options.set("home_dir", str(other))  # moves both: no warning
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "new session" in out
+    assert ctx.session_id != old_session
+    assert not ctx.store_is_open
+    assert lineapy_ext.artifact_store() == []  # the new store is empty
+    with pytest.warns(LineaPyWarning, match="only artifact_storage_dir changed"):
+        ctx.options.set("artifact_storage_dir", str(lineapy_home / "vals"))
+    assert capsys.readouterr().out.count("new session") == 1
+    # Setting the same value again is not a change.
+    ctx.options.set("artifact_storage_dir", str(lineapy_home / "vals"))
+    assert capsys.readouterr().out == ""
+
+
+def test_load_is_fast_and_does_not_import_heavy_modules(lineapy_home):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, time\n"
+        "from IPython.core.interactiveshell import InteractiveShell\n"
+        "sh = InteractiveShell.instance()\n"
+        "t = time.perf_counter(); sh.run_line_magic('load_ext', 'lineapy_ext'); dt = time.perf_counter() - t\n"
+        "sh.run_line_magic('reload_ext', 'lineapy_ext')\n"
+        "sh.run_line_magic('unload_ext', 'lineapy_ext')\n"
+        "print(dt, [m for m in ('mlflow', 's3fs', 'sqlalchemy') if m in sys.modules])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert float(out[0]) < 1.0
+    assert out[1] == "[]"
