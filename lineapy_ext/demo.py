@@ -219,25 +219,38 @@ def store_summary(home: str | os.PathLike) -> list[dict]:
 
 def format_report(home, runs: list[NotebookRun], artifacts: list[dict]) -> str:
     """The demo's printed report (plain text)."""
-    lines = [f"lineapy_ext demo: SQLite + local folder under {home}", "", "Notebooks (one fresh kernel each):"]
-    for run in runs:
-        status = "ok" if run.ok else f"FAILED: {run.error}"
-        lines.append(
-            f"  {run.name:<32} kernel pid {run.kernel_pid}  {run.code_cells:>2} code cells  "
-            f"{run.seconds:5.1f} s  {status}"
-        )
-    lines += ["", "Artifacts saved (latest versions):"]
-    for art in artifacts:
-        lines.append(
-            f"  {art['name']:<22} v{art['version']}  {art['backend']:<8} {art['type']:<40} "
-            f"slice {art['slice_lines']:>3} lines of {art['session_lines']:>3} in its session"
-        )
-    if not artifacts:
-        lines.append("  (none)")
-    checks = [c for run in runs for c in run.checks]
-    lines += ["", "Values matched after reload:"]
-    lines += [f"  {c}" for c in checks] or ["  (no check ran)"]
-    return "\n".join(lines)
+    from lineapy_ext.magics import Table
+
+    notebooks = Table(
+        ["notebook", "kernel pid", "code cells", "seconds", "status"],
+        [
+            (r.name, r.kernel_pid, r.code_cells, f"{r.seconds:.1f}", "ok" if r.ok else f"FAILED: {r.error}")
+            for r in runs
+        ],
+    )
+    saved = Table(
+        ["artifact", "version", "backend", "type", "slice lines", "session lines"],
+        [
+            (a["name"], a["version"], a["backend"], a["type"], a["slice_lines"], a["session_lines"])
+            for a in artifacts
+        ],
+        empty="(none)",
+    )
+    checks = [c for run in runs for c in run.checks] or ["(no check ran)"]
+    return "\n".join(
+        [
+            f"lineapy_ext demo: SQLite + local folder under {home}",
+            "",
+            "Notebooks, each in a fresh kernel:",
+            repr(notebooks),
+            "",
+            "Artifacts saved (latest versions):",
+            repr(saved),
+            "",
+            "Values matched after reload:",
+            *(f"  {c}" for c in checks),
+        ]
+    )
 
 
 def main(home: str | None = None, notebooks: str | None = None, keep: bool = False) -> int:
