@@ -334,9 +334,12 @@ class Capture:
         return {k: id(v) for k, v in self.shell.user_ns.items()}
 
     def _diff(self, snapshot: dict[str, int]):
-        old = self._ids
-        changed = [k for k, _ in snapshot.items() - old.items() if not _HIDDEN_NAME.fullmatch(k)]
-        deleted = {k for k in old.keys() - snapshot.keys() if not _HIDDEN_NAME.fullmatch(k)}
+        get = self._ids.get
+        hidden = _HIDDEN_NAME.fullmatch
+        changed = [k for k, i in snapshot.items() if get(k) != i and not hidden(k)]
+        deleted = set()
+        if len(self._ids) + len(changed) > len(snapshot):  # something disappeared
+            deleted = {k for k in self._ids.keys() - snapshot.keys() if not hidden(k)}
         return changed, deleted
 
     # -- cells that ran before the extension was loaded --------------------

@@ -107,6 +107,7 @@ class DependencyGraph:
         self.strings: dict[int, str] = {}
         self.rng_objects: set[int] = set()
         self.pending_elements: dict[int, set[int]] = {}
+        self.atomic: set[int] = set()
         self.files: dict[str, tuple[int, ...]] = {}
         self.state: dict[str, tuple[int, ...]] = {}
         self._next_key = 0
@@ -129,28 +130,27 @@ class DependencyGraph:
         return self._next_key
 
     def _add_writer(self, key: int, nid: int) -> None:
-        w = self.writers.get(key, ())
-        if not w or w[-1] != nid:
-            self.writers[key] = w + (nid,)
+        # ``writers`` holds the *heads* of an object's history: a statement
+        # that changes an object always depends on the previous heads (it
+        # reads the object first), so the new statement alone stands for the
+        # whole history.  This keeps every read O(objects), not O(history).
+        self.writers[key] = (nid,)
 
     def closure(self, key: int) -> set[int]:
-        """Statements that created or changed ``key`` or anything it holds."""
+        """Heads of the history of ``key`` and of everything it holds."""
         out: set[int] = set()
-        stack, seen = [key], {key}
-        while stack:
-            k = stack.pop()
+        for k in self._reachable(key):
             out.update(self.writers.get(k, ()))
-            for c in self.contains.get(k, ()):
-                if c not in seen:
-                    seen.add(c)
-                    stack.append(c)
         return out
 
     def _reachable(self, key: int) -> set[int]:
+        # Immutable atoms (ints, strings...) cannot change after they were
+        # stored, and the statement storing them already depends on them.
+        atomic = self.atomic
         stack, seen = [key], {key}
         while stack:
             for c in self.contains.get(stack.pop(), ()):
-                if c not in seen:
+                if c not in seen and c not in atomic:
                     seen.add(c)
                     stack.append(c)
         return seen
@@ -196,7 +196,7 @@ class DependencyGraph:
         def touch_state(skey: str, write: bool = True) -> None:
             deps.update(self.state.get(skey, ()))
             if write:
-                self.state[skey] = self.state.get(skey, ()) + (nid,)
+                self.state[skey] = (nid,)
 
         for u in f.uses:
             read(u)
@@ -273,7 +273,7 @@ class DependencyGraph:
                 if known == norm or known.startswith(norm + os.sep) or norm.startswith(known + os.sep):
                     deps.update(writers)
             if f.writes_files:
-                self.files[norm] = self.files.get(norm, ()) + (nid,)
+                self.files[norm] = (nid,)
 
     # -- calls ----------------------------------------------------------------
     def _call(self, call: CallSite, env: "_Env", ctx: "_CellContext", visited: set, st_index: int) -> None:
@@ -443,7 +443,10 @@ class DependencyGraph:
             if other is not None and other != key and not b.atomic and self._is_live(other, name):
                 self.writers[other] = tuple(sorted(set(self.writers.get(other, ())) | set(self.writers.get(key, ()))))
                 self.bindings[name] = key = other
-            if not b.atomic:
+            if b.atomic:
+                self.atomic.add(key)
+            else:
+                self.atomic.discard(key)
                 self.key_of_id[b.id] = key
                 self.id_of_key[key] = b.id
             if b.str_value is not None:
