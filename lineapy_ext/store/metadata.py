@@ -291,9 +291,13 @@ class MetadataDB:
                         ArtifactRow.__table__.insert().values(version=version, **fields).returning(ArtifactRow.id)
                     ).scalar_one()
                 return self._record_from(dict(fields, id=new_id, version=version))
-            except IntegrityError:
+            except IntegrityError as e:
+                reason = str(e.orig).strip().splitlines()[0]
+                version_taken = "uq_lineapy_artifacts_name_version" in reason or "lineapy_artifacts.version" in reason
+                if not version_taken:
+                    raise StorageError(f"cannot record artifact {name!r} in {mask_url(self.url)}: {reason}") from e
                 if attempt == _INSERT_ATTEMPTS - 1:
-                    raise StorageError(f"could not allocate a version for {name!r}: too many concurrent saves") from None
+                    raise StorageError(f"could not allocate a version for {name!r}: too many concurrent saves") from e
                 time.sleep(random.uniform(0.001, 0.02) * (attempt + 1))
         raise AssertionError("unreachable")
 
