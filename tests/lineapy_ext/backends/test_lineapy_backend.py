@@ -1,0 +1,85 @@
+"""The built-in lineapy backend on real local files and fsspec's memory filesystem."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lineapy_ext.backends.lineapy import TEMP_PREFIX, LineaPyBackend
+from lineapy_ext.exceptions import (
+    ArtifactNotFoundError,
+    CorruptedValueError,
+    InvalidNameError,
+    SerializationError,
+)
+
+
+@pytest.fixture(params=["local", "memory"])
+def backend(request, tmp_path):
+    if request.param == "local":
+        return LineaPyBackend(str(tmp_path / "store"))
+    import uuid
+
+    return LineaPyBackend(f"memory://lineapy-test-{uuid.uuid4().hex}")
+
+
+def test_round_trip_with_out_of_band_buffers(backend):
+    value = {"a": np.arange(3_000_000, dtype=np.float64), "b": [1, "two"], "c": np.eye(3)[:, 1]}
+    meta = backend.save(value, "arr")
+    assert meta["location"].startswith("arr/") and meta["location"].endswith(".pkl")
+    assert meta["size"] > 24_000_000 and meta["checksum"].startswith("xxh3_128:")
+    got = backend.load(meta)
+    np.testing.assert_array_equal(got["a"], value["a"])
+    assert got["a"].flags.writeable
+    assert got["b"] == [1, "two"]
+    np.testing.assert_array_equal(got["c"], value["c"])
+    assert backend.exists(meta)
+    backend.delete(meta)
+    assert not backend.exists(meta)
+    backend.delete(meta)  # already gone: fine
+
+
+def test_location_is_relative_so_the_dir_can_move(tmp_path):
+    meta = LineaPyBackend(str(tmp_path / "a")).save([1, 2], "moved")
+    (tmp_path / "a").rename(tmp_path / "b")
+    assert LineaPyBackend(str(tmp_path / "b")).load(meta) == [1, 2]
+    with pytest.raises(ArtifactNotFoundError, match="missing from"):
+        LineaPyBackend(str(tmp_path / "a")).load(meta)
+
+
+def test_corrupted_file_is_detected(tmp_path):
+    b = LineaPyBackend(str(tmp_path))
+    meta = b.save(np.arange(100_000), "c")
+    path = tmp_path / meta["location"]
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, one byte flipped in the array buffer
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptedValueError, match="checksum"):
+        b.load(meta)
+    path.write_bytes(bytes(data[:1000]))
+    with pytest.raises(CorruptedValueError, match="truncated"):
+        b.load(meta)
+
+
+def test_unpicklable_value_leaves_nothing(tmp_path):
+    import threading
+
+    b = LineaPyBackend(str(tmp_path / "s"))
+    with pytest.raises(SerializationError, match="lock"):
+        b.save([np.ones(1000), threading.Lock()], "locked")
+    assert [p for p in (tmp_path / "s").rglob("*") if p.is_file()] == []
+    assert b.orphaned_temp_files() == []
+
+
+@pytest.mark.parametrize("location", ["../x.pkl", "a/../../x.pkl", "/etc/passwd", "a/b/c.pkl", "..//x"])
+def test_locations_cannot_escape_the_root(tmp_path, location):
+    b = LineaPyBackend(str(tmp_path))
+    with pytest.raises(InvalidNameError):
+        b.load({"location": location})
+
+
+def test_orphaned_temp_files_are_listed(tmp_path):
+    b = LineaPyBackend(str(tmp_path))
+    b.save(1, "n")
+    (tmp_path / "n" / f"{TEMP_PREFIX}dead.part").write_bytes(b"partial")
+    assert b.orphaned_temp_files() == [f"n/{TEMP_PREFIX}dead.part"]
