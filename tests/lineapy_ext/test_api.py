@@ -1,0 +1,67 @@
+"""The Python API: save/get/delete/artifact_store and Artifact, in plain Python and in a shell."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+import lineapy_ext
+from lineapy_ext.exceptions import ArtifactNotFoundError, InvalidVersionError
+
+
+def test_artifact_attributes_plain_python(lineapy_home):
+    art = lineapy_ext.save({"a": 1}, "cfg")
+    assert (art.name, art.version, art.storage_backend, art.value_type) == ("cfg", 1, "lineapy", "dict")
+    assert art.size > 0
+    assert art.created_at.tzinfo is not None
+    assert abs((datetime.now(timezone.utc) - art.created_at).total_seconds()) < 60
+    assert art.session_id == lineapy_ext.get("cfg").session_id
+    assert art.get_code() == ""  # no tracker without IPython
+    meta = art.get_metadata()
+    assert meta["location"].startswith("cfg/") and meta["checksum"]
+    assert lineapy_ext.get("cfg").get_value() == {"a": 1}
+
+
+def test_not_found_messages(lineapy_home):
+    with pytest.raises(ArtifactNotFoundError, match="no artifacts are saved"):
+        lineapy_ext.get("model")
+    lineapy_ext.save(1, "model_v")
+    lineapy_ext.save(2, "model_v")
+    with pytest.raises(ArtifactNotFoundError, match="did you mean 'model_v'"):
+        lineapy_ext.get("model")
+    with pytest.raises(ArtifactNotFoundError, match="existing versions are 1, 2"):
+        lineapy_ext.get("model_v", version=3)
+    with pytest.raises(ArtifactNotFoundError, match="existing versions are 1, 2"):
+        lineapy_ext.delete("model_v", 7)
+    with pytest.raises(InvalidVersionError, match="'latest' or 'all'"):
+        lineapy_ext.delete("model_v", "newest")
+    assert [a.version for a in lineapy_ext.artifact_store()] == [2]
+
+
+def test_save_from_a_cell_records_slice_and_session_code(ipython):
+    ipython.run_cell("import lineapy_ext\nxs = [1, 2, 3]\nunrelated = 'noise'\ntotal = sum(xs)")
+    result = ipython.run_cell("art = lineapy_ext.save(total, 'total')")
+    result.raise_error()
+    art = ipython.user_ns["art"]
+    assert art.get_value() == 6
+    assert "total = sum(xs)" in art.get_code() and "noise" not in art.get_code()
+    assert art.get_metadata()["var_names"] == ["total"]
+    session = art.get_session_code()
+    assert "unrelated = 'noise'" in session and "total = sum(xs)" in session
+    # Cells are persisted incrementally: a second save adds only the new ones.
+    ipython.run_cell("doubled = total * 2")
+    ipython.run_cell("art2 = lineapy_ext.save(doubled, 'doubled')").raise_error()
+    code2 = ipython.user_ns["art2"].get_session_code()
+    assert code2.count("xs = [1, 2, 3]") == 1 and "doubled = total * 2" in code2
+
+
+def test_get_in_a_new_context(lineapy_home):
+    from lineapy_ext.context import reset_context
+
+    first = lineapy_ext.save([1], "l")
+    reset_context()
+    again = lineapy_ext.get("l")
+    assert again.get_value() == [1]
+    assert again.session_id == first.session_id
+    assert lineapy_ext.save([2], "l").session_id != first.session_id
