@@ -76,7 +76,8 @@ def slice_graph(graph: DependencyGraph, names: list[str],
 
 def _text(node: Node, resolve_artifact, warnings: list[str]) -> str:
     if node.artifact_get is not None:
-        name, version, var = node.artifact_get
+        name, version, names = node.artifact_get
+        var = " = ".join(names)
         if resolve_artifact is not None:
             try:
                 code, source_var = resolve_artifact(name, version)

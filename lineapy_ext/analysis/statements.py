@@ -911,11 +911,20 @@ def analyze(node: ast.stmt) -> StatementFacts:
         if extra is None:
             return StatementFacts(drop=True)
         name, version, var = extra
+        names, aliases = [var], ()
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            var = node.targets[0].id  # x = %lineapy get NAME
-        return StatementFacts(defs=(var,), artifact_get=(name, version, var))
+            # x = %lineapy get NAME binds NAME and returns the same object.
+            target = node.targets[0].id
+            if target != var:
+                names.append(target)
+                aliases = ((target, var),)
+        return StatementFacts(defs=tuple(names), aliases=aliases,
+                              artifact_get=(name, version, tuple(names)))
     if kind == "opaque":
         return StatementFacts(unknown_effects=True, opaque=True)
+    api = _lineapy_api_call(node)
+    if api is not None:
+        return api
     stmts = body if body is not None else [node]
     w = _Walker()
     w.visit_list(stmts)
@@ -964,3 +973,33 @@ def analyze(node: ast.stmt) -> StatementFacts:
 
 def _mentions_ipython(node) -> bool:
     return any(isinstance(n, ast.Name) and n.id == "get_ipython" for n in ast.walk(node))
+
+
+_API_MODULES = frozenset({"lineapy_ext", "lineapy"})
+
+
+def _lineapy_api_call(node) -> StatementFacts | None:
+    """``lineapy_ext.save(...)`` as a statement (no effect on values) and
+    ``x = lineapy_ext.get("name"[, version]).get_value()`` (loads an artifact)."""
+    if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+        chain, _, _ = _chain(node.value.func)
+        if chain and len(chain) == 2 and chain[0] in _API_MODULES and chain[1] in ("save", "delete"):
+            return StatementFacts(drop=True)
+    if not (isinstance(node, ast.Assign) and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name) and isinstance(node.value, ast.Call)):
+        return None
+    outer = node.value.func
+    if not (isinstance(outer, ast.Attribute) and outer.attr == "get_value"
+            and isinstance(outer.value, ast.Call)):
+        return None
+    inner = outer.value
+    chain, _, _ = _chain(inner.func)
+    if not (chain and len(chain) == 2 and chain[0] in _API_MODULES and chain[1] == "get"):
+        return None
+    args = [a.value if isinstance(a, ast.Constant) else None for a in inner.args]
+    version = args[1] if len(args) > 1 else next(
+        (k.value.value for k in inner.keywords if k.arg == "version" and isinstance(k.value, ast.Constant)), None)
+    if not args or not isinstance(args[0], str):
+        return None
+    target = node.targets[0].id
+    return StatementFacts(defs=(target,), artifact_get=(args[0], version, (target,)))
