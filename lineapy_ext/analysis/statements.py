@@ -423,10 +423,11 @@ class _Walker:
             return
         if self.cond:
             self.maybe.add(name)
-        else:
-            if name not in self.defs:
-                self.defs.append(name)
-            self.assigned.add(name)
+        elif name not in self.defs:
+            self.defs.append(name)
+        # conditional() restores ``assigned`` on exit, so a binding inside a
+        # branch only hides later reads within that branch.
+        self.assigned.add(name)
 
     def mutate(self, name: str | None, deep: bool) -> None:
         if name is None or any(name in s for s in self.shadow):
@@ -617,7 +618,8 @@ class _Walker:
 
     def _record_flow(self, targets, value, n_calls) -> None:
         """Aliasing and containment created by an assignment."""
-        simple = [t.id for t in targets if isinstance(t, ast.Name)]
+        simple = [t.id for t in targets if isinstance(t, ast.Name)
+                  and not any(t.id in sh for sh in self.shadow)]
         if isinstance(value, ast.Name):
             for t in simple:
                 self.aliases.append((t, value.id))
@@ -627,7 +629,7 @@ class _Walker:
             self.calls[n_calls - 1].assigned_to = simple[0]
         # Names placed directly in a container display, or passed to a call,
         # may be referenced by the new value.
-        holders = [t.id for t in targets if isinstance(t, ast.Name)]
+        holders = list(simple)
         holders += [r for t in targets if isinstance(t, (ast.Subscript, ast.Attribute))
                     for r in [_root(t)] if r]
         if not holders:
@@ -784,23 +786,18 @@ class _Walker:
         self.visit_list(node.bases)
         for kw in node.keywords:
             self.visit(kw.value)
-        class_locals: set[str] = set()
         methods: dict[str, FunctionSummary] = {}
+        # Names bound in a class body are class attributes, not globals.
+        self.shadow.append(_stored_names(node.body))
         for st in node.body:
             if isinstance(st, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 self.visit_list(st.decorator_list)
                 self.visit_list(st.args.defaults)
+                self.visit_list([d for d in st.args.kw_defaults if d is not None])
                 methods[st.name] = summarize_function(st)
-                class_locals.add(st.name)
             else:
-                self.shadow.append(set(class_locals))
                 self.visit(st)
-                self.shadow.pop()
-                class_locals |= _stored_names([st])
-        # Class-level assignments are attributes, not globals.
-        for n in class_locals:
-            if n in self.defs and self.local_names is None:
-                pass
+        self.shadow.pop()
         if self.local_names is None:
             self.classes[node.name] = ClassSummary(methods)
         self.store(node.name)
