@@ -74,7 +74,7 @@ class Artifact:
         """Return a dict describing this version (for MLflow also the model URI...).
 
         Keys: ``name, version, created_at, storage_backend, value_type, size,
-        checksum, session_id, location, var_names``, ``version_count`` when
+        checksum, session_id, location, var_names, slice_cells``, ``version_count`` when
         known, and everything the backend recorded.
         """
         r = self._record
@@ -90,6 +90,7 @@ class Artifact:
             session_id=r.session_id,
             location=r.location,
             var_names=list(r.var_names),
+            slice_cells=[tuple(c) for c in r.slice_cells],
         )
         if self._version_count is not None:
             meta["version_count"] = self._version_count

@@ -33,10 +33,6 @@ def slice_cells(artifact) -> list[tuple[int | None, str]]:
         holding the whole slice, so the export is still complete.
     """
     cells = artifact.get_metadata().get("slice_cells")
-    if cells is None:
-        # The API keeps the split on the record but does not publish it in
-        # the metadata yet.
-        cells = getattr(getattr(artifact, "_record", None), "slice_cells", None)
     if cells:
         return [(count, code) for count, code in cells if code.strip()]
     return [(None, artifact.get_code())]
