@@ -107,6 +107,9 @@ class ArtifactStore:
         store = self.backend(backend)
         self.ensure_session(session_id)
         saved = store.save(value, name, **(backend_kwargs or {}))
+        # A backend may hand a value on to another one (MLflow -> lineapy for
+        # values MLflow cannot store); the row names the one that holds it.
+        backend = saved.get("backend") or backend
         try:
             return self.db.insert_artifact(
                 name=name,
@@ -119,7 +122,7 @@ class ArtifactStore:
                 slice_code=slice_code,
                 slice_cells=[list(c) for c in (slice_cells or [])],
                 var_names=list(var_names or []),
-                backend_metadata={k: v for k, v in saved.items() if k not in _COLUMN_KEYS},
+                backend_metadata={k: v for k, v in saved.items() if k not in _COLUMN_KEYS and k != "backend"},
             )
         except BaseException:
             try:

@@ -1,0 +1,562 @@
+"""The ``mlflow`` backend: ML models saved as MLflow models, loadable with plain MLflow.
+
+This module owns
+
+- flavor detection (:func:`flavor_of`): which MLflow flavor stores a value,
+  read from the names in ``type(value).__mro__`` so that no ML library the
+  user has not imported is imported here (and MLflow itself is not);
+- :class:`MLflowBackend`: ``save`` wraps ``mlflow.<flavor>.log_model(model,
+  name=..., **user_kwargs)`` against the configured tracking and registry
+  URIs, ``load`` goes through ``mlflow.<flavor>.load_model`` against the URIs
+  recorded at save time, ``delete`` forgets our row and says what it left in
+  MLflow;
+- the fallbacks: values MLflow has no flavor for, and non-scikit-learn models
+  that reference classes or functions defined in the notebook, are handed to
+  the ``lineapy`` backend (cloudpickle) with a note; scikit-learn models that
+  reference notebook code are logged in MLflow's ``cloudpickle``
+  serialization format instead of ``skops``.
+
+Flavors, in detection order (xgboost's scikit-learn API classes are also
+scikit-learn estimators, so xgboost is checked first):
+
+=============  ==========================================================
+flavor         recognised by a class in the MRO
+=============  ==========================================================
+``xgboost``    ``xgboost.*.XGBModel`` (scikit-learn API), ``xgboost.*.Booster``
+``sklearn``    ``sklearn.base.BaseEstimator`` (estimators, pipelines)
+``statsmodels`` ``statsmodels.base.wrapper.ResultsWrapper``, ``statsmodels.base.model.Results``
+``prophet``    ``prophet.forecaster.Prophet``
+=============  ==========================================================
+
+``log_model`` infers pip requirements by loading the model in a subprocess,
+which takes seconds; unless the user passes ``pip_requirements``,
+``extra_pip_requirements`` or ``conda_env``, the requirements are taken from
+the installed versions of the distributions the model's classes come from.
+
+MLflow keeps its tracking and registry URIs in process-wide state.  Every
+MLflow call here runs inside :func:`_mlflow_uris`, which points MLflow at our
+URIs and puts the user's previous URIs (and ``MLFLOW_TRACKING_URI`` /
+``MLFLOW_REGISTRY_URI``) back afterwards.  A run the user has started with
+``mlflow.start_run()`` against the same tracking URI gets the model as an
+output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import os
+import pickle
+import sys
+import threading
+import warnings
+from typing import Any, Iterator
+
+from lineapy_ext.backends.base import StorageBackend
+from lineapy_ext.config import MASK, mask_url
+from lineapy_ext.exceptions import BackendError, LineaPyWarning
+
+log = logging.getLogger(__name__)
+
+INSTALL_HINT = "pip install 'lineapy-ext[mlflow]'"
+
+#: Flavor name -> the distribution-level top module the flavor is about.
+FLAVOR_MODULES = {
+    "xgboost": "xgboost",
+    "sklearn": "sklearn",
+    "statsmodels": "statsmodels",
+    "prophet": "prophet",
+}
+
+#: Module prefixes that are never pip requirements.
+_NOT_REQUIREMENTS = {"__main__", "builtins", "copyreg", "lineapy_ext", "kernel_hooks"}
+
+#: Top-level module -> distribution names to try (when they differ).
+_DISTRIBUTION_ALIASES = {
+    "sklearn": ("scikit-learn",),
+    "xgboost": ("xgboost", "xgboost-cpu"),
+    "prophet": ("prophet",),
+    "yaml": ("PyYAML",),
+    "dateutil": ("python-dateutil",),
+    "google": (),
+}
+
+# MLflow's URIs are process-wide: one scoped use at a time.
+_URI_LOCK = threading.RLock()
+
+
+# -- flavor detection ----------------------------------------------------------
+
+
+def _mro_names(value: Any) -> list[tuple[str, str]]:
+    return [
+        (getattr(c, "__module__", "") or "", getattr(c, "__qualname__", "") or "")
+        for c in type(value).__mro__
+    ]
+
+
+def flavor_of(value: Any) -> str | None:
+    """Return the MLflow flavor that stores ``value``, or None.
+
+    Only the module and class names in ``type(value).__mro__`` are read:
+    nothing is imported, so asking about any value is cheap and safe.
+
+    Parameters
+    ----------
+    value : object
+        Any value.
+
+    Returns
+    -------
+    str or None
+        ``"xgboost"``, ``"sklearn"``, ``"statsmodels"``, ``"prophet"``, or
+        None when MLflow has no flavor for it here.
+    """
+    names = _mro_names(value)
+    top = [(m.split(".", 1)[0], q) for m, q in names]
+    # xgboost first: XGBClassifier & co. are also sklearn BaseEstimators.
+    if any(t == "xgboost" and q in ("XGBModel", "Booster") for t, q in top):
+        return "xgboost"
+    if ("sklearn.base", "BaseEstimator") in names:
+        return "sklearn"
+    if any(
+        (m, q) in (("statsmodels.base.wrapper", "ResultsWrapper"), ("statsmodels.base.model", "Results"))
+        for m, q in names
+    ):
+        return "statsmodels"
+    if any(t in ("prophet", "fbprophet") and q == "Prophet" for t, q in top):
+        return "prophet"
+    return None
+
+
+# -- what a model references -----------------------------------------------------
+
+
+class _NullWriter:
+    def write(self, data) -> int:
+        return len(memoryview(data))
+
+
+class _ReferenceWalker(pickle.Pickler):
+    """Pickles into nothing, noting the modules of every class and function met.
+
+    Out-of-band buffers (numpy arrays...) are dropped unread, so the walk
+    costs one pass over the object graph and no copy of the data.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(_NullWriter(), protocol=5, buffer_callback=lambda buf: None)
+        self.modules: set[str] = set()
+        self.session_code: set[str] = set()
+
+    def reducer_override(self, obj):
+        target = obj if isinstance(obj, type) or (callable(obj) and hasattr(obj, "__qualname__")) else type(obj)
+        module = getattr(target, "__module__", None) or ""
+        qualname = getattr(target, "__qualname__", "") or ""
+        if module == "__main__" or "<locals>" in qualname or "<lambda>" in qualname:
+            self.session_code.add(f"{module}.{qualname}" if module else qualname)
+        elif module:
+            self.modules.add(module)
+        return NotImplemented
+
+
+def _references(model: Any) -> tuple[set[str], set[str], bool]:
+    """Return (modules referenced, session-defined names, whether the walk finished).
+
+    Lambdas and functions or classes defined inside functions are noted
+    before pickle fails on them; a walk that stops for another reason (an
+    object pickle cannot handle but the flavor's own format can) says so
+    with the third item and reports what it saw until then.
+    """
+    walker = _ReferenceWalker()
+    try:
+        walker.dump(model)
+    except Exception as e:
+        log.debug("reference walk of %s stopped: %s", type(model).__name__, e)
+        return walker.modules, walker.session_code, False
+    return walker.modules, walker.session_code, True
+
+
+def _distribution_version(top: str) -> tuple[str, str] | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    for dist in _DISTRIBUTION_ALIASES.get(top, (top, top.replace("_", "-"))):
+        try:
+            return dist, version(dist)
+        except PackageNotFoundError:
+            continue
+    # Rare: the module name says nothing about its distribution.  The full
+    # map costs ~0.5 s once, so it is built only on a miss.
+    dists = _packages_distributions().get(top) or []
+    for dist in dists:
+        try:
+            return dist, version(dist)
+        except PackageNotFoundError:
+            continue
+    return None
+
+
+_PACKAGES_DISTRIBUTIONS: dict | None = None
+
+
+def _packages_distributions() -> dict:
+    global _PACKAGES_DISTRIBUTIONS
+    if _PACKAGES_DISTRIBUTIONS is None:
+        from importlib.metadata import packages_distributions
+
+        _PACKAGES_DISTRIBUTIONS = packages_distributions()
+    return _PACKAGES_DISTRIBUTIONS
+
+
+def pip_requirements_for(flavor: str, modules: set[str], extra: tuple[str, ...] = ()) -> list[str]:
+    """Pin the installed distributions of ``flavor`` and of ``modules``.
+
+    Parameters
+    ----------
+    flavor : str
+        The MLflow flavor; its library is always required.
+    modules : set of str
+        Modules the model's classes and functions come from.
+    extra : tuple of str
+        Further top-level modules to require (``cloudpickle``, ``skops``).
+
+    Returns
+    -------
+    list of str
+        ``["scikit-learn==1.5.0", "numpy==2.0.1", ...]`` (MLflow adds itself).
+    """
+    stdlib = getattr(sys, "stdlib_module_names", frozenset())
+    tops = [FLAVOR_MODULES[flavor], *extra]
+    for module in sorted(modules):
+        top = module.split(".", 1)[0]
+        if top and not top.startswith("_") and top not in stdlib and top not in _NOT_REQUIREMENTS:
+            tops.append(top)
+    pins: dict[str, str] = {}
+    for top in dict.fromkeys(tops):
+        found = _distribution_version(top)
+        if found and found[0].lower() not in pins:
+            pins[found[0].lower()] = f"{found[0]}=={found[1]}"
+    return list(pins.values())
+
+
+# -- MLflow access -----------------------------------------------------------------
+
+
+def import_mlflow():
+    """Import and return ``mlflow``, or raise :class:`BackendError` with the install hint."""
+    try:
+        import mlflow
+    except ImportError as e:
+        raise BackendError(f"MLflow is not installed ({e}): {INSTALL_HINT}") from e
+    return mlflow
+
+
+def flavor_module(flavor: str):
+    """Import and return ``mlflow.<flavor>``.
+
+    Raises
+    ------
+    BackendError
+        MLflow or the flavor's library is not installed.
+    """
+    import_mlflow()
+    try:
+        return importlib.import_module(f"mlflow.{flavor}")
+    except ImportError as e:
+        raise BackendError(
+            f"MLflow's {flavor} flavor cannot be imported ({e}): install {FLAVOR_MODULES[flavor]!r} "
+            f"next to MLflow ({INSTALL_HINT})"
+        ) from e
+
+
+@contextlib.contextmanager
+def _mlflow_uris(tracking_uri: str, registry_uri: str | None) -> Iterator[Any]:
+    """Point MLflow at ``tracking_uri``/``registry_uri`` for the block, then restore the user's.
+
+    Yields the ``mlflow`` module.  An unset registry URI means the tracking
+    URI's own registry (MLflow's default), never the user's global one.
+    """
+    mlflow = import_mlflow()
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    with _URI_LOCK:
+        old_tracking = tracking_utils._tracking_uri
+        old_registry = registry_utils._registry_uri
+        old_env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+        try:
+            mlflow.set_tracking_uri(tracking_uri)
+            if registry_uri or not tracking_uri.startswith("databricks"):
+                mlflow.set_registry_uri(registry_uri or tracking_uri)
+            yield mlflow
+        finally:
+            if tracking_utils._tracking_uri != old_tracking:
+                mlflow.set_tracking_uri(old_tracking)
+            registry_utils._registry_uri = old_registry
+            # set_*_uri also export the URIs to the environment (for subprocesses).
+            for key, value in old_env.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+def _unmask(recorded: str | None, configured: str | None, what: str) -> str | None:
+    """Return the real URI for ``recorded`` (stored with its password masked)."""
+    if not recorded or f":{MASK}@" not in recorded:
+        return recorded
+    if configured and mask_url(configured) == recorded:
+        return configured
+    trait = "mlflow_tracking_uri" if what == "tracking" else "mlflow_registry_uri"
+    raise BackendError(
+        f"the MLflow {what} URI {recorded!r} was recorded without its password: "
+        f"set LineaPy.{trait} to that URI (with the password) to load this model"
+    )
+
+
+def _is_skops_failure(error: Exception) -> bool:
+    return "skops" in str(error)
+
+
+class MLflowBackend(StorageBackend):
+    """ML models as MLflow logged models (and registered versions when asked).
+
+    Parameters
+    ----------
+    tracking_uri : str, optional
+        MLflow tracking URI for saves (``mlflow_tracking_uri``).
+    registry_uri : str, optional
+        MLflow model registry URI (``mlflow_registry_uri``); default: the
+        tracking URI's registry.
+    options : lineapy_ext.config.LineaPy, optional
+        The configuration, for the ``lineapy`` fallback and to unmask
+        recorded URIs.
+    """
+
+    name = "mlflow"
+
+    def __init__(
+        self,
+        tracking_uri: str | None = None,
+        registry_uri: str | None = None,
+        options=None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.tracking_uri = tracking_uri
+        self.registry_uri = registry_uri
+        self._options = options
+
+    @classmethod
+    def from_options(cls, options, **kwargs: Any) -> "MLflowBackend":
+        """Build the backend on the configured tracking and registry URIs."""
+        kwargs.setdefault("tracking_uri", options.mlflow_tracking_uri)
+        kwargs.setdefault("registry_uri", options.mlflow_registry_uri)
+        kwargs.setdefault("options", options)
+        return cls(**kwargs)
+
+    # -- fallback --------------------------------------------------------------
+
+    def _lineapy(self):
+        from lineapy_ext.backends.lineapy import LineaPyBackend
+
+        if self._options is None:
+            raise BackendError(
+                "the MLflow backend has no configuration to fall back to the lineapy backend: "
+                "build it with MLflowBackend.from_options(options)"
+            )
+        return LineaPyBackend.from_options(self._options)
+
+    def _fallback(self, value: Any, name: str, note: str) -> dict:
+        """Store ``value`` with the lineapy backend; the row records ``lineapy``."""
+        warnings.warn(f"{name!r}: {note}; saved with the lineapy backend instead", LineaPyWarning, stacklevel=4)
+        saved = self._lineapy().save(value, name)
+        # "backend" tells the artifact store which backend the row belongs to.
+        return {**saved, "backend": "lineapy", "fallback_from": "mlflow", "note": note}
+
+    # -- save ------------------------------------------------------------------
+
+    def save(self, value: Any, name: str, **kwargs: Any) -> dict:
+        """Log ``value`` with ``mlflow.<flavor>.log_model(value, name=name, **kwargs)``.
+
+        Parameters
+        ----------
+        value : object
+            The model.  Values without a flavor go to the lineapy backend.
+        name : str
+            Artifact name; also the logged model's name.
+        **kwargs
+            ``log_model`` keyword arguments (``registered_model_name``,
+            ``signature``, ``input_example``, ``pip_requirements``, ...).
+
+        Returns
+        -------
+        dict
+            ``location``/``model_uri``, ``flavor``, ``tracking_uri``,
+            ``registry_uri`` (passwords masked), ``model_id``, ``run_id``,
+            ``registered_model_name``, ``registered_model_version``,
+            ``pip_requirements_source`` and, for scikit-learn,
+            ``serialization_format``.
+
+        Raises
+        ------
+        BackendError
+            No tracking URI, MLflow not installed, or MLflow refused the model.
+        """
+        if not self.tracking_uri:
+            raise BackendError(
+                "the mlflow backend needs an MLflow tracking URI: run "
+                "lineapy_ext.options.set('mlflow_tracking_uri', URI) or %config LineaPy.mlflow_tracking_uri = URI"
+            )
+        flavor = flavor_of(value)
+        if flavor is None:
+            return self._fallback(value, name, f"MLflow has no flavor for {type(value).__qualname__}")
+        module = flavor_module(flavor)
+        kwargs = dict(kwargs)
+        if "artifact_path" in kwargs:
+            # MLflow 3 names the logged model with ``name``; artifact_path is deprecated.
+            kwargs.setdefault("name", kwargs.pop("artifact_path"))
+        kwargs.setdefault("name", name)
+
+        modules, session_code, _ = _references(value)
+        note = None
+        extra: tuple[str, ...] = ()
+        if flavor == "sklearn":
+            if session_code and "serialization_format" not in kwargs:
+                kwargs["serialization_format"] = "cloudpickle"
+                note = (
+                    "references code defined in the session (" + ", ".join(sorted(session_code)[:3])
+                    + "): logged in MLflow's cloudpickle format, loadable where the same packages are installed"
+                )
+            fmt = kwargs.get("serialization_format", "skops")
+            extra = ("cloudpickle",) if fmt in ("cloudpickle", None) else ("skops",) if fmt == "skops" else ()
+        elif session_code:
+            return self._fallback(
+                value, name,
+                f"the {flavor} model references code defined in the session ("
+                + ", ".join(sorted(session_code)[:3]) + "), which MLflow's format cannot hold",
+            )
+        requirements_given = any(k in kwargs for k in ("pip_requirements", "extra_pip_requirements", "conda_env"))
+        if not requirements_given:
+            kwargs["pip_requirements"] = pip_requirements_for(flavor, modules, extra)
+
+        with _mlflow_uris(self.tracking_uri, self.registry_uri) as mlflow:
+            try:
+                info = module.log_model(value, **kwargs)
+            except Exception as e:
+                if flavor == "sklearn" and "serialization_format" not in kwargs and _is_skops_failure(e):
+                    kwargs["serialization_format"] = "cloudpickle"
+                    if not requirements_given:
+                        kwargs["pip_requirements"] = pip_requirements_for(flavor, modules, ("cloudpickle",))
+                    note = "skops could not hold the model: logged in MLflow's cloudpickle format"
+                    try:
+                        info = module.log_model(value, **kwargs)
+                    except Exception as e2:
+                        raise self._log_error(flavor, name, e2) from e2
+                else:
+                    raise self._log_error(flavor, name, e) from e
+            del mlflow
+        if note:
+            warnings.warn(f"{name!r}: {note}", LineaPyWarning, stacklevel=3)
+        registered_version = getattr(info, "registered_model_version", None)
+        registered_name = kwargs.get("registered_model_name")
+        meta = {
+            "location": info.model_uri,
+            "model_uri": info.model_uri,
+            "flavor": flavor,
+            "tracking_uri": mask_url(self.tracking_uri),
+            "registry_uri": mask_url(self.registry_uri),
+            "model_id": getattr(info, "model_id", None),
+            "run_id": getattr(info, "run_id", None),
+            "registered_model_name": registered_name,
+            "registered_model_version": int(registered_version) if registered_version is not None else None,
+            "pip_requirements_source": "given" if requirements_given else "installed versions",
+        }
+        if registered_name and registered_version is not None:
+            meta["registered_model_uri"] = f"models:/{registered_name}/{registered_version}"
+        if flavor == "sklearn":
+            meta["serialization_format"] = kwargs.get("serialization_format") or "skops"
+        if note:
+            meta["note"] = note
+        return meta
+
+    def _log_error(self, flavor: str, name: str, error: Exception) -> BackendError:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        return BackendError(
+            f"MLflow could not log {name!r} with mlflow.{flavor}.log_model at {mask_url(self.tracking_uri)}: "
+            f"{first} (check the tracking URI and the log_model arguments, or save with storage_backend='lineapy')"
+        )
+
+    # -- load, delete, exists ------------------------------------------------------
+
+    def _uris(self, metadata: dict) -> tuple[str, str | None]:
+        configured = self._options
+        tracking = _unmask(metadata.get("tracking_uri"), getattr(configured, "mlflow_tracking_uri", None), "tracking")
+        registry = _unmask(metadata.get("registry_uri"), getattr(configured, "mlflow_registry_uri", None), "registry")
+        if not tracking:
+            raise BackendError("this MLflow artifact has no recorded tracking URI: save it again")
+        return tracking, registry
+
+    def load(self, metadata: dict) -> Any:
+        """Load the model with ``mlflow.<flavor>.load_model`` from the URIs recorded at save time."""
+        if metadata.get("backend") == "lineapy":
+            return self._lineapy().load(metadata)
+        flavor = metadata.get("flavor")
+        if flavor not in FLAVOR_MODULES:
+            raise BackendError(f"unknown MLflow flavor {flavor!r} recorded for {metadata.get('model_uri')!r}: save it again")
+        module = flavor_module(flavor)
+        tracking, registry = self._uris(metadata)
+        uri = metadata.get("model_uri") or metadata.get("location")
+        with _mlflow_uris(tracking, registry):
+            try:
+                return module.load_model(uri)
+            except Exception as e:
+                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise BackendError(
+                    f"MLflow could not load {uri} from {mask_url(tracking)}: {first} "
+                    "(check that the tracking server is reachable and the model was not deleted there)"
+                ) from e
+
+    def delete(self, metadata: dict) -> None:
+        """Forget the value: MLflow's model (and registered version) is left where it is.
+
+        MLflow models may be used by other people and deployments, so they
+        are never deleted from here; one line says what is left and how to
+        remove it.
+        """
+        if metadata.get("backend") == "lineapy":
+            self._lineapy().delete(metadata)
+            return
+        print(left_in_mlflow(metadata))
+
+    def exists(self, metadata: dict) -> bool:
+        """Say whether MLflow still has the logged model."""
+        if metadata.get("backend") == "lineapy":
+            return self._lineapy().exists(metadata)
+        tracking, registry = self._uris(metadata)
+        model_id = metadata.get("model_id")
+        with _mlflow_uris(tracking, registry) as mlflow:
+            try:
+                if model_id:
+                    mlflow.MlflowClient().get_logged_model(model_id)
+                    return True
+                mlflow.MlflowClient().get_model_version(
+                    metadata["registered_model_name"], str(metadata["registered_model_version"])
+                )
+                return True
+            except Exception as e:
+                log.debug("MLflow model %s not found: %s", metadata.get("model_uri"), e)
+                return False
+
+
+def left_in_mlflow(metadata: dict) -> str:
+    """The one line saying what an MLflow-backed artifact left in MLflow when deleted."""
+    uri = metadata.get("model_uri") or metadata.get("location")
+    where = metadata.get("tracking_uri")
+    name, version = metadata.get("registered_model_name"), metadata.get("registered_model_version")
+    registered = f" (registered model {name!r} version {version})" if name and version is not None else ""
+    how = f"MlflowClient().delete_model_version({name!r}, '{version}') and " if registered else ""
+    model_id = metadata.get("model_id")
+    how += f"MlflowClient().delete_logged_model({model_id!r})" if model_id else "the MLflow UI"
+    return f"lineapy_ext: MLflow model {uri}{registered} is kept in MLflow at {where}; to remove it there use {how}"
