@@ -1,0 +1,319 @@
+"""Tests of ``kernel_hooks.Capture`` on a real ``InteractiveShell``, on its own.
+
+Nothing here imports ``lineapy_ext``: the capture layer must be usable and
+testable without the slicing engine.  Covers the per-cell records (sources,
+statement splitting, completion of a cell that raised, syntax errors), the
+namespace diff by identity, listener failures, install/uninstall symmetry,
+backfill of cells that ran before install, and ``current_cell()`` from inside
+a running cell.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+from traitlets.config import Config
+
+from kernel_hooks import Capture
+
+
+@pytest.fixture
+def shell(tmp_path, monkeypatch):
+    """A fresh shell with in-memory history, in an empty working directory."""
+    InteractiveShell.clear_instance()
+    cfg = Config()
+    cfg.HistoryManager.hist_file = ":memory:"
+    sh = InteractiveShell.instance(config=cfg)
+    monkeypatch.chdir(tmp_path)
+    yield sh
+    InteractiveShell.clear_instance()
+
+
+@pytest.fixture
+def cap(shell):
+    """A ``Capture`` installed on ``shell`` (uninstalled afterwards)."""
+    c = Capture(shell)
+    c.install()
+    yield c
+    c.uninstall()
+
+
+def run(shell, src: str):
+    return shell.run_cell(src, store_history=True)
+
+
+# --- records -------------------------------------------------------------------
+
+
+def test_one_record_per_cell_with_sources(shell, cap):
+    run(shell, "a = 1")
+    run(shell, "b = a + 1")
+    assert [c.raw_source for c in cap.cells] == ["a = 1", "b = a + 1"]
+    assert [c.index for c in cap.cells] == [0, 1]
+    counts = [c.execution_count for c in cap.cells]
+    assert counts[1] == counts[0] + 1
+    assert all(c.success and not c.in_progress and c.has_runtime_facts for c in cap.cells)
+
+
+def test_line_magic_is_transformed_in_source(shell, cap):
+    run(shell, "%time x = 1")
+    cell = cap.cells[-1]
+    assert cell.raw_source == "%time x = 1"
+    assert "get_ipython().run_line_magic('time', 'x = 1')" in cell.source
+    assert [s.source for s in cell.statements] == ["get_ipython().run_line_magic('time', 'x = 1')"]
+    assert shell.user_ns["x"] == 1
+
+
+def test_statements_on_one_line_are_split(shell, cap):
+    run(shell, "a = 1; b = 2\nc = 3")
+    cell = cap.cells[-1]
+    assert [s.source for s in cell.statements] == ["a = 1", "b = 2", "c = 3"]
+    assert [s.index for s in cell.statements] == [0, 1, 2]
+    assert [s.lineno for s in cell.statements] == [1, 1, 2]
+    assert cell.completed == 3
+
+
+def test_decorated_function_keeps_its_decorators(shell, cap):
+    src = "import functools\n@functools.lru_cache()\n@staticmethod\ndef f(x):\n    return x\ny = 2"
+    run(shell, src)
+    stmts = cap.cells[-1].statements
+    assert len(stmts) == 3
+    assert stmts[1].source.startswith("@functools.lru_cache()\n@staticmethod\ndef f(x):")
+    assert stmts[1].source.rstrip().endswith("return x")
+    assert (stmts[1].lineno, stmts[1].end_lineno) == (2, 5)
+    assert stmts[2].source == "y = 2"
+
+
+def test_nested_time_magic_does_not_replace_statements(shell, cap):
+    run(shell, "x = 1\n%time y = 2\nz = 3")
+    cell = cap.cells[-1]
+    assert len(cell.statements) == 3
+    assert cell.statements[0].source == "x = 1"
+    assert "run_line_magic('time', 'y = 2')" in cell.statements[1].source
+    assert cell.statements[2].source == "z = 3"
+    assert cell.completed == 3
+
+
+def test_ast_nodes_attached_during_listener_then_dropped(shell):
+    seen = []
+    c = Capture(shell, on_cell=lambda rec: seen.append([type(s.node).__name__ for s in rec.statements]))
+    c.install()
+    try:
+        run(shell, "a = 1\nprint(a)")
+    finally:
+        c.uninstall()
+    assert seen == [["Assign", "Expr"]]
+    assert all(s.node is None for s in c.cells[-1].statements)
+
+
+def test_cell_that_raises_half_way(shell, cap):
+    res = run(shell, "a = 1\nb = 1 / 0\nc = 3")
+    assert not res.success
+    cell = cap.cells[-1]
+    assert not cell.success
+    assert cell.completed == 1
+    assert len(cell.statements) == 3
+    assert "ZeroDivisionError" in cell.error
+    assert "a" in cell.bound and "c" not in cell.bound
+
+
+def test_cell_raising_inside_a_function(shell, cap):
+    run(shell, "def boom():\n    raise RuntimeError('x')")
+    run(shell, "a = 1\nb = 2\nboom()\nc = 4")
+    cell = cap.cells[-1]
+    assert cell.completed == 2
+    assert "RuntimeError" in cell.error
+
+
+def test_syntax_error_has_no_statements(shell, cap):
+    res = run(shell, "x = (")
+    assert res.error_before_exec is not None
+    cell = cap.cells[-1]
+    assert cell.raw_source == "x = ("
+    assert cell.statements == [] and cell.completed == 0
+    assert not cell.success and "SyntaxError" in cell.error
+    run(shell, "y = 1")
+    assert cap.cells[-1].raw_source == "y = 1" and cap.cells[-1].success
+
+
+def test_result_id_of_trailing_expression(shell, cap):
+    run(shell, "data = [1, 2]")
+    run(shell, "data")
+    assert cap.cells[-1].result_id == id(shell.user_ns["data"])
+    run(shell, "z = 0")
+    assert cap.cells[-1].result_id is None
+
+
+# --- namespace diff --------------------------------------------------------------
+
+
+def test_bound_by_identity(shell, cap):
+    run(shell, "a = [1]\nn = 5\ns = 'txt'")
+    bound = cap.cells[-1].bound
+    assert set(bound) == {"a", "n", "s"}
+    assert bound["a"].id == id(shell.user_ns["a"]) and bound["a"].type_name == "list"
+    assert not bound["a"].atomic and bound["n"].atomic
+    assert bound["s"].str_value == "txt"
+
+
+def test_alias_shows_same_id(shell, cap):
+    run(shell, "a = [1]")
+    run(shell, "b = a")
+    bound = cap.cells[-1].bound
+    assert set(bound) == {"b"}
+    assert bound["b"].id == cap.cells[0].bound["a"].id
+
+
+def test_rebinding_to_same_object_is_not_a_change(shell, cap):
+    run(shell, "a = [1]\nb = 3")
+    run(shell, "a = a\nc = a\nb = b")
+    assert set(cap.cells[-1].bound) == {"c"}
+
+
+def test_in_place_mutation_is_not_rebinding(shell, cap):
+    run(shell, "a = [1]\nd = {}")
+    run(shell, "a.append(2)\nd['k'] = 1\na += [3]")
+    assert cap.cells[-1].bound == {}
+    assert cap.cells[-1].deleted == set()
+
+
+def test_ipython_bookkeeping_names_hidden(shell, cap):
+    run(shell, "x = 41")
+    run(shell, "x + 1")
+    cell = cap.cells[-1]
+    assert cell.bound == {}
+    assert not any(k.startswith("_") for k in cell.bound)
+
+
+def test_container_element_ids_and_view_base(shell, cap):
+    run(shell, "import numpy as np\ninner = [1]\nouter = [inner, 2]\nbase = np.arange(4)\nview = base[1:]")
+    bound = cap.cells[-1].bound
+    assert bound["outer"].element_ids == (id(shell.user_ns["inner"]),)
+    assert bound["view"].base_id == id(shell.user_ns["base"])
+
+
+# --- robustness ----------------------------------------------------------------
+
+
+def test_listener_failure_does_not_break_cells(shell):
+    calls = []
+
+    def listener(rec):
+        calls.append(rec.raw_source)
+        raise RuntimeError("listener bug")
+
+    c = Capture(shell, on_cell=listener)
+    c.install()
+    try:
+        r1 = run(shell, "a = 1")
+        r2 = run(shell, "b = a + 1")
+    finally:
+        c.uninstall()
+    assert r1.success and r2.success
+    assert shell.user_ns["b"] == 2
+    assert calls == ["a = 1", "b = a + 1"]
+    assert [rec.raw_source for rec in c.cells] == ["a = 1", "b = a + 1"]
+
+
+def test_install_uninstall_symmetric(shell):
+    before_events = {k: list(v) for k, v in shell.events.callbacks.items()}
+    before_ast = list(shell.ast_transformers)
+    c = Capture(shell)
+    c.install()
+    assert c._pre_run_cell in shell.events.callbacks["pre_run_cell"]
+    assert len(shell.ast_transformers) == len(before_ast) + 1
+    assert c.install() == []  # idempotent
+    assert len(shell.ast_transformers) == len(before_ast) + 1
+    run(shell, "a = 1")
+    c.uninstall()
+    c.uninstall()  # idempotent
+    assert {k: list(v) for k, v in shell.events.callbacks.items()} == before_events
+    assert list(shell.ast_transformers) == before_ast
+    run(shell, "b = 2")
+    assert [rec.raw_source for rec in c.cells] == ["a = 1"]
+
+
+def test_reinstall_after_uninstall(shell):
+    c = Capture(shell)
+    c.install(backfill=False)
+    c.uninstall()
+    c.install(backfill=False)
+    try:
+        run(shell, "q = 1")
+    finally:
+        c.uninstall()
+    assert [rec.raw_source for rec in c.cells] == ["q = 1"]
+
+
+# --- backfill ------------------------------------------------------------------
+
+
+def test_backfill_cells_before_install(shell):
+    run(shell, "pre = 1")
+    run(shell, "%time pre2 = pre + 1")
+    c = Capture(shell)
+    recovered = c.install()
+    try:
+        run(shell, "post = pre2")
+    finally:
+        c.uninstall()
+    assert [r.execution_count for r in recovered] == [1, 2]
+    assert [r.raw_source for r in recovered] == ["pre = 1", "get_ipython().run_line_magic('time', 'pre2 = pre + 1')"]
+    assert all(not r.has_runtime_facts for r in recovered)
+    assert all(r.completed == len(r.statements) == 1 for r in recovered)
+    assert c.cells[:2] == recovered
+    assert c.cells[2].raw_source == "post = pre2" and c.cells[2].has_runtime_facts
+    # names bound before install are part of the baseline, not of the new cell
+    assert set(c.cells[2].bound) == {"post"}
+
+
+def test_no_backfill_when_disabled(shell):
+    run(shell, "pre = 1")
+    c = Capture(shell)
+    assert c.install(backfill=False) == []
+    c.uninstall()
+    assert c.cells == []
+
+
+# --- the running cell ----------------------------------------------------------
+
+
+def test_current_cell_from_inside_a_cell(shell, cap):
+    seen = []
+
+    def probe():
+        cell = cap.current_cell()
+        seen.append((cell.completed, cell.in_progress, set(cell.bound), cell.raw_source))
+
+    shell.user_ns["probe"] = probe
+    src = "a = 1\nb = [a]\nprobe()\nc = 3"
+    run(shell, src)
+    assert len(seen) == 1
+    completed, in_progress, bound, raw = seen[0]
+    assert (completed, in_progress, raw) == (2, True, src)
+    assert {"a", "b"} <= bound and "c" not in bound
+    assert cap.cells[-1].completed == 4 and not cap.cells[-1].in_progress
+
+
+def test_current_cell_inside_nested_call_and_compound_statement(shell, cap):
+    seen = []
+    shell.user_ns["probe"] = lambda: seen.append(cap.current_cell().completed)
+    run(shell, "def helper():\n    return probe()\nx = 0\nfor i in range(2):\n    helper()\ny = 1")
+    assert seen == [2, 2]
+
+
+def test_current_cell_outside_a_cell_is_none(shell, cap):
+    run(shell, "a = 1")
+    assert cap.current_cell() is None
+
+
+# --- layering ------------------------------------------------------------------
+
+
+def test_kernel_hooks_never_imports_lineapy_ext():
+    code = "import kernel_hooks, sys; assert not any(m.startswith('lineapy_ext') for m in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
