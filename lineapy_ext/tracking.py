@@ -18,7 +18,14 @@ Public surface used by the rest of the package::
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
+
+from kernel_hooks import Capture, CellRecord
+
+from lineapy_ext.analysis import DependencyGraph, StatementFacts, analyze, slice_graph
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -49,14 +56,6 @@ class Slice:
     cells: list[tuple[int | None, str]] = field(default_factory=list)
     names: list[str] = field(default_factory=list)
 
-
-import logging  # noqa: E402
-
-from kernel_hooks import Capture, CellRecord  # noqa: E402
-
-from lineapy_ext.analysis import DependencyGraph, StatementFacts, analyze, slice_graph  # noqa: E402
-
-log = logging.getLogger(__name__)
 
 _HIDDEN = frozenset({"_", "__", "___", "In", "Out", "exit", "quit", "get_ipython"})
 
