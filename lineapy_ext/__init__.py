@@ -19,6 +19,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Artifact",
     "artifact_store",
+    "cleanup",
     "delete",
     "get",
     "load_ipython_extension",
@@ -45,7 +46,7 @@ def unload_ipython_extension(ipython):
 def __getattr__(name):
     # PEP 562 lazy attributes: the API pulls in SQLAlchemy and fsspec, which
     # the extension only needs once something is saved or loaded.
-    if name in ("save", "get", "delete", "artifact_store", "Artifact"):
+    if name in ("save", "get", "delete", "artifact_store", "Artifact", "cleanup"):
         from lineapy_ext import api
 
         return getattr(api, name)

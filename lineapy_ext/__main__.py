@@ -1,7 +1,8 @@
 """Command line of lineapy_ext: ``python -m lineapy_ext COMMAND``.
 
 A small argparse dispatcher; each command lives in its own module
-(:mod:`lineapy_ext.kernelspec`, :mod:`lineapy_ext.demo`).
+(:mod:`lineapy_ext.kernelspec`, :mod:`lineapy_ext.demo`,
+:mod:`lineapy_ext.store.cleanup`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,25 @@ def _demo(args) -> int:
     from lineapy_ext import demo
 
     return demo.main(home=args.home, notebooks=args.notebooks, keep=args.keep)
+
+
+def _cleanup(args) -> int:
+    from lineapy_ext.store.cleanup import cleanup_temp_files
+    from lineapy_ext.context import get_context
+
+    from lineapy_ext.exceptions import LineaPyError
+
+    options = get_context().options
+    try:
+        found = cleanup_temp_files(options, older_than=args.older_than, dry_run=args.dry_run)
+    except LineaPyError as e:
+        print(f"lineapy_ext cleanup: {e}", file=sys.stderr)
+        return 1
+    for path in found:
+        print(path)
+    verb = "would remove" if args.dry_run else "removed"
+    print(f"{verb} {len(found)} orphaned temporary file(s) under {options.masked('artifact_storage_dir')}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,6 +94,28 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--notebooks", metavar="DIR", help="notebook directory (default: the bundled notebooks/)")
     demo.add_argument("--keep", action="store_true", help="keep the temporary home and executed notebooks")
     demo.set_defaults(run=_demo)
+
+    from lineapy_ext.store.cleanup import DEFAULT_OLDER_THAN
+
+    cleanup = commands.add_parser(
+        "cleanup",
+        help="remove temporary files left by interrupted saves",
+        description=(
+            "List and remove the temporary value files that saves killed mid-write left "
+            "under artifact_storage_dir (configured as for the kernels: env vars, "
+            "lineapy_config.json in LINEAPY_HOME_DIR)."
+        ),
+    )
+    cleanup.add_argument("--dry-run", action="store_true", help="only list what would be removed")
+    cleanup.add_argument(
+        "--older-than",
+        type=float,
+        default=DEFAULT_OLDER_THAN,
+        metavar="SECONDS",
+        help="minimum age of files written on another machine (default: %(default)s); "
+        "files of this machine go once their process has ended",
+    )
+    cleanup.set_defaults(run=_cleanup)
     return parser
 
 

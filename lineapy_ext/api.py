@@ -16,7 +16,7 @@ from typing import Any
 from lineapy_ext.exceptions import ArtifactNotFoundError, InvalidVersionError
 from lineapy_ext.store.records import ArtifactRecord
 
-__all__ = ["Artifact", "artifact_store", "delete", "get", "save", "save_value"]
+__all__ = ["Artifact", "artifact_store", "cleanup", "delete", "get", "save", "save_value"]
 
 
 class Artifact:
@@ -260,3 +260,31 @@ def delete(name: str, version: int | str | None = None) -> list[int]:
 def artifact_store() -> list[Artifact]:
     """Return the latest version of every artifact, sorted by name."""
     return [Artifact(record, count) for record, count in _context().store.db.latest_artifacts()]
+
+
+def cleanup(*, dry_run: bool = False, older_than: float | None = None) -> list[str]:
+    """Remove temporary files that interrupted saves left in the storage dir.
+
+    A kernel killed while saving leaves its half-written value under a
+    temporary name (never under a final name, never with a metadata row).
+
+    Parameters
+    ----------
+    dry_run : bool
+        Only list what would be removed.
+    older_than : float, optional
+        Minimum age in seconds of files written on another machine (default
+        one hour); files of this machine are removed once their writer is gone.
+
+    Returns
+    -------
+    list of str
+        Removed (or, with ``dry_run``, removable) files, relative to the storage dir.
+    """
+    from lineapy_ext.store.cleanup import DEFAULT_OLDER_THAN, cleanup_temp_files
+
+    return cleanup_temp_files(
+        _context().options,
+        older_than=DEFAULT_OLDER_THAN if older_than is None else older_than,
+        dry_run=dry_run,
+    )

@@ -25,10 +25,14 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import pickle
 import posixpath
+import re
+import socket
 import struct
 import sys
+import time
 import uuid
 from typing import Any, Iterator
 
@@ -36,6 +40,7 @@ from lineapy_ext.backends.base import StorageBackend
 from lineapy_ext.config import mask_url
 from lineapy_ext.exceptions import (
     ArtifactNotFoundError,
+    LineaPyError,
     CorruptedValueError,
     InvalidNameError,
     SerializationError,
@@ -53,15 +58,91 @@ _LEN = struct.Struct("<Q")
 TEMP_PREFIX = ".tmp-"
 TEMP_SUFFIX = ".part"
 VALUE_SUFFIX = ".pkl"
+# .tmp-<token>.<pid>.<host>.part: who writes it, so cleanup can tell a dead
+# writer on this machine from a save still running.
+_TEMP_NAME = re.compile(r"\.tmp-[0-9a-f]+(?:\.(?P<pid>\d+)\.(?P<host>[A-Za-z0-9-]*))?\.part")
 # Hash and copy in slices that fit in cache: hashing a slice right after
 # it was read or before it is written costs almost nothing extra.
 _CHUNK = 8 << 20
+
+#: Protocols of fsspec's S3 filesystem (s3fs).
+S3_PROTOCOLS = ("s3", "s3a")
+#: Defaults for s3fs unless ``storage_options`` sets them: an unreachable
+#: endpoint fails a save or get within seconds, not minutes (s3fs and
+#: botocore would otherwise retry with back-off many times).
+S3_DEFAULTS = {
+    "config_kwargs": {"connect_timeout": 3, "read_timeout": 60, "retries": {"max_attempts": 2, "mode": "standard"}},
+}
+#: s3fs's own retry loop (a class attribute of ``S3FileSystem``, not an option).
+S3_RETRIES = 2
+
+
+def fs_options(storage_dir: str, storage_options: dict | None) -> dict:
+    """Return the fsspec options for ``storage_dir``: ``storage_options`` plus bounded S3 retries.
+
+    Parameters
+    ----------
+    storage_dir : str
+        The storage dir URL; the S3 defaults apply to ``s3://`` and ``s3a://``.
+    storage_options : dict or None
+        The user's options; what they set wins, key by key (``config_kwargs``
+        is merged one level deep).
+    """
+    options = dict(storage_options or {})
+    if _is_s3(storage_dir):
+        options["config_kwargs"] = {**S3_DEFAULTS["config_kwargs"], **(options.get("config_kwargs") or {})}
+    return options
+
+
+def _is_s3(storage_dir: str) -> bool:
+    return "://" in storage_dir and storage_dir.split("://", 1)[0].lower() in S3_PROTOCOLS
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:63]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    except OSError:
+        return True
+    return True
+
+
+def _reason(e: BaseException) -> str:
+    """The first line of an exception's message (its type name if it has none)."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _modified(info: dict) -> float | None:
+    """Modification time (epoch seconds) from an fsspec ``info`` dict, if it has one."""
+    for key in ("mtime", "LastModified", "last_modified", "created"):
+        value = info.get(key)
+        if value is None:
+            continue
+        if hasattr(value, "timestamp"):
+            return value.timestamp()
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            continue
+    return None
 
 
 def _hasher():
     import xxhash
 
     return xxhash.xxh3_128()
+
+
+class _WriteFailed(Exception):
+    """Writing to the storage failed while the value was being pickled."""
 
 
 class _HashingWriter:
@@ -74,7 +155,10 @@ class _HashingWriter:
 
     def write(self, data) -> int:
         self.h.update(data)
-        self.f.write(data)
+        try:
+            self.f.write(data)
+        except Exception as e:  # tell storage failures from pickling failures
+            raise _WriteFailed(e) from e
         n = memoryview(data).nbytes
         self.size += n
         return n
@@ -205,15 +289,22 @@ class LineaPyBackend(StorageBackend):
             import fsspec
 
             try:
-                self._fs, self._root = fsspec.core.url_to_fs(self.storage_dir, **self._storage_options)
+                self._fs, self._root = fsspec.core.url_to_fs(
+                    self.storage_dir, **fs_options(self.storage_dir, self._storage_options)
+                )
             except ImportError as e:
                 raise StorageError(
                     f"cannot open storage dir {mask_url(self.storage_dir)!r} ({e}); "
                     "for s3:// install 'lineapy-ext[s3]'"
                 ) from e
             except Exception as e:  # fsspec raises anything from bad options
-                raise StorageError(f"cannot open storage dir {mask_url(self.storage_dir)!r}: {e}") from e
+                raise StorageError(
+                    f"cannot open storage dir {mask_url(self.storage_dir)!r}: {_reason(e)}; "
+                    "check artifact_storage_dir and storage_options"
+                ) from e
             self._root = self._root.rstrip("/")
+            if _is_s3(self.storage_dir):
+                self._fs.retries = S3_RETRIES
         return self._fs
 
     def _path(self, location: str) -> str:
@@ -249,24 +340,36 @@ class LineaPyBackend(StorageBackend):
         token = uuid.uuid4().hex
         location = f"{name}/{token}{VALUE_SUFFIX}"
         final = self._path(location)
-        tmp = posixpath.join(posixpath.dirname(final), f"{TEMP_PREFIX}{token}{TEMP_SUFFIX}")
+        tmp = posixpath.join(posixpath.dirname(final), f"{TEMP_PREFIX}{token}.{os.getpid()}.{_host()}{TEMP_SUFFIX}")
         fs = self.fs
+
+        def write_error(e: Exception) -> StorageError:
+            # OSError from local files, botocore/aiohttp errors from s3fs...
+            return StorageError(
+                f"cannot write value of {name!r} to {mask_url(self.storage_dir)!r}: {_reason(e)}; "
+                "check that the storage dir is reachable and writable"
+            )
+
         try:
             fs.makedirs(posixpath.dirname(final), exist_ok=True)
+        except Exception as e:  # nothing written yet: nothing to clean up
+            raise write_error(e) from e
+        pickling = False
+        try:
             with fs.open(tmp, "wb") as f:
+                pickling = True
                 size, checksum = self._write(value, f)
+                pickling = False
             fs.mv(tmp, final)
         except BaseException as e:
             self._remove_quietly(tmp)
             self._remove_quietly(final)
             self._remove_dir_if_empty(posixpath.dirname(final))
-            if isinstance(e, (SerializationError, KeyboardInterrupt, SystemExit)):
-                raise
-            if isinstance(e, OSError):
-                raise StorageError(
-                    f"cannot write value of {name!r} to {mask_url(self.storage_dir)!r}: {e}"
-                ) from e
-            raise
+            if isinstance(e, _WriteFailed):
+                raise write_error(e.__cause__) from e.__cause__
+            if isinstance(e, Exception) and not isinstance(e, LineaPyError) and not pickling:
+                raise write_error(e) from e
+            raise  # the value's own pickling error, or an interrupt
         return {
             "location": location,
             "size": size,
@@ -316,12 +419,14 @@ class LineaPyBackend(StorageBackend):
             size = fs.size(path)
         except FileNotFoundError:
             size = None
+        except Exception as e:
+            raise self._read_error(metadata, e) from e
         if size is None:
-            saved_in = metadata.get("storage_dir")
+            saved_in = metadata.get("storage_dir") or "unknown"
             raise ArtifactNotFoundError(
-                f"value file {metadata['location']!r} is missing from {mask_url(self.storage_dir)!r}"
-                + (f" (it was saved to {saved_in!r})" if saved_in and saved_in != mask_url(self.storage_dir) else "")
-                + "; point artifact_storage_dir at the directory that holds it"
+                f"value file {metadata['location']!r} is missing from {mask_url(self.storage_dir)!r} "
+                f"(looked for {mask_url(path)!r}; it was saved to {saved_in!r}): "
+                "point artifact_storage_dir at the directory that holds it"
             )
         expected_size = metadata.get("size")
         if expected_size is not None and size != expected_size:
@@ -330,10 +435,16 @@ class LineaPyBackend(StorageBackend):
             )
         try:
             return self._read(path, size, metadata.get("checksum"), metadata["location"])
-        except (CorruptedValueError, ArtifactNotFoundError):
+        except LineaPyError:
             raise
-        except OSError as e:
-            raise StorageError(f"cannot read value file {metadata['location']!r}: {e}") from e
+        except Exception as e:  # OSError, botocore/aiohttp errors from s3fs...
+            raise self._read_error(metadata, e) from e
+
+    def _read_error(self, metadata: dict, e: BaseException) -> StorageError:
+        return StorageError(
+            f"cannot read value file {metadata['location']!r} from {mask_url(self.storage_dir)!r}: {_reason(e)}; "
+            "check that the storage dir is reachable"
+        )
 
     def _read(self, path: str, size: int, checksum: str | None, location: str) -> Any:
         fs = self.fs
@@ -424,21 +535,76 @@ class LineaPyBackend(StorageBackend):
         try:
             if not self.fs.ls(path):
                 self.fs.rmdir(path)
-        except (OSError, NotImplementedError):
+        except Exception:  # unreachable storage: leaving an empty dir is harmless
             pass
 
     def exists(self, metadata: dict) -> bool:
         """Whether the value file is at its location under the current storage dir."""
         return self.fs.exists(self._path(metadata["location"]))
 
-    def orphaned_temp_files(self) -> list[str]:
-        """List temporary files left by interrupted saves (paths relative to the root)."""
+    def orphaned_temp_files(self, older_than: float = 0) -> list[str]:
+        """List temporary files left by interrupted saves (paths relative to the root).
+
+        A temporary file is orphaned when the process that wrote it is gone:
+        for files written on this machine that is checked directly (a file of
+        a running save is never listed); for others (another machine, or an
+        unknown writer) the file must not have been modified for
+        ``older_than`` seconds.
+
+        Parameters
+        ----------
+        older_than : float
+            Minimum age of temporary files whose writer cannot be checked.
+            Files whose age the filesystem does not report count as old.
+        """
         fs = self.fs
         try:
             found = fs.glob(posixpath.join(self._root, "*", f"{TEMP_PREFIX}*{TEMP_SUFFIX}"))
         except FileNotFoundError:
             return []
-        return sorted(posixpath.relpath(p, self._root) for p in found)
+        except Exception as e:
+            raise StorageError(
+                f"cannot list {mask_url(self.storage_dir)!r}: {_reason(e)}; check that the storage dir is reachable"
+            ) from e
+        now = time.time()
+        old = []
+        host = _host()
+        for path in found:
+            m = _TEMP_NAME.fullmatch(posixpath.basename(path))
+            if m and m["pid"] and m["host"] == host:
+                if not _pid_alive(int(m["pid"])):
+                    old.append(posixpath.relpath(path, self._root))
+                continue
+            if older_than > 0:
+                try:
+                    modified = _modified(fs.info(path))
+                except FileNotFoundError:  # finished or removed meanwhile
+                    continue
+                if modified is not None and now - modified < older_than:
+                    continue
+            old.append(posixpath.relpath(path, self._root))
+        return sorted(old)
+
+    def remove_orphaned_temp_files(self, older_than: float = 0, dry_run: bool = False) -> list[str]:
+        """Remove (or with ``dry_run`` only list) what :meth:`orphaned_temp_files` finds.
+
+        Returns
+        -------
+        list of str
+            The temporary files removed (or that would be), relative to the root.
+        """
+        found = self.orphaned_temp_files(older_than)
+        if not dry_run:
+            for rel in found:
+                path = posixpath.join(self._root, rel)
+                try:
+                    self.fs.rm(path)
+                except FileNotFoundError:
+                    pass
+                except Exception as e:
+                    raise StorageError(f"cannot remove temporary file {rel!r}: {_reason(e)}") from e
+                self._remove_dir_if_empty(posixpath.dirname(path))
+        return found
 
     def _remove_quietly(self, path: str) -> None:
         try:

@@ -29,7 +29,7 @@ from lineapy_ext.store.records import ArtifactRecord, CellRecord, SessionRecord
 log = logging.getLogger(__name__)
 
 #: Seconds a connection attempt may take before the save/get fails.
-CONNECT_TIMEOUT = 10
+CONNECT_TIMEOUT = 5
 #: Seconds SQLite waits for another writer before giving up.
 SQLITE_BUSY_TIMEOUT = 60
 _INSERT_ATTEMPTS = 50

@@ -7,7 +7,8 @@ import re
 from lineapy_ext.exceptions import InvalidNameError
 
 MAX_NAME_LENGTH = 200
-_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+# fullmatch, not match with "$": "$" also matches before a trailing newline.
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 
 
 def validate_name(name) -> str:
@@ -22,7 +23,7 @@ def validate_name(name) -> str:
     InvalidNameError
         With the offending name and the rule.
     """
-    if not isinstance(name, str) or not name or len(name) > MAX_NAME_LENGTH or ".." in name or not _NAME.match(name):
+    if not isinstance(name, str) or not name or len(name) > MAX_NAME_LENGTH or ".." in name or not _NAME.fullmatch(name):
         raise InvalidNameError(
             f"invalid artifact name {name!r}: use 1-{MAX_NAME_LENGTH} letters, digits, '_', '-' or '.' "
             "(no path separators, no '..', not starting with '.' or '-')"
