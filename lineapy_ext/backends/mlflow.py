@@ -431,7 +431,10 @@ class MLflowBackend(StorageBackend):
                 )
             fmt = kwargs.get("serialization_format", "skops")
             extra = ("cloudpickle",) if fmt in ("cloudpickle", None) else ("skops",) if fmt == "skops" else ()
-        elif session_code:
+        elif flavor == "xgboost" and any(m.startswith("sklearn.") for m, _ in _mro_names(value)):
+            # The scikit-learn API classes import sklearn when loaded.
+            extra = ("sklearn",)
+        if flavor != "sklearn" and session_code:
             return self._fallback(
                 value, name,
                 f"the {flavor} model references code defined in the session ("
@@ -441,7 +444,7 @@ class MLflowBackend(StorageBackend):
         if not requirements_given:
             kwargs["pip_requirements"] = pip_requirements_for(flavor, modules, extra)
 
-        with _mlflow_uris(self.tracking_uri, self.registry_uri) as mlflow:
+        with _mlflow_uris(self.tracking_uri, self.registry_uri):
             try:
                 info = module.log_model(value, **kwargs)
             except Exception as e:
@@ -456,7 +459,6 @@ class MLflowBackend(StorageBackend):
                         raise self._log_error(flavor, name, e2) from e2
                 else:
                     raise self._log_error(flavor, name, e) from e
-            del mlflow
         if note:
             warnings.warn(f"{name!r}: {note}", LineaPyWarning, stacklevel=3)
         registered_version = getattr(info, "registered_model_version", None)

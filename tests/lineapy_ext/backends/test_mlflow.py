@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -257,6 +258,22 @@ def test_models_using_notebook_classes_still_save(ipython, mlflow_db, tmp_path, 
     np.testing.assert_allclose(json.loads(proc.stdout.splitlines()[-1]), ipython.user_ns["pipe"].predict_proba(X))
 
 
+def test_model_skops_refuses_is_logged_with_cloudpickle(tracking):
+    import operator
+
+    from sklearn.linear_model import LinearRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    X, y = _xy()
+    # operator.neg is importable (no session code) but not on skops' trusted list.
+    model = make_pipeline(FunctionTransformer(operator.neg), LinearRegression()).fit(X, y)
+    with pytest.warns(LineaPyWarning, match="skops could not hold the model"):
+        art = lineapy_ext.save(model, "negated")
+    assert art.get_metadata()["serialization_format"] == "cloudpickle"
+    np.testing.assert_allclose(lineapy_ext.get("negated").get_value().predict(X), model.predict(X))
+
+
 def test_get_version_and_registry_agree(ipython, mlflow_db, tmp_path, monkeypatch, capsys):
     import mlflow.sklearn
 
@@ -384,7 +401,12 @@ def test_postgres_tracking_with_s3_artifacts(lineapy_home, postgres_url, s3_serv
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    # With a password (the test server trusts loopback, so any password works):
+    # it must stay out of the metadata.
     tracking = postgres_url.replace("postgresql://", "postgresql+psycopg://", 1)
+    if not re.match(r"^[^:]+://[^/@:]*:[^/@]*@", tracking):
+        tracking = re.sub(r"^([^:]+://)([^/@]+)@", r"\1\2:s3cret@", tracking)
+    secret = re.match(r"^[^:]+://[^/@:]*:([^/@]*)@", tracking).group(1)
     experiment = mlflow.MlflowClient(tracking).create_experiment("team", artifact_location="s3://models/team")
     monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", experiment)  # how a user picks the experiment
     lineapy_ext.options.set("mlflow_tracking_uri", tracking)
@@ -392,12 +414,15 @@ def test_postgres_tracking_with_s3_artifacts(lineapy_home, postgres_url, s3_serv
     model, X, predict = xgboost_sklearn_api()
     art = lineapy_ext.save(model, "pg_model", registered_model_name="pg_model")
     meta = art.get_metadata()
-    assert meta["tracking_uri"] == tracking and meta["registered_model_version"] == 1
+    assert meta["tracking_uri"] == tracking.replace(f":{secret}@", ":***@") and meta["registered_model_version"] == 1
+    assert secret not in json.dumps(meta)
     keys = [o["Key"] for o in s3_server.list_objects_v2(Bucket="models", Prefix="team/").get("Contents", [])]
     assert any(k.endswith("MLmodel") for k in keys), keys
     assert not any(tmp_path.rglob("MLmodel"))  # nothing went to the local directory
 
-    lineapy_ext.options.set("mlflow_tracking_uri", None)  # get uses the URIs recorded at save time
     np.testing.assert_allclose(predict(lineapy_ext.get("pg_model").get_value()), predict(model))
+    lineapy_ext.options.set("mlflow_tracking_uri", None)  # the recorded URI lacks the password now
+    with pytest.raises(BackendError, match="recorded without its password: set LineaPy.mlflow_tracking_uri"):
+        lineapy_ext.get("pg_model").get_value()
     with plain_mlflow(tracking):
         np.testing.assert_allclose(predict(mlflow.xgboost.load_model("models:/pg_model/1")), predict(model))
