@@ -38,6 +38,7 @@ ATOMIC_TYPES = (int, float, complex, bool, str, bytes, type(None), range)
 MAX_ELEMENT_IDS = 64
 
 _MAX_STR_VALUE = 500
+_PATH_TYPES = frozenset({"PosixPath", "WindowsPath", "Path", "PurePosixPath", "PureWindowsPath"})
 
 # IPython's own bookkeeping names (_i3, _5, _, __, In, Out, ...).
 _HIDDEN_NAME = re.compile(r"_+|_i+|_i?\d+|_[iod]h|In|Out|exit|quit|get_ipython")
@@ -151,6 +152,8 @@ def _binding(value) -> Binding:
     b = Binding(id(value), tp.__qualname__, getattr(tp, "__module__", "") or "", atomic)
     if tp is str and len(value) <= _MAX_STR_VALUE:
         b.str_value = value
+    elif tp.__name__ in _PATH_TYPES and tp.__module__.startswith("pathlib"):
+        b.str_value = str(value)
     elif tp in (list, tuple, set, frozenset):
         if len(value) <= MAX_ELEMENT_IDS:
             b.element_ids = tuple(id(v) for v in value if not isinstance(v, ATOMIC_TYPES))
@@ -314,6 +317,9 @@ class Capture:
         changed, cell.deleted = self._diff(snapshot)
         ns = self.shell.user_ns
         cell.bound = {k: _binding(ns[k]) for k in changed}
+        count = getattr(result, "execution_count", None)
+        if count is not None:  # IPython 9 increments the counter before pre_run_cell
+            cell.execution_count = count
         value = getattr(result, "result", None)
         cell.result_id = id(value) if value is not None else None
         self._ids = snapshot
@@ -335,12 +341,13 @@ class Capture:
 
     def _diff(self, snapshot: dict[str, int]):
         get = self._ids.get
-        hidden = _HIDDEN_NAME.fullmatch
-        changed = [k for k, i in snapshot.items() if get(k) != i and not hidden(k)]
+        changed = [k for k, i in snapshot.items() if get(k) != i]
+        new = sum(1 for k in changed if k not in self._ids)
         deleted = set()
-        if len(self._ids) + len(changed) > len(snapshot):  # something disappeared
+        hidden = _HIDDEN_NAME.fullmatch
+        if len(self._ids) + new > len(snapshot):  # some old name disappeared
             deleted = {k for k in self._ids.keys() - snapshot.keys() if not hidden(k)}
-        return changed, deleted
+        return [k for k in changed if not hidden(k)], deleted
 
     # -- cells that ran before the extension was loaded --------------------
     def _backfill(self) -> list[CellRecord]:

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable
 
 from lineapy_ext.analysis.statements import (
+    CLASS_OF,
     DISPLAYED,
     MUTATING_BUILTINS,
     MUTATING_METHODS,
@@ -108,6 +109,7 @@ class DependencyGraph:
         self.rng_objects: set[int] = set()
         self.pending_elements: dict[int, set[int]] = {}
         self.atomic: set[int] = set()
+        self.deferred: dict[int, int] = {}
         self.files: dict[str, tuple[int, ...]] = {}
         self.state: dict[str, tuple[int, ...]] = {}
         self._next_key = 0
@@ -181,13 +183,18 @@ class DependencyGraph:
         mutated: dict[int, bool] = {}
         extra_defs: list[str] = []
 
-        def read(name: str) -> None:
+        def read(name: str, lazy: bool = True) -> None:
             b = self.binder.get(name)
             if b is not None:
                 deps.add(b)
             k = self.bindings.get(name)
             if k is not None:
                 deps.update(self.closure(k))
+                if lazy and k in self.deferred:
+                    # A generator runs its body (and reads its globals) when
+                    # consumed, not when created.
+                    for r in self.call_time_reads(self.deferred[k]):
+                        read(r, lazy=False)
 
         def mark(key: int | None, deep: bool = False) -> None:
             if key is not None:
@@ -203,11 +210,11 @@ class DependencyGraph:
         if f.unknown_effects:
             for name in list(self.bindings):
                 read(name)
-        env = _Env(self.bindings.get, read, mark, touch_state, extra_defs)
+        env = _Env(self.bindings.get, read, mark, touch_state, extra_defs, [])
         for call in f.calls:
             self._call(call, env, ctx, set(), st.index)
         for name, deep in f.mutations:
-            mark(self.bindings.get(name), deep)
+            self._mark_name(name, deep, self.bindings.get, mark)
 
         self._files(f, nid, deps)
 
@@ -247,6 +254,9 @@ class DependencyGraph:
             kc = self.bindings.get(cls)
             if kc in self.classes and target in self.bindings:
                 self.instance_of[self.bindings[target]] = kc
+        for target, fkey in env.generators:
+            if target in self.bindings:
+                self.deferred[self.bindings[target]] = fkey
         for name in f.deletes:
             self.bindings.pop(name, None)
             self.binder.pop(name, None)
@@ -254,6 +264,16 @@ class DependencyGraph:
         deps.discard(nid)
         node.deps = tuple(sorted(deps))
         return nid
+
+    def _mark_name(self, name: str, deep: bool, resolve, mark) -> None:
+        """Mark the object ``name`` refers to as changed; ``<class-of>x``
+        (``type(x).attr = ...``) changes the class of ``x`` as well."""
+        if name.startswith(CLASS_OF):
+            key = resolve(name[len(CLASS_OF):])
+            mark(self.instance_of.get(key) if key is not None else None, True)
+            mark(key, True)
+        else:
+            mark(resolve(name), deep)
 
     def _bind(self, name: str, nid: int) -> None:
         key = self._new_key()
@@ -313,6 +333,9 @@ class DependencyGraph:
             elif rkey is None and root in OPAQUE_BUILTINS:
                 pass
             else:
+                # A callable object made in the session (a closure, a
+                # functools.partial, an instance with __call__) may keep state.
+                env.mark(rkey, True)
                 self._mark_args(call, env, args, kwargs)
             return
         # A method call on (something reached from) ``root``.
@@ -393,16 +416,6 @@ class DependencyGraph:
         for w in summary.writes:
             env.read(w)
             env.extra_defs.append(w)
-        for name, deep in summary.mutations:
-            if name in pmap:
-                env.mark(pmap[name], deep)
-            elif name in params or summary.has_varargs and name not in self.bindings:
-                self._mark_args(call, env, args, kwargs)
-            else:
-                env.mark(self.bindings.get(name), deep)
-                if name in self.bindings:
-                    env.read(name)
-
         def resolve(name: str):
             if name in pmap:
                 return pmap[name]
@@ -410,7 +423,18 @@ class DependencyGraph:
                 return None
             return self.bindings.get(name)
 
-        inner = _Env(resolve, env.read, env.mark, env.touch_state, env.extra_defs)
+        if summary.is_generator and not visited - {marker} and call.assigned_to:
+            env.generators.append((call.assigned_to, fkey))
+        for name, deep in summary.mutations:
+            bare = name[len(CLASS_OF):] if name.startswith(CLASS_OF) else name
+            if bare in pmap or bare not in params:
+                self._mark_name(name, deep, resolve, env.mark)
+                if bare not in params and bare in self.bindings:
+                    env.read(bare)
+            elif summary.has_varargs or bare in params:
+                self._mark_args(call, env, args, kwargs)
+
+        inner = _Env(resolve, env.read, env.mark, env.touch_state, env.extra_defs, env.generators)
         for c in summary.calls:
             if c.chain and c.chain[0] in params and c.chain[0] not in pmap:
                 continue
@@ -538,6 +562,7 @@ class _Env:
     mark: Callable[[int | None, bool], None]
     touch_state: Callable[..., None]
     extra_defs: list
+    generators: list
 
 
 @dataclass(slots=True)

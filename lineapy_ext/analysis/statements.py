@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 #: trailing expression) rather than bound to a name.
 DISPLAYED = "<displayed>"
 
-__all__ = ["DISPLAYED", "CallSite", "FunctionSummary", "ClassSummary", "StatementFacts", "analyze"]
+__all__ = ["DISPLAYED", "CallSite", "FunctionSummary", "ClassSummary", "StatementFacts", "analyze", "CLASS_OF"]
 
 
 @dataclass(slots=True)
@@ -66,7 +66,7 @@ class FunctionSummary:
     mutations: tuple[tuple[str, bool], ...]
     calls: tuple[CallSite, ...]
     aliases: dict[str, str] = field(default_factory=dict)
-    hidden_state_paths: tuple[str, ...] = ()
+    is_generator: bool = False
 
 
 @dataclass(slots=True)
@@ -155,6 +155,9 @@ idxmin idxmax quantile mode memory_usage equals isin between duplicated
 to_csv to_parquet to_json to_pickle to_excel to_feather savefig
 """.split())
 
+#: Methods that return (a reference to) an element of their receiver.
+ELEMENT_METHODS = frozenset({"get", "setdefault", "pop", "popleft", "popitem", "__getitem__"})
+
 #: Method names that change their receiver whatever the receiver is.
 MUTATING_METHODS = frozenset("""
 append extend insert remove pop popitem clear update setdefault add discard
@@ -215,6 +218,21 @@ def _chain(node) -> tuple[tuple[str, ...] | None, bool, bool]:
             return tuple(reversed(parts)), deep, through_call
         else:
             return None, deep, through_call
+
+
+#: Prefix of a mutation target meaning "the class of this object"
+#: (``type(self).count += 1``).
+CLASS_OF = "<class-of>"
+
+
+def _class_of(node) -> str | None:
+    """``x`` for ``type(x)`` or ``x.__class__``, else None."""
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "type"
+            and len(node.args) == 1 and isinstance(node.args[0], ast.Name)):
+        return node.args[0].id
+    if isinstance(node, ast.Attribute) and node.attr == "__class__" and isinstance(node.value, ast.Name):
+        return node.value.id
+    return None
 
 
 def _root(node) -> str | None:
@@ -432,7 +450,10 @@ class _Walker:
     def mutate(self, name: str | None, deep: bool) -> None:
         if name is None or any(name in s for s in self.shadow):
             return
-        self.load(name)
+        if name.startswith(CLASS_OF):
+            self.load(name[len(CLASS_OF):])
+        else:
+            self.load(name)
         self.mutations[name] = self.mutations.get(name, False) or deep
 
     # -- dispatch --
@@ -485,7 +506,10 @@ class _Walker:
             if isinstance(node, ast.Subscript):
                 self.visit(node.slice)
             self.visit(node.value)
-            if chain:
+            owner = _class_of(node.value)
+            if owner is not None:
+                self.mutate(CLASS_OF + owner, True)
+            elif chain:
                 self.mutate(chain[0], deep or len(chain) > 1)
         else:
             self.visit(node)
@@ -623,10 +647,22 @@ class _Walker:
         if isinstance(value, ast.Name):
             for t in simple:
                 self.aliases.append((t, value.id))
+            # obj.attr = x / d[k] = x: obj (or d) now holds x.
+            for t in targets:
+                if isinstance(t, (ast.Subscript, ast.Attribute)):
+                    r = _root(t)
+                    if r and r != value.id:
+                        self.contains.append((r, value.id))
             return
         if isinstance(value, ast.Call) and n_calls and simple:
             # The value's own call is the last one visited before the targets.
             self.calls[n_calls - 1].assigned_to = simple[0]
+            if isinstance(value.func, ast.Attribute) and value.func.attr in ELEMENT_METHODS:
+                r = _root(value.func.value)
+                if r:  # bucket = store.setdefault(k, []): store holds bucket
+                    for h in simple:
+                        self.contains.append((r, h))
+                    return
         # Names placed directly in a container display, or passed to a call,
         # may be referenced by the new value.
         holders = list(simple)
@@ -655,7 +691,11 @@ class _Walker:
                 self.augmented.add(node.target.id)
                 self.mutations[node.target.id] = self.mutations.get(node.target.id, False)
         else:
+            # d['arr'] += 1 changes the array held in d in place, then stores it back.
             self._target(node.target)
+            r = _root(node.target)
+            if r is not None and r in self.mutations:
+                self.mutations[r] = True
 
     def visit_Delete(self, node: ast.Delete) -> None:
         for t in node.targets:
@@ -840,6 +880,17 @@ def _referenced_names(value) -> list[str]:
     return out
 
 
+def _walk_own_scope(node):
+    """Like ast.walk, without descending into nested functions and classes."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        yield n
+        for c in ast.iter_child_nodes(n):
+            if not isinstance(c, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+                stack.append(c)
+
+
 def summarize_function(node) -> FunctionSummary:
     """Summarise what calling the function ``node`` reads and changes."""
     args = node.args
@@ -865,9 +916,12 @@ def summarize_function(node) -> FunctionSummary:
                     aliases[t.id] = st.value.id
     mutations = []
     for name, deep in w.mutations.items():
+        prefix = ""
+        if name.startswith(CLASS_OF):
+            prefix, name = CLASS_OF, name[len(CLASS_OF):]
         target = aliases.get(name, name)
         if target in all_params or target not in local_names:
-            mutations.append((target, deep))
+            mutations.append((prefix + target, deep))
     calls = tuple(c for c in w.calls if c.chain)
     # Method calls on local aliases of parameters act on the parameter.
     if aliases:
@@ -877,7 +931,9 @@ def summarize_function(node) -> FunctionSummary:
                      through_call=c.through_call, assigned_to=c.assigned_to,
                      receiver_deep=c.receiver_deep)
             for c in calls)
+    is_generator = any(isinstance(n, (ast.Yield, ast.YieldFrom)) for st in body for n in _walk_own_scope(st))
     return FunctionSummary(
+        is_generator=is_generator,
         params=params,
         kwonly=kwonly,
         has_varargs=args.vararg is not None or args.kwarg is not None,

@@ -317,3 +317,16 @@ def test_kernel_hooks_never_imports_lineapy_ext():
     code = "import kernel_hooks, sys; assert not any(m.startswith('lineapy_ext') for m in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_execution_count_matches_the_prompt(shell, cap):
+    results = [run(shell, "a = 1"), run(shell, "b = 2")]
+    assert [c.execution_count for c in cap.cells] == [r.execution_count for r in results]
+
+
+def test_deleted_names_are_recorded(shell, cap):
+    run(shell, "a = 1\nb = 2")
+    run(shell, "del a")
+    run(shell, "globals().pop('b')")
+    assert cap.cells[1].deleted == {"a"}
+    assert cap.cells[2].deleted == {"b"}

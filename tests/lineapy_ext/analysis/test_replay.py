@@ -111,6 +111,22 @@ CASES = [
     # --- exec and star imports ---
     Case("exec_literal", ["exec('e = 5')", "f2 = e + 1"], "f2", present=("exec",)),
     Case("star_import", ["from math import *", "r = floor(2.5)"], "r", present=("from math import *",)),
+    # --- found by the extended table (once engine bugs) ---
+    Case("alias_object_attr", ["class Box: pass", "b = Box()", "items = []", "b.items = items", "items.append(1)"],
+         "b", probe="v.items", present=("items.append(1)",)),
+    Case("alias_via_attr_subscript", ["class O: pass", "d = {}", "o = O()", "o.ref = d", "o.ref['k'] = 1"], "d"),
+    Case("closure_nonlocal_counter", ["def make_counter():\n    n = 0\n    def c():\n        nonlocal n\n"
+                                      "        n += 1\n        return n\n    return c",
+                                      "c = make_counter()", "c()", "c()", "n = c()"], "n"),
+    Case("pathlib_text", ["from pathlib import Path", "p = Path('note.txt')", "p.write_text('hi there')",
+                          "t = p.read_text().upper()"], "t", present=("write_text",)),
+    Case("gen_late_global", ["k = 1", "def gen():\n    for i in range(3):\n        yield i * k", "g = gen()",
+                             "k = 10", "out = list(g)"], "out", present=("k = 10",)),
+    Case("cls_counter_self", ["class C:\n    n = 0\n    def bump(self):\n        type(self).n += 1", "c = C()",
+                              "c.bump()", "c.bump()", "r = C.n"], "r"),
+    Case("dict_setdefault_alias", ["store = {}", "bucket = store.setdefault('a', [])", "bucket.append(1)"], "store"),
+    Case("np_augassign_through_container", ["import numpy as np", "a = np.arange(4)", "d = {'arr': a}",
+                                            "d['arr'] += 1"], "a", present=("d['arr'] += 1",)),
     # --- same-cell ---
     Case("same_cell_code", ["a = 1\nb = a + 1\nprint(b)"], "b", absent=("print",)),
 ]
