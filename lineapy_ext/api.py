@@ -182,7 +182,17 @@ def _persist_cells(ctx, store, session_id: str, tracker) -> None:
     # what is new.
     cells = tracker.executed_cells()
     if len(cells) > ctx.cells_persisted:
-        ctx.cells_persisted = store.db.add_cells(session_id, ctx.cells_persisted, cells[ctx.cells_persisted:])
+        from types import SimpleNamespace
+
+        from lineapy_ext.secrets import Scrubber
+
+        # A cell may set a secret (%config LineaPy.storage_options = {...}).
+        scrub = Scrubber(ctx.options)
+        new = [
+            SimpleNamespace(execution_count=c.execution_count, source=scrub.text(c.source), success=c.success)
+            for c in cells[ctx.cells_persisted:]
+        ]
+        ctx.cells_persisted = store.db.add_cells(session_id, ctx.cells_persisted, new)
 
 
 def _not_found(name: str, version: int | None, store) -> ArtifactNotFoundError:
@@ -214,6 +224,9 @@ def get(name: str, version: int | None = None) -> Artifact:
     ArtifactNotFoundError
         Listing close names, or the existing versions of ``name``.
     """
+    from lineapy_ext.store.names import validate_name
+
+    validate_name(name)
     _check_version(version)
     store = _context().store
     record = store.db.get_artifact(name, version)
@@ -241,6 +254,9 @@ def delete(name: str, version: int | str | None = None) -> list[int]:
     ArtifactNotFoundError
         ``name`` or that version does not exist.
     """
+    from lineapy_ext.store.names import validate_name
+
+    validate_name(name)
     store = _context().store
     versions = store.db.versions(name)
     if version is None or version == "latest":

@@ -95,3 +95,68 @@ def ipython(lineapy_home):
             shell.run_line_magic("unload_ext", "lineapy_ext")
         finally:
             InteractiveShell.clear_instance()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (right now)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    """Endpoint URL of a real S3 protocol server (moto) on loopback, for the whole session."""
+    pytest.importorskip("s3fs")
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+#: Credentials the moto server is given in tests (it accepts any).
+S3_KEY = "AKIATESTKEY7Q2XW9"
+S3_SECRET = "tEsT/sEcReT+9f8e7d6c5b4a"
+
+
+@pytest.fixture
+def s3_store(moto_server, monkeypatch):
+    """A fresh bucket on the moto server.
+
+    Returns a dict: ``url`` (``s3://BUCKET/prefix``), ``bucket``,
+    ``endpoint``, ``storage_options`` (key, secret, endpoint) and ``client``
+    (a boto3 client to inspect the bucket).  No AWS credentials or config
+    from the machine are visible to the test.
+    """
+    import boto3
+    import s3fs
+
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+                "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance-metadata lookups
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    s3fs.S3FileSystem.clear_instance_cache()
+    bucket = f"lineapy-{uuid.uuid4().hex[:12]}"
+    client = boto3.client(
+        "s3", endpoint_url=moto_server, aws_access_key_id=S3_KEY, aws_secret_access_key=S3_SECRET,
+        region_name="us-east-1",
+    )
+    client.create_bucket(Bucket=bucket)
+    yield {
+        "url": f"s3://{bucket}/team/values",
+        "bucket": bucket,
+        "endpoint": moto_server,
+        "storage_options": {"key": S3_KEY, "secret": S3_SECRET, "client_kwargs": {"endpoint_url": moto_server}},
+        "client": client,
+    }
+    s3fs.S3FileSystem.clear_instance_cache()

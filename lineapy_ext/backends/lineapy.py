@@ -90,6 +90,8 @@ def fs_options(storage_dir: str, storage_options: dict | None) -> dict:
     """
     options = dict(storage_options or {})
     if _is_s3(storage_dir):
+        # Other kernels write to the same bucket: never answer from a stale listing.
+        options.setdefault("use_listings_cache", False)
         options["config_kwargs"] = {**S3_DEFAULTS["config_kwargs"], **(options.get("config_kwargs") or {})}
     return options
 

@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from lineapy_ext.backends import make_backend
+from lineapy_ext.secrets import Scrubber
 from lineapy_ext.store.metadata import MetadataDB
 from lineapy_ext.store.names import validate_name
 from lineapy_ext.store.records import ArtifactRecord, SessionRecord
@@ -110,6 +111,9 @@ class ArtifactStore:
         # A backend may hand a value on to another one (MLflow -> lineapy for
         # values MLflow cannot store); the row names the one that holds it.
         backend = saved.get("backend") or backend
+        # Configured secrets (storage_options values, URL passwords) never
+        # reach the database, even when user code spelled them out.
+        scrub = Scrubber(self.options)
         try:
             return self.db.insert_artifact(
                 name=name,
@@ -119,10 +123,10 @@ class ArtifactStore:
                 value_type=type_name(value),
                 size=saved.get("size"),
                 checksum=saved.get("checksum"),
-                slice_code=slice_code,
+                slice_code=scrub.text(slice_code, f"the slice of {name!r}"),
                 slice_cells=[list(c) for c in (slice_cells or [])],
                 var_names=list(var_names or []),
-                backend_metadata={k: v for k, v in saved.items() if k not in _COLUMN_KEYS and k != "backend"},
+                backend_metadata=scrub({k: v for k, v in saved.items() if k not in _COLUMN_KEYS and k != "backend"}),
             )
         except BaseException:
             try:

@@ -128,8 +128,22 @@ class MetadataDB:
         )
 
     def _unreachable(self, e: Exception) -> StorageError:
+        from lineapy_ext.secrets import scrub_text
+
         reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
-        return StorageError(f"cannot use the metadata database {mask_url(self.url)}: {reason}")
+        reason = scrub_text(reason, [p for p in [self._password()] if p])
+        return StorageError(
+            f"cannot use the metadata database {mask_url(self.url)}: {reason}; "
+            "check database_url and that the server is running"
+        )
+
+    def _password(self) -> str | None:
+        from sqlalchemy.engine import make_url
+
+        try:
+            return make_url(self.url).password
+        except Exception:
+            return None
 
     @contextlib.contextmanager
     def _transaction(self, write: bool) -> Iterator:
