@@ -19,14 +19,14 @@ This module owns
 Flavors, in detection order (xgboost's scikit-learn API classes are also
 scikit-learn estimators, so xgboost is checked first):
 
-=============  ==========================================================
-flavor         recognised by a class in the MRO
-=============  ==========================================================
-``xgboost``    ``xgboost.*.XGBModel`` (scikit-learn API), ``xgboost.*.Booster``
-``sklearn``    ``sklearn.base.BaseEstimator`` (estimators, pipelines)
-``statsmodels`` ``statsmodels.base.wrapper.ResultsWrapper``, ``statsmodels.base.model.Results``
-``prophet``    ``prophet.forecaster.Prophet``
-=============  ==========================================================
+===============  ============================================================================
+flavor           recognised by a class in the MRO
+===============  ============================================================================
+``xgboost``      ``xgboost.*.XGBModel`` (scikit-learn API), ``xgboost.*.Booster``
+``sklearn``      ``sklearn.base.BaseEstimator`` (estimators, pipelines)
+``statsmodels``  ``statsmodels.base.wrapper.ResultsWrapper``, ``statsmodels.base.model.Results``
+``prophet``      ``prophet.forecaster.Prophet``
+===============  ============================================================================
 
 ``log_model`` infers pip requirements by loading the model in a subprocess,
 which takes seconds; unless the user passes ``pip_requirements``,
@@ -79,7 +79,6 @@ _DISTRIBUTION_ALIASES = {
     "prophet": ("prophet",),
     "yaml": ("PyYAML",),
     "dateutil": ("python-dateutil",),
-    "google": (),
 }
 
 # MLflow's URIs are process-wide: one scoped use at a time.
