@@ -24,16 +24,53 @@ Writes ``benchmarks/results/mlflow_save_get.json``.
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
 import os
+import platform
+import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _common import median, table, use_isolated_env, write_results
-
 HERE = Path(__file__).resolve().parent
+# The models are the ones the tests round-trip.
 sys.path.insert(0, str(HERE.parent / "tests" / "lineapy_ext" / "backends"))
+
+
+def use_isolated_env(tmp: Path) -> None:
+    """Point lineapy_ext at a private home under ``tmp`` (before it is imported)."""
+    for key in [k for k in os.environ if k.startswith("LINEAPY_")]:
+        del os.environ[key]
+    os.environ["LINEAPY_HOME_DIR"] = str(tmp / "lineapy_home")
+    os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+
+
+def median(xs) -> float:
+    return statistics.median(xs)
+
+
+def table(headers, rows) -> str:
+    cells = [[f"{c:.3g}" if isinstance(c, float) else str(c) for c in r] for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    fmt = lambda r: "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+    return "\n".join([fmt(headers), fmt(["-" * w for w in widths]), *map(fmt, cells)])
+
+
+def write_results(name: str, data: dict) -> Path:
+    path = HERE / "results" / f"{name}.json"
+    path.parent.mkdir(exist_ok=True)
+    data = {
+        "benchmark": name,
+        "machine": {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                    "python": platform.python_version(), "cpus": os.cpu_count(),
+                    "loadavg_at_end": os.getloadavg()},
+        "command": " ".join(["python", *sys.argv]),
+        **data,
+    }
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    return path
 
 
 def main() -> None:
@@ -44,7 +81,6 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="lineapy-bench-mlflow-"))
     use_isolated_env(tmp)
-    os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
     os.chdir(tmp)  # MLflow puts SQLite-tracked artifacts under the working directory
     import lineapy_ext
     from test_mlflow import FLAVOR_CASES
