@@ -190,10 +190,17 @@ class DependencyGraph:
             k = self.bindings.get(name)
             if k is not None:
                 deps.update(self.closure(k))
-                if lazy and k in self.deferred:
+                if not lazy:
+                    return
+                if k in self.deferred:
                     # A generator runs its body (and reads its globals) when
                     # consumed, not when created.
                     for r in self.call_time_reads(self.deferred[k]):
+                        read(r, lazy=False)
+                if k in self.functions or k in self.classes:
+                    # A function passed along (df.map(f), sorted(key=f)) may be
+                    # called right here, reading its globals as they are now.
+                    for r in self.call_time_reads(k):
                         read(r, lazy=False)
 
         def mark(key: int | None, deep: bool = False) -> None:

@@ -418,6 +418,7 @@ class _Walker:
         self.hidden: list[str] = []
         self.cond = 0
         self.shadow: list[set[str]] = []  # names local to enclosing comprehensions/lambdas
+        self.element_of: dict[str, list[str]] = {}  # comprehension variable -> iterated roots
 
     # -- helpers --
     def _is_global(self, name: str) -> bool:
@@ -448,7 +449,12 @@ class _Walker:
         self.assigned.add(name)
 
     def mutate(self, name: str | None, deep: bool) -> None:
-        if name is None or any(name in s for s in self.shadow):
+        if name is None:
+            return
+        if any(name in s for s in self.shadow):
+            for root in self.element_of.get(name, ()):
+                if not any(root in s for s in self.shadow):
+                    self.mutate(root, True)
             return
         if name.startswith(CLASS_OF):
             self.load(name[len(CLASS_OF):])
@@ -546,6 +552,10 @@ class _Walker:
                 inplace = True
             if kw.arg == "out":
                 out.extend(n.id for n in ast.walk(kw.value) if isinstance(n, ast.Name))
+        if chain and len(chain) > 1 and any(chain[0] in sh for sh in self.shadow):
+            roots = [r for r in self.element_of.get(chain[0], ()) if not any(r in sh for sh in self.shadow)]
+            if roots:  # [r.append(0) for r in rows]: a method call on an element of rows
+                chain, deep = (roots[0],) + chain[1:], True
         name = chain[-1] if chain else (node.func.attr if isinstance(node.func, ast.Attribute) else None)
         if name in _WRITE_CALLS:
             self.writes_files = True
@@ -599,7 +609,10 @@ class _Walker:
         self.visit(gens[0].iter)  # evaluated in the enclosing scope
         targets: set[str] = set()
         for g in gens:
-            targets |= {n.id for n in ast.walk(g.target) if isinstance(n, ast.Name)}
+            names = {n.id for n in ast.walk(g.target) if isinstance(n, ast.Name)}
+            targets |= names
+            for n in names:  # [x.append(0) for x in lst] changes lst's elements
+                self.element_of[n] = _iter_roots(g.iter)
         self.shadow.append(targets)
         self.cond += 1
         for i, g in enumerate(gens):
@@ -631,6 +644,9 @@ class _Walker:
         for t in node.targets:
             self._target(t)
         self._record_flow(node.targets, node.value, n_calls)
+        names = [t.id for t in node.targets if isinstance(t, ast.Name)]
+        for other in names[1:]:  # x = y = []: one object, two names
+            self.aliases.append((other, names[0]))
 
     def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
         if node.value is not None:
@@ -727,6 +743,13 @@ class _Walker:
         self.cond += 1
         saved = set(self.assigned)
         self._target(node.target)
+        # The loop variable refers to elements of what is iterated over:
+        # changing it in place changes the container.
+        targets = [n.id for n in ast.walk(node.target) if isinstance(n, ast.Name)]
+        for src in _iter_roots(node.iter):
+            for t in targets:
+                if t != src:
+                    self.contains.append((src, t))
         # The loop target is bound before the body reads it.
         self.assigned |= {n.id for n in ast.walk(node.target) if isinstance(n, ast.Name)}
         self.visit_list(node.body)
@@ -841,6 +864,24 @@ class _Walker:
         if self.local_names is None:
             self.classes[node.name] = ClassSummary(methods)
         self.store(node.name)
+
+
+def _iter_roots(node) -> list[str]:
+    """Names whose elements a ``for`` iterates over: ``lst``, ``d.items()``,
+    ``enumerate(rows)``, ``zip(a, b)``."""
+    if isinstance(node, ast.Name):
+        return [node.id]
+    if isinstance(node, (ast.Attribute, ast.Subscript)):
+        r = _root(node)
+        return [r] if r else []
+    if isinstance(node, ast.Call):
+        if isinstance(node.func, ast.Attribute):
+            return _iter_roots(node.func.value)
+        out = []
+        for a in node.args:
+            out += _iter_roots(a)
+        return out
+    return []
 
 
 def _referenced_names(value) -> list[str]:

@@ -127,6 +127,15 @@ CASES = [
     Case("dict_setdefault_alias", ["store = {}", "bucket = store.setdefault('a', [])", "bucket.append(1)"], "store"),
     Case("np_augassign_through_container", ["import numpy as np", "a = np.arange(4)", "d = {'arr': a}",
                                             "d['arr'] += 1"], "a", present=("d['arr'] += 1",)),
+    Case("fn_passed_reads_global", ["import pandas as pd", "k = 3", "def f(x):\n    return x * k",
+                                    "df = pd.DataFrame({'a': [1, 2]})", "df['b'] = df['a'].map(f)"], "df",
+         present=("k = 3",)),
+    Case("chained_assign_alias", ["x = y = []", "x.append(1)"], "y", present=("x.append(1)",)),
+    Case("loop_var_mutates_elements", ["rows = [[1], [2]]", "for r in rows:\n    r.append(0)"], "rows",
+         present=("r.append(0)",)),
+    Case("comprehension_mutates_elements", ["rows = [[1], [2]]", "_ = [r.append(9) for r in rows]"], "rows",
+         present=("r.append(9)",)),
+    Case("dict_items_loop", ["d = {'a': [1]}", "for k, v in d.items():\n    v.append(k)"], "d"),
     # --- same-cell ---
     Case("same_cell_code", ["a = 1\nb = a + 1\nprint(b)"], "b", absent=("print",)),
 ]
