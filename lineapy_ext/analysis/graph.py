@@ -110,6 +110,7 @@ class DependencyGraph:
         self.pending_elements: dict[int, set[int]] = {}
         self.atomic: set[int] = set()
         self.deferred: dict[int, int] = {}
+        self.star_nodes: list[int] = []
         self.files: dict[str, tuple[int, ...]] = {}
         self.state: dict[str, tuple[int, ...]] = {}
         self._next_key = 0
@@ -188,6 +189,9 @@ class DependencyGraph:
             if b is not None:
                 deps.add(b)
             k = self.bindings.get(name)
+            if k is None and self.star_nodes:
+                # Maybe bound by ``from m import *`` in a cell without runtime facts.
+                deps.update(self.star_nodes)
             if k is not None:
                 deps.update(self.closure(k))
                 if not lazy:
@@ -261,6 +265,8 @@ class DependencyGraph:
             kc = self.bindings.get(cls)
             if kc in self.classes and target in self.bindings:
                 self.instance_of[self.bindings[target]] = kc
+        if f.star_imports:
+            self.star_nodes.append(nid)
         for target, fkey in env.generators:
             if target in self.bindings:
                 self.deferred[self.bindings[target]] = fkey

@@ -730,9 +730,8 @@ class _Walker:
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
         mod = "." * node.level + (node.module or "")
         for a in node.names:
-            if a.name == "*":
+            if a.name == "*":  # what it binds is learnt from the runtime diff
                 self.star_imports.append(mod)
-                self.unknown = True
                 continue
             bound = a.asname or a.name
             self.store(bound)
