@@ -33,7 +33,7 @@ def _text(nb) -> str:
 
 def test_notebooks_are_committed_without_outputs():
     paths = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
-    assert [p.name[:3] for p in paths] == ["01_", "02_", "03_"]
+    assert [p.name[:3] for p in paths][:3] == ["01_", "02_", "03_"] and len(paths) >= 3
     for path in paths:
         nb = nbformat.read(path, as_version=4)
         nbformat.validate(nb)
@@ -60,7 +60,8 @@ def demo(tmp_path_factory):
 def test_save_in_one_kernel_get_in_another(demo):
     report, home = demo
     pids = re.findall(r"^\d\d_\S+\.ipynb +(\d+) ", report, re.M)
-    assert len(pids) == 3 and len(set(pids)) == 3, report
+    n = len(list(NOTEBOOKS_DIR.glob("*.ipynb")))
+    assert len(pids) == n and len(set(pids)) == n, report
 
     saved = _text(nbformat.read(home / "executed" / "01_train_and_save.ipynb", as_version=4))
     assert "Saved 'iris_model' version 1 (backend lineapy)" in saved
