@@ -124,7 +124,7 @@ class ArtifactStore:
                 size=saved.get("size"),
                 checksum=saved.get("checksum"),
                 slice_code=scrub.text(slice_code, f"the slice of {name!r}"),
-                slice_cells=[list(c) for c in (slice_cells or [])],
+                slice_cells=scrub([list(c) for c in (slice_cells or [])]),
                 var_names=list(var_names or []),
                 backend_metadata=scrub({k: v for k, v in saved.items() if k not in _COLUMN_KEYS and k != "backend"}),
             )
