@@ -111,6 +111,8 @@ class DependencyGraph:
         self.atomic: set[int] = set()
         self.deferred: dict[int, int] = {}
         self.star_nodes: list[int] = []
+        self._ctr_cache: dict[int, frozenset[str]] = {}
+        self._ctr_deps: dict[str, set[int]] = {}
         self.files: dict[str, tuple[int, ...]] = {}
         self.state: dict[str, tuple[int, ...]] = {}
         self._next_key = 0
@@ -274,9 +276,16 @@ class DependencyGraph:
             self.bindings.pop(name, None)
             self.binder.pop(name, None)
             self.modules.pop(name, None)
+        for name in (*f.defs, *f.maybe_defs, *extra_defs, *f.deletes, *(t for t, _ in f.aliases)):
+            self._rebound(name)
         deps.discard(nid)
         node.deps = tuple(sorted(deps))
         return nid
+
+    def _rebound(self, name: str) -> None:
+        """Forget cached call-time reads that looked ``name`` up."""
+        for key in self._ctr_deps.pop(name, ()):
+            self._ctr_cache.pop(key, None)
 
     def _mark_name(self, name: str, deep: bool, resolve, mark) -> None:
         """Mark the object ``name`` refers to as changed; ``<class-of>x``
@@ -455,6 +464,8 @@ class DependencyGraph:
 
     # -- runtime facts ---------------------------------------------------------
     def _reconcile(self, cell, facts: list[StatementFacts], new: list[int]) -> None:
+        for name in list(cell.bound) + list(cell.deleted):
+            self._rebound(name)
         static = set()
         for f in facts:
             static.update(f.defs)
@@ -508,6 +519,7 @@ class DependencyGraph:
                 cls = self.bindings.get(b.type_name.split(".")[0])
                 if cls in self.classes:
                     self.instance_of[key] = cls
+                    self._ctr_cache.pop(key, None)
             if (b.type_module, b.type_name) in _RNG_TYPES:
                 self.rng_objects.add(key)
         for name in cell.deleted:
@@ -522,9 +534,21 @@ class DependencyGraph:
         return any(k == key and n != except_name for n, k in self.bindings.items())
 
     # -- queries ---------------------------------------------------------------
-    def call_time_reads(self, key: int, visited: set | None = None) -> set[str]:
-        """Global names a function, class or instance reads when used later."""
-        visited = visited if visited is not None else set()
+    def call_time_reads(self, key: int) -> frozenset[str]:
+        """Global names a function, class or instance reads when used later.
+
+        Cached per key; callees are looked up by name, so an entry is dropped
+        when one of the names it looked up is rebound (:meth:`_rebound`).
+        """
+        cached = self._ctr_cache.get(key)
+        if cached is None:
+            looked: set[str] = set()
+            cached = self._ctr_cache[key] = frozenset(self._call_time_reads(key, set(), looked))
+            for name in looked:
+                self._ctr_deps.setdefault(name, set()).add(key)
+        return cached
+
+    def _call_time_reads(self, key: int, visited: set, looked: set) -> set[str]:
         if key in visited:
             return set()
         visited.add(key)
@@ -538,8 +562,10 @@ class DependencyGraph:
         for s in summaries:
             names |= s.reads | s.writes
             for c in s.calls:
-                if c.chain and c.chain[0] in self.bindings:
-                    names |= self.call_time_reads(self.bindings[c.chain[0]], visited)
+                if c.chain:
+                    looked.add(c.chain[0])
+                    if c.chain[0] in self.bindings:
+                        names |= self._call_time_reads(self.bindings[c.chain[0]], visited, looked)
         return names
 
     def seeds(self, name: str) -> set[int]:

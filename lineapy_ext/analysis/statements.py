@@ -900,7 +900,6 @@ def _referenced_names(value) -> list[str]:
             elif v is not None:
                 out.extend(_referenced_names(v))
     elif isinstance(value, ast.Call):
-        chain, _, _ = _chain(value.func)
         # Constructors and user functions may keep their arguments
         # (Pipeline([("s", scaler)]), Wrapper(lst)); module functions such as
         # np.array copy, which the graph decides with the import map.
@@ -910,9 +909,6 @@ def _referenced_names(value) -> list[str]:
                 out.append(a.id)
             else:
                 out.extend(_referenced_names(a))
-        if chain and len(chain) > 1 and not isinstance(value.func.value, ast.Call):
-            # A method's result may be a view of its receiver (arr.T, df.loc).
-            pass
     elif isinstance(value, (ast.Subscript, ast.Attribute)):
         r = _root(value)
         if r:
@@ -941,19 +937,23 @@ def summarize_function(node) -> FunctionSummary:
         if extra is not None:
             all_params.add(extra.arg)
     body = node.body if not isinstance(node, ast.Lambda) else [ast.Expr(node.body)]
-    declared = set()
-    for n in ast.walk(ast.Module(body=body, type_ignores=[])):
-        if isinstance(n, (ast.Global, ast.Nonlocal)):
-            declared |= set(n.names)
+    # One pass over the function's own scope (nested functions have theirs).
+    declared: set[str] = set()
+    aliases: dict[str, str] = {}
+    is_generator = False
+    for st in body:
+        for n in _walk_own_scope(st):
+            if isinstance(n, (ast.Global, ast.Nonlocal)):
+                declared.update(n.names)
+            elif isinstance(n, (ast.Yield, ast.YieldFrom)):
+                is_generator = True
+            elif isinstance(n, ast.Assign) and isinstance(n.value, ast.Name) and n.value.id in all_params:
+                for t in n.targets:
+                    if isinstance(t, ast.Name):
+                        aliases[t.id] = n.value.id
     local_names = (_stored_names(body) | all_params) - declared
     w = _Walker(local_names=local_names, declared_global=declared)
     w.visit_list(body)
-    aliases = {}
-    for st in ast.walk(ast.Module(body=body, type_ignores=[])):
-        if isinstance(st, ast.Assign) and isinstance(st.value, ast.Name) and st.value.id in all_params:
-            for t in st.targets:
-                if isinstance(t, ast.Name):
-                    aliases[t.id] = st.value.id
     mutations = []
     for name, deep in w.mutations.items():
         prefix = ""
@@ -971,7 +971,6 @@ def summarize_function(node) -> FunctionSummary:
                      through_call=c.through_call, assigned_to=c.assigned_to,
                      receiver_deep=c.receiver_deep)
             for c in calls)
-    is_generator = any(isinstance(n, (ast.Yield, ast.YieldFrom)) for st in body for n in _walk_own_scope(st))
     return FunctionSummary(
         is_generator=is_generator,
         params=params,
@@ -1024,13 +1023,11 @@ def analyze(node: ast.stmt) -> StatementFacts:
     last = stmts[-1] if stmts else None
     if isinstance(last, ast.Expr) and isinstance(last.value, ast.Call) and w.calls:
         w.calls[-1].assigned_to = DISPLAYED
-    for st in stmts:
-        if _mentions_ipython(st):
-            w.unknown = True
-            opaque = True
-            break
-    else:
-        opaque = False
+    # Anything else calling get_ipython() (user code poking the shell) has
+    # effects plain Python cannot reproduce.
+    opaque = "get_ipython" in w.uses
+    if opaque:
+        w.unknown = True
     emit = None
     if body is not None:
         emit = "\n".join(ast.unparse(s) for s in stmts)
@@ -1063,9 +1060,6 @@ def analyze(node: ast.stmt) -> StatementFacts:
         opaque=opaque,
     )
 
-
-def _mentions_ipython(node) -> bool:
-    return any(isinstance(n, ast.Name) and n.id == "get_ipython" for n in ast.walk(node))
 
 
 _API_MODULES = frozenset({"lineapy_ext", "lineapy"})
