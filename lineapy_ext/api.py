@@ -131,6 +131,13 @@ def save(value: Any, name: str, *, storage_backend: str | None = None, **backend
     """
     tracker = _context().tracker
     var_names = tracker.names_for_value(value) if tracker is not None else []
+    if tracker is not None and not var_names:
+        import warnings
+
+        from lineapy_ext.exceptions import LineaPyWarning
+
+        warnings.warn(f"{name!r}: no variable holds this value, so it is saved without a slice; "
+                      "assign it to a variable first (x = ...; save(x, ...))", LineaPyWarning, stacklevel=2)
     return save_value(value, name, var_names=var_names, storage_backend=storage_backend, backend_kwargs=backend_kwargs)
 
 
