@@ -1,0 +1,310 @@
+"""Save/get speed and peak memory of the local store vs. raw numpy/pickle files.
+
+Usage::
+
+    /work/venv/bin/python benchmarks/save_get.py [--reps N] [--values array,frame,model] [--no-cold]
+
+Values:
+
+- ``array``: a 500 MB float64 numpy array (62.5 M random floats);
+- ``frame``: a 1 M-row pandas DataFrame (int64, 2 x float64, datetime64,
+  bool and an object column of short strings);
+- ``model``: a fitted scikit-learn ``RandomForestClassifier`` (100 trees,
+  5,000 x 20 training set; its "size" is its pickled size, which is smaller
+  than its in-memory size, so compare its peak with the raw peak too).
+  Being small (about 2 MB) each model child repeats the operation 5 times
+  (median); the big values are timed once per child.
+
+Compared with what a user would do by hand, to the same disk, in the same
+run: ``np.save``/``np.load`` for the array, ``pickle.dump``/``pickle.load``
+(protocol 5, to/from an open file) for the frame and the model.  The store is
+the embedded default: SQLite metadata + the ``lineapy`` value backend in a
+local folder (``lineapy_ext.save(value, name)`` and
+``lineapy_ext.get(name).get_value()``, timed in full: metadata rows,
+checksum, atomic rename).  Everything runs in a temporary dir on the same
+file system as /tmp.
+
+Every single measurement is a fresh child process: it builds or loads the
+value *outside* the timed region, opens the store (a tiny save/get first, so
+one-off costs such as importing SQLAlchemy are not counted), resets the
+resident-set high-water mark (``echo 5 > /proc/self/clear_refs``), runs the
+operation, and reports the time and ``VmHWM - VmRSS_before`` (peak memory
+above baseline; for a get the loaded value itself is part of it, so 1.0x
+is the floor).  Raw and store runs alternate (ABBA), medians are reported.
+
+Page cache.  Saves write into the page cache (no fsync on either side); the
+parent runs ``sync`` before each run so earlier dirty pages do not throttle
+it.  Loads are measured twice: *warm* (file in the page cache, as right after
+a save) and *cold* (``sync; echo 3 > /proc/sys/vm/drop_caches`` before each
+load; works as root here; if the kernel refuses, cold runs are skipped and the
+JSON says so).
+
+Targets: throughput at least 0.7x raw (``raw_time / store_time >= 0.7``);
+peak memory at most 1.25x the value size, for both save and get.
+Writes ``benchmarks/results/save_get.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import drop_page_cache, isolated_env, median, run_child, table, write_results
+
+ARRAY_N = 62_500_000  # 500,000,000 bytes
+
+
+def build(kind: str, src_dir: Path):
+    import numpy as np
+
+    if kind == "array":
+        return np.random.default_rng(0).random(ARRAY_N)
+    with open(src_dir / f"{kind}.source.pkl", "rb") as f:
+        return pickle.load(f)
+
+
+def make_sources(src_dir: Path, kinds) -> None:
+    import numpy as np
+
+    if "frame" in kinds:
+        import pandas as pd
+
+        rng = np.random.default_rng(0)
+        n = 1_000_000
+        words = np.array([f"item-{i:04d}" for i in range(1000)], dtype=object)
+        df = pd.DataFrame({
+            "id": np.arange(n, dtype=np.int64),
+            "x": rng.random(n),
+            "y": rng.normal(size=n),
+            "when": pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 10**6, n), unit="s"),
+            "flag": rng.random(n) > 0.5,
+            "label": words[rng.integers(0, 1000, n)],
+        })
+        with open(src_dir / "frame.source.pkl", "wb") as f:
+            pickle.dump(df, f, protocol=5)
+    if "model" in kinds:
+        from sklearn.datasets import make_classification
+        from sklearn.ensemble import RandomForestClassifier
+
+        X, y = make_classification(n_samples=5000, n_features=20, random_state=0)
+        model = RandomForestClassifier(n_estimators=100, random_state=0, n_jobs=1).fit(X, y)
+        with open(src_dir / "model.source.pkl", "wb") as f:
+            pickle.dump(model, f, protocol=5)
+
+
+def value_size(kind: str, value) -> int:
+    if kind == "array":
+        return value.nbytes
+    if kind == "frame":
+        return int(value.memory_usage(deep=True).sum())
+    return len(pickle.dumps(value, protocol=5))  # model: its pickled size
+
+
+# -- child --------------------------------------------------------------------------------------
+
+PREIMPORT = {"array": "numpy", "frame": "pandas", "model": "sklearn.ensemble"}
+
+
+def child(op: str, kind: str, work: Path, inner: int) -> None:
+    import gc
+    import importlib
+
+    import numpy as np
+
+    # The value's library is imported before the timed region, on both sides
+    # (in a session that made the value it is imported already); otherwise a
+    # model "load" is mostly `import sklearn`.
+    importlib.import_module(PREIMPORT[kind])
+
+    from _common import peak, reset_peak, rss
+
+    raw_path = work / f"raw-{kind}.{'npy' if kind == 'array' else 'pkl'}"
+    out: dict = {"op": op, "kind": kind, "inner": inner}
+    times, peaks = [], []
+    if op in ("raw_save", "store_save"):
+        value = build(kind, work)
+        out["value_size"] = value_size(kind, value)
+        if op == "store_save":
+            import lineapy_ext
+
+            lineapy_ext.save(1, "warmup")  # open the store outside the timed region
+        for _ in range(inner):
+            target = work / f"raw-{kind}-{os.getpid()}.tmp"
+            gc.collect()
+            base = rss()
+            reset_peak()
+            t0 = time.perf_counter()
+            if op == "raw_save":
+                if kind == "array":
+                    np.save(target, value)
+                    target = target.with_suffix(".tmp.npy")
+                else:
+                    with open(target, "wb") as f:
+                        pickle.dump(value, f, protocol=5)
+            else:
+                art = lineapy_ext.save(value, kind)
+            times.append(time.perf_counter() - t0)
+            peaks.append(peak() - base)
+            if op == "raw_save":
+                out["file_bytes"] = target.stat().st_size
+                target.unlink()
+            else:
+                out["file_bytes"] = art.size
+                lineapy_ext.delete(kind, art.version)
+    else:  # raw_load / store_get
+        if op == "store_get":
+            import lineapy_ext
+
+            lineapy_ext.get("warmup").get_value()
+        for _ in range(inner):
+            value = None
+            gc.collect()
+            base = rss()
+            reset_peak()
+            t0 = time.perf_counter()
+            if op == "raw_load":
+                if kind == "array":
+                    value = np.load(raw_path)
+                else:
+                    with open(raw_path, "rb") as f:
+                        value = pickle.load(f)
+            else:
+                value = lineapy_ext.get(kind, 1).get_value()
+            times.append(time.perf_counter() - t0)
+            peaks.append(peak() - base)
+        out["value_size"] = value_size(kind, value)
+        out["type"] = type(value).__name__
+    # Median time of the inner repetitions; peak of the first (later ones can
+    # reuse memory the allocator kept).
+    out["seconds"] = median(times)
+    out["peak_above_baseline"] = peaks[0]
+    print(json.dumps(out))
+
+
+def setup_child(kind: str, work: Path) -> None:
+    """Write the raw file and version 1 of the artifact that the load runs read."""
+    import numpy as np
+
+    import lineapy_ext
+
+    value = build(kind, work)
+    if kind == "array":
+        np.save(work / "raw-array.npy", value)
+    else:
+        with open(work / f"raw-{kind}.pkl", "wb") as f:
+            pickle.dump(value, f, protocol=5)
+    try:
+        lineapy_ext.get("warmup")
+    except Exception:
+        lineapy_ext.save(1, "warmup")
+    art = lineapy_ext.save(value, kind)
+    print(json.dumps({"version": art.version, "size": art.size}))
+
+
+# -- parent -------------------------------------------------------------------------------------
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--values", default="array,frame,model")
+    ap.add_argument("--no-cold", action="store_true", help="skip cold-cache loads")
+    ap.add_argument("--child", nargs=3, metavar=("OP", "KIND", "WORK"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        op, kind, work = args.child
+        if op == "setup":
+            setup_child(kind, Path(work))
+        elif op == "sources":
+            make_sources(Path(work), kind.split(","))
+            print("{}")
+        else:
+            cold = op.endswith("_cold")
+            inner = 5 if kind == "model" and not cold else 1
+            child(op.removesuffix("_cold"), kind, Path(work), inner)
+        return
+
+    kinds = args.values.split(",")
+    work = Path(tempfile.mkdtemp(prefix="lineapy-bench-saveget-"))
+    env = isolated_env(work)
+    can_drop = drop_page_cache()
+    do_cold = can_drop and not args.no_cold
+    print(f"work dir {work}; drop_caches {'works' if can_drop else 'refused (cold loads skipped)'}", flush=True)
+    samples: dict = {}
+
+    def run(op, kind, cold=False):
+        os.sync()
+        if cold:
+            drop_page_cache()
+        r = run_child([__file__, "--child", op + ("_cold" if cold else ""), kind, str(work)], env=env, timeout=900)
+        key = (kind, op + ("_cold" if cold else ""))
+        samples.setdefault(key, []).append(r)
+        return r
+
+    try:
+        run_child([__file__, "--child", "sources", ",".join(kinds), str(work)], env=env, timeout=900)
+        for kind in kinds:
+            run_child([__file__, "--child", "setup", kind, str(work)], env=env, timeout=900)
+            pairs = [("raw_save", "store_save", False), ("raw_load", "store_get", False)]
+            if do_cold:
+                pairs.append(("raw_load", "store_get", True))
+            for rep in range(args.reps):
+                for a, b, cold in pairs:
+                    for op in ((a, b) if rep % 2 == 0 else (b, a)):
+                        run(op, kind, cold)
+            print(f"  {kind}: done", flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    results = {}
+    rows = []
+    for kind in kinds:
+        size = median([r["value_size"] for r in samples[(kind, "raw_load")]])
+        res = {"value_size_bytes": size}
+        for label, raw_op, store_op in (("save", "raw_save", "store_save"),
+                                        ("get (warm cache)", "raw_load", "store_get"),
+                                        ("get (cold cache)", "raw_load_cold", "store_get_cold")):
+            if (kind, raw_op) not in samples:
+                continue
+            raw_t = median([r["seconds"] for r in samples[(kind, raw_op)]])
+            st_t = median([r["seconds"] for r in samples[(kind, store_op)]])
+            raw_peak = median([r["peak_above_baseline"] for r in samples[(kind, raw_op)]])
+            st_peak = median([r["peak_above_baseline"] for r in samples[(kind, store_op)]])
+            rel = raw_t / st_t
+            peak_ratio = st_peak / size
+            res[label] = {
+                "raw_seconds": raw_t, "store_seconds": st_t,
+                "raw_MBps": size / raw_t / 1e6, "store_MBps": size / st_t / 1e6,
+                "throughput_vs_raw": rel, "met_throughput_0.7x": rel >= 0.7,
+                "raw_peak_bytes": raw_peak, "store_peak_bytes": st_peak,
+                "raw_peak_x_size": raw_peak / size, "store_peak_x_size": peak_ratio,
+                "met_peak_1.25x": peak_ratio <= 1.25,
+                "store_peak_vs_raw_peak": st_peak / raw_peak if raw_peak else None,
+                "raw_samples_s": [r["seconds"] for r in samples[(kind, raw_op)]],
+                "store_samples_s": [r["seconds"] for r in samples[(kind, store_op)]],
+            }
+            rows.append([kind, label, size / 1e6, raw_t, st_t, rel, raw_peak / 2**20, st_peak / 2**20,
+                         raw_peak / size, peak_ratio,
+                         "yes" if rel >= 0.7 and peak_ratio <= 1.25 else "NO"])
+        results[kind] = res
+
+    print()
+    print(table(["value", "op", "size MB", "raw s", "store s", "store/raw thrpt", "raw peak MiB",
+                 "store peak MiB", "raw peak x", "store peak x",
+                 "targets met"], rows))
+    path = write_results("save_get", {
+        "reps": args.reps, "drop_caches_works": can_drop, "cold_measured": do_cold,
+        "targets": {"throughput_vs_raw_min": 0.7, "peak_x_value_size_max": 1.25},
+        "results": results,
+    })
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
