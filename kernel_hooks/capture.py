@@ -24,6 +24,8 @@ import ast
 import logging
 import re
 import sys
+from itertools import compress
+from operator import ne
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -199,7 +201,7 @@ class Capture:
         self.cells: list[CellRecord] = []
         self._current: CellRecord | None = None
         self._expect_ast = False
-        self._ids: dict[str, int] = {}
+        self._ids: tuple[list[str], list[int]] = ([], [])
         self._recorder = _CellAstRecorder(self)
         self._installed = False
 
@@ -336,18 +338,28 @@ class Capture:
         return None
 
     # -- namespace identity snapshots -------------------------------------
-    def _snapshot(self) -> dict[str, int]:
-        return {k: id(v) for k, v in self.shell.user_ns.items()}
+    def _snapshot(self) -> tuple[list[str], list[int]]:
+        # Two flat lists built at C speed; IPython adds a hidden ``_iN`` name
+        # for every cell, so long sessions have large namespaces.
+        ns = self.shell.user_ns
+        return list(ns), list(map(id, ns.values()))
 
-    def _diff(self, snapshot: dict[str, int]):
-        get = self._ids.get
-        changed = [k for k, i in snapshot.items() if get(k) != i]
-        new = sum(1 for k in changed if k not in self._ids)
-        deleted = set()
+    def _diff(self, snapshot: tuple[list[str], list[int]]):
+        keys, ids = snapshot
+        old_keys, old_ids = self._ids
+        n = len(old_keys)
+        if len(keys) >= n and keys[:n] == old_keys:
+            # Dicts keep insertion order: no old name was removed, new names
+            # come last, and rebinding shows as a different id in place.
+            changed = list(compress(old_keys, map(ne, ids, old_ids)))
+            changed += keys[n:]
+            deleted: set[str] = set()
+        else:
+            old = dict(zip(old_keys, old_ids))
+            changed = [k for k, i in zip(keys, ids) if old.get(k) != i]
+            deleted = old.keys() - set(keys)
         hidden = _HIDDEN_NAME.fullmatch
-        if len(self._ids) + new > len(snapshot):  # some old name disappeared
-            deleted = {k for k in self._ids.keys() - snapshot.keys() if not hidden(k)}
-        return [k for k in changed if not hidden(k)], deleted
+        return [k for k in changed if not hidden(k)], {k for k in deleted if not hidden(k)}
 
     # -- cells that ran before the extension was loaded --------------------
     def _backfill(self) -> list[CellRecord]:
