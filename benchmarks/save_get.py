@@ -51,7 +51,6 @@ import json
 import os
 import pickle
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path

@@ -10,7 +10,6 @@ artifacts are saved with empty code.
 from __future__ import annotations
 
 import difflib
-from datetime import datetime
 from typing import Any
 
 from lineapy_ext.exceptions import ArtifactNotFoundError, InvalidVersionError

@@ -83,10 +83,9 @@ def postgres_url():
 @pytest.fixture
 def ipython(lineapy_home):
     """A fresh ``InteractiveShell`` with ``lineapy_ext`` loaded (unloaded afterwards)."""
-    from IPython.core.interactiveshell import InteractiveShell
+    from tests.shells import close_shell, new_shell
 
-    InteractiveShell.clear_instance()
-    shell = InteractiveShell.instance()
+    shell = new_shell()
     shell.run_line_magic("load_ext", "lineapy_ext")
     try:
         yield shell
@@ -94,7 +93,7 @@ def ipython(lineapy_home):
         try:
             shell.run_line_magic("unload_ext", "lineapy_ext")
         finally:
-            InteractiveShell.clear_instance()
+            close_shell(shell)
 
 
 def free_port() -> int:

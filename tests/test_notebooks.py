@@ -5,11 +5,9 @@ kernel each: the model is saved in the first and reloaded in the second);
 the assertions then read the report, the executed notebooks and the store.
 """
 
-import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import nbformat
 import pytest

@@ -14,22 +14,18 @@ import subprocess
 import sys
 
 import pytest
-from IPython.core.interactiveshell import InteractiveShell
-from traitlets.config import Config
 
 from kernel_hooks import Capture
+from tests.shells import close_shell, new_shell
 
 
 @pytest.fixture
 def shell(tmp_path, monkeypatch):
     """A fresh shell with in-memory history, in an empty working directory."""
-    InteractiveShell.clear_instance()
-    cfg = Config()
-    cfg.HistoryManager.hist_file = ":memory:"
-    sh = InteractiveShell.instance(config=cfg)
+    sh = new_shell()
     monkeypatch.chdir(tmp_path)
     yield sh
-    InteractiveShell.clear_instance()
+    close_shell(sh)
 
 
 @pytest.fixture

@@ -147,20 +147,17 @@ def test_shell_registration_and_percent_config(ipython, lineapy_home, capsys):
 
 
 def test_ipython_config_applies_on_attach(lineapy_home):
-    from IPython.core.interactiveshell import InteractiveShell
-
     from lineapy_ext.context import get_context
+    from tests.shells import close_shell, new_shell
 
-    InteractiveShell.clear_instance()
-    cfg = Config({"LineaPy": {"mlflow_tracking_uri": "file:///ipy"}})
-    shell = InteractiveShell.instance(config=cfg)
+    shell = new_shell(Config({"LineaPy": {"mlflow_tracking_uri": "file:///ipy"}}))
     try:
         shell.run_line_magic("load_ext", "lineapy_ext")
         opts = get_context().options
         assert (opts.mlflow_tracking_uri, opts.source_of("mlflow_tracking_uri")) == ("file:///ipy", "IPython config")
         shell.run_line_magic("unload_ext", "lineapy_ext")
     finally:
-        InteractiveShell.clear_instance()
+        close_shell(shell)
 
 
 def test_location_change_resets_session_once(clean_env, capsys):

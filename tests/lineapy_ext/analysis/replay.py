@@ -15,7 +15,8 @@ import textwrap
 from dataclasses import dataclass, field
 
 from IPython.core.interactiveshell import InteractiveShell
-from traitlets.config import Config
+
+from tests.shells import new_shell
 
 
 @dataclass
@@ -34,10 +35,8 @@ class Case:
 
 
 def fresh_shell(tmp_path) -> InteractiveShell:
-    InteractiveShell.clear_instance()
-    cfg = Config()
-    cfg.HistoryManager.hist_file = ":memory:"
-    shell = InteractiveShell.instance(config=cfg)
+    """A new shell working in ``tmp_path``; dispose of it with ``close_shell``."""
+    shell = new_shell()
     os.chdir(tmp_path)
     return shell
 

@@ -12,6 +12,8 @@ import pytest
 
 from lineapy_ext.tracking import Tracker
 
+from tests.shells import close_shell
+
 from .replay import Case, assert_equal, fresh_shell, probe_value, replay, run_cells
 
 CASES = [
@@ -154,6 +156,7 @@ def test_replay(case: Case, tmp_path):
         code = tracker.slice([case.target]).code
     finally:
         tracker.close()
+        close_shell(shell)
     assert "get_ipython" not in code
     for text in case.present:
         assert text in code, f"{text!r} missing from slice:\n{code}"

@@ -15,7 +15,6 @@ import re
 import socket
 import subprocess
 import sys
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -275,8 +274,6 @@ def test_model_skops_refuses_is_logged_with_cloudpickle(tracking):
 
 
 def test_get_version_and_registry_agree(ipython, mlflow_db, tmp_path, monkeypatch, capsys):
-    import mlflow.sklearn
-
     monkeypatch.chdir(tmp_path)
     ipython.run_line_magic("config", f"LineaPy.mlflow_tracking_uri = {mlflow_db!r}")
     ipython.run_cell(
