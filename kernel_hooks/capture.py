@@ -278,8 +278,19 @@ class Capture:
             return
         self._expect_ast = False
         cell = self._current
-        cell.source = self.shell.transform_cell(cell.raw_source)
+        cell.source = self._transformed_source(cell.raw_source)
         cell.statements = statement_records(cell.source, module.body)
+
+    def _transformed_source(self, raw: str) -> str:
+        # IPython has just stored the transformed cell in its history (when
+        # the cell is stored at all): reuse it instead of transforming again.
+        hm = self.shell.history_manager
+        try:
+            if hm is not None and hm.input_hist_raw and hm.input_hist_raw[-1] == raw:
+                return hm.input_hist_parsed[-1]
+        except (AttributeError, IndexError):
+            pass
+        return self.shell.transform_cell(raw)
 
     def _post_run_cell(self, result=None):
         cell, self._current, self._expect_ast = self._current, None, False
