@@ -19,6 +19,8 @@ later slices stay complete.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import threading
 import uuid
 import warnings
@@ -30,6 +32,45 @@ log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _context: "Context | None" = None
+
+
+#: Modules whose frames stand between a user's ``%config``/``options.set``
+#: line and :meth:`Context.reset_session` (traitlets fires observers from
+#: a ``contextlib`` context manager); warnings skip them.
+_INTERNAL_MODULES = ("lineapy_ext", "traitlets", "IPython", "contextlib")
+
+
+def _internal_paths() -> tuple[str, ...]:
+    paths = []
+    for name in _INTERNAL_MODULES:
+        module = sys.modules.get(name)
+        if module is None:
+            continue
+        package_dirs = getattr(module, "__path__", None)
+        if package_dirs:
+            paths.extend(os.path.join(os.path.abspath(d), "") for d in package_dirs)
+        elif getattr(module, "__file__", None):
+            paths.append(os.path.abspath(module.__file__))
+    return tuple(paths)
+
+
+def _user_stacklevel() -> int:
+    """The ``stacklevel`` for a ``warnings.warn`` made by the caller of this
+    function that points at the first frame outside lineapy_ext, traitlets,
+    IPython and contextlib: the user's ``%config`` line or ``options.set``
+    call, not the library code that reacted to it.  (``warnings.warn``'s
+    ``skip_file_prefixes`` would do this, but needs Python 3.12.)"""
+    internal = _internal_paths()
+    frame, level = sys._getframe(1), 1  # level 1: the caller of warnings.warn
+    while frame.f_back is not None:
+        name = frame.f_code.co_filename
+        if name.startswith("<"):  # user code (<ipython-input-N>), except IPython's <decorator-gen-N>
+            if not name.startswith("<decorator-gen"):
+                break
+        elif not os.path.abspath(name).startswith(internal):
+            break
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def new_session_id() -> str:
@@ -113,7 +154,7 @@ class Context:
                 f"only {changed} changed, {kept} is still {mask_url(kept == 'database_url' and new[0] or new[1])!r}: "
                 "the metadata database and the storage dir belong together; set both",
                 LineaPyWarning,
-                stacklevel=2,
+                stacklevel=_user_stacklevel(),
             )
         return True
 

@@ -51,6 +51,10 @@ class SliceError(LineaPyError):
     """The slice of a value cannot be built."""
 
 
+class ExportError(LineaPyError, ValueError):
+    """A slice cannot be exported to the given path (bad suffix, unwritable file)."""
+
+
 class LineaPyWarning(UserWarning):
     """Something works but is probably not what the user wants."""
 

@@ -13,6 +13,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Iterable
 
+from lineapy_ext.exceptions import ExportError
+
 #: File suffixes :func:`write_export` understands, mapped to their format.
 FORMATS = {".py": "script", ".ipynb": "notebook"}
 
@@ -149,13 +151,14 @@ def write_export(path: str | os.PathLike, artifact) -> Path:
 
     Raises
     ------
-    ValueError
-        If the suffix is neither ``.py`` nor ``.ipynb``.
+    lineapy_ext.exceptions.ExportError
+        If the suffix is neither ``.py`` nor ``.ipynb``, or the file cannot
+        be written.
     """
     path = Path(path).expanduser()
     kind = FORMATS.get(path.suffix.lower())
     if kind is None:
-        raise ValueError(
+        raise ExportError(
             f"cannot export to {str(path)!r}: the file name must end with "
             f"{' or '.join(FORMATS)}"
         )
@@ -166,6 +169,10 @@ def write_export(path: str | os.PathLike, artifact) -> Path:
         text = nbformat.writes(to_notebook(*what, slice_cells(artifact)))
     else:
         text = to_script(*what, artifact.get_code())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as e:
+        reason = e.strerror or str(e) or type(e).__name__
+        raise ExportError(f"cannot export to {str(path)!r}: {reason}; choose a writable path") from e
     return path

@@ -256,7 +256,39 @@ def _get(shell, args, _):
         f"Loaded {art.name!r} version {art.version} into {target!r} "
         f"(saved {_when(art.created_at)} by session {art.session_id})"
     )
-    return value
+    # ``x = %lineapy get NAME`` needs the value; a bare ``%lineapy get NAME``
+    # must not also display it as Out[n] (nor keep it in the Out history).
+    return None if _is_bare_magic_statement() else value
+
+
+def _is_bare_magic_statement() -> bool:
+    """Whether the running top-level statement is a bare ``%lineapy ...`` line.
+
+    Asks the capture which statement of the cell is running: a bare magic
+    line is an expression statement whose value is the
+    ``get_ipython().run_line_magic('lineapy', ...)`` call itself.  False
+    when it cannot tell (no tracker, not inside a cell, or anything else).
+    """
+    try:
+        from lineapy_ext.context import get_context
+
+        tracker = get_context().tracker
+        cell = tracker.capture.current_cell() if tracker is not None else None
+        if cell is None or cell.completed >= len(cell.statements):
+            return False
+        node = cell.statements[cell.completed].node
+    except Exception:  # the capture is best effort; returning the value is safe
+        return False
+    if not isinstance(node, ast.Expr) or not isinstance(node.value, ast.Call):
+        return False
+    call = node.value
+    return (
+        isinstance(call.func, ast.Attribute)
+        and call.func.attr == "run_line_magic"
+        and bool(call.args)
+        and isinstance(call.args[0], ast.Constant)
+        and call.args[0].value == _MAGIC
+    )
 
 
 @magic_arguments("lineapy code")
@@ -340,10 +372,7 @@ def _export(shell, args, _):
     from lineapy_ext.export import write_export
 
     art = _api().get(args.name, version=args.version)
-    try:
-        path = write_export(args.output or f"{art.name}.py", art)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    path = write_export(args.output or f"{art.name}.py", art)
     print(f"Wrote the slice of {art.name!r} version {art.version} to {path}")
 
 

@@ -40,8 +40,9 @@ from lineapy_ext.backends.base import StorageBackend
 from lineapy_ext.config import mask_url
 from lineapy_ext.exceptions import (
     ArtifactNotFoundError,
-    LineaPyError,
+    BackendError,
     CorruptedValueError,
+    LineaPyError,
     InvalidNameError,
     SerializationError,
     StorageError,
@@ -331,13 +332,19 @@ class LineaPyBackend(StorageBackend):
 
         Raises
         ------
+        BackendError
+            ``kwargs`` is not empty: this backend takes no save options.
         SerializationError
             The value cannot be pickled; the temporary file is removed.
         StorageError
             The storage dir cannot be written.
         """
         if kwargs:
-            raise TypeError(f"the lineapy backend takes no save options, got {sorted(kwargs)}")
+            unknown = ", ".join(sorted(kwargs))
+            raise BackendError(
+                f"unknown save option(s) for the lineapy backend: {unknown}; it takes none: "
+                "remove them, or save with the backend they are meant for (e.g. mlflow)"
+            )
         validate_name(name)
         token = uuid.uuid4().hex
         location = f"{name}/{token}{VALUE_SUFFIX}"

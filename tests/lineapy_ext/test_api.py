@@ -65,3 +65,11 @@ def test_get_in_a_new_context(lineapy_home):
     assert again.get_value() == [1]
     assert again.session_id == first.session_id
     assert lineapy_ext.save([2], "l").session_id != first.session_id
+
+
+def test_save_with_options_the_lineapy_backend_does_not_take(lineapy_home):
+    from lineapy_ext.exceptions import BackendError
+
+    with pytest.raises(BackendError, match="unknown save option.*: foo; it takes none"):
+        lineapy_ext.save(1, "one", foo=1)
+    assert lineapy_ext.artifact_store() == []

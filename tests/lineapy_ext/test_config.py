@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import warnings
 
 import pytest
 from traitlets import TraitError
 from traitlets.config import Config
+from IPython.utils.capture import capture_output
 
 from lineapy_ext.config import LineaPy, mask_options, mask_url
 from lineapy_ext.exceptions import ConfigError, LineaPyWarning
@@ -201,3 +203,27 @@ def test_load_is_fast_and_does_not_import_heavy_modules(lineapy_home):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert float(out[0]) < 1.0
     assert out[1] == "[]"
+
+
+def test_half_location_change_warning_points_at_the_users_line(ipython, lineapy_home, tmp_path):
+    import lineapy_ext
+
+    package_dir = os.path.dirname(lineapy_ext.__file__)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with capture_output():
+            ipython.run_cell(f"%config LineaPy.database_url = 'sqlite:///{tmp_path / 'other.sqlite'}'").raise_error()
+    (w,) = [w for w in caught if issubclass(w.category, LineaPyWarning)]
+    assert "only database_url changed" in str(w.message)
+    assert not w.filename.startswith(package_dir), w.filename
+    assert "traitlets" not in w.filename and "IPython" not in w.filename
+    assert w.filename.startswith("<ipython-input-") and w.lineno == 1, (w.filename, w.lineno)  # the cell
+
+    from lineapy_ext.context import get_context
+
+    ctx = get_context()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ctx.options.set("artifact_storage_dir", str(tmp_path / "other_values"))
+        ctx.options.set("artifact_storage_dir", str(tmp_path / "third_values"))
+    assert [w.filename for w in caught if issubclass(w.category, LineaPyWarning)] == [__file__] * 2

@@ -179,3 +179,57 @@ def test_config_masks_secrets(shell):
     assert "hunter2" not in text and "hunter2" not in table._repr_html_()
     row = next(r for r in table.rows if r[0] == "mlflow_tracking_uri")
     assert "mlflow.example" in row[1] and row[2] != ""
+
+
+def test_save_with_an_option_the_lineapy_backend_does_not_take(shell):
+    shell.run_cell("x = 1")
+    with pytest.raises(UsageError, match=r"^unknown save option\(s\) for the lineapy backend: foo, max_depth; it takes none"):
+        run(shell, "save x --foo 1 --max-depth 2")
+    with capture_output() as cap:
+        result = shell.run_cell("%lineapy save x --foo 1")
+    assert isinstance(result.error_in_exec, UsageError)
+    shown = cap.stdout + cap.stderr
+    assert "Traceback" not in shown and "TypeError" not in shown and "lineapy.py" not in shown
+    assert "foo" in shown
+    table, _ = run(shell, "list")
+    assert len(table) == 0  # nothing saved
+
+
+def test_bare_get_prints_one_line_and_assigned_get_returns_the_value(shell):
+    shell.run_cell("x = [1, 2, 3]\n%lineapy save x xs")
+    with capture_output() as cap:
+        result = shell.run_cell("%lineapy get xs")
+    result.raise_error()
+    assert result.result is None
+    assert len(cap.stdout.splitlines()) == 1
+    assert cap.stdout.startswith("Loaded 'xs' version 1 into 'xs'") and "Out[" not in cap.stdout
+    assert shell.user_ns["xs"] == [1, 2, 3]
+    assert [1, 2, 3] not in shell.user_ns["Out"].values()
+
+    with capture_output() as cap:
+        shell.run_cell("y = %lineapy get xs --as z").raise_error()
+    assert shell.user_ns["y"] == [1, 2, 3] and shell.user_ns["z"] == [1, 2, 3]
+    assert len(cap.stdout.splitlines()) == 1
+    # Not the last line, or inside an expression: still the value.
+    shell.run_cell("w = %lineapy get xs --as v\nlen(w)").raise_error()
+    assert shell.user_ns["w"] == [1, 2, 3]
+    result = shell.run_cell("get_ipython().run_line_magic('lineapy', 'get xs')[1:]")
+    assert result.result == [2, 3]
+    # Outside a cell (no running statement to ask about) the value is returned.
+    assert run(shell, "get xs")[0] == [1, 2, 3]
+
+
+def test_export_to_an_unwritable_path_is_one_line(shell, tmp_path):
+    import lineapy_ext
+    from lineapy_ext.exceptions import ExportError, LineaPyError
+    from lineapy_ext.export import write_export
+
+    shell.run_cell("b = 2\n%lineapy save b")
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a dir")
+    with pytest.raises(UsageError, match=r"^cannot export to .*a_file/b\.py'.*choose a writable path$"):
+        run(shell, f"export b -o {blocker / 'b.py'}")
+    art = lineapy_ext.get("b")
+    with pytest.raises(ExportError, match="must end with") as err:
+        write_export(tmp_path / "b.txt", art)
+    assert isinstance(err.value, LineaPyError) and isinstance(err.value, ValueError)

@@ -83,3 +83,13 @@ def test_orphaned_temp_files_are_listed(tmp_path):
     b.save(1, "n")
     (tmp_path / "n" / f"{TEMP_PREFIX}dead.part").write_bytes(b"partial")
     assert b.orphaned_temp_files() == [f"n/{TEMP_PREFIX}dead.part"]
+
+
+def test_save_options_are_refused_with_one_line_backend_error(tmp_path):
+    from lineapy_ext.exceptions import BackendError
+
+    b = LineaPyBackend(str(tmp_path / "s"))
+    with pytest.raises(BackendError, match=r"^unknown save option\(s\) for the lineapy backend: a, registered_model_name; it takes none") as err:
+        b.save([1], "opts", registered_model_name="clf", a=1)
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "s").exists() or [p for p in (tmp_path / "s").rglob("*") if p.is_file()] == []
