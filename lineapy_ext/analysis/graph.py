@@ -111,6 +111,10 @@ class DependencyGraph:
         self.atomic: set[int] = set()
         self.deferred: dict[int, int] = {}
         self.star_nodes: list[int] = []
+        self.types: dict[int, tuple[str, str]] = {}
+        self.class_bases: dict[int, tuple[int, ...]] = {}
+        self.method_index: dict[str, set[int]] = {}  # method name -> classes defining it
+        self.failed: list[tuple[int | None, frozenset[str]]] = []
         self._ctr_cache: dict[int, frozenset[str]] = {}
         self._ctr_deps: dict[str, set[int]] = {}
         self.files: dict[str, tuple[int, ...]] = {}
@@ -127,6 +131,10 @@ class DependencyGraph:
         g = DependencyGraph.__new__(DependencyGraph)
         for k, v in self.__dict__.items():
             g.__dict__[k] = v.copy() if isinstance(v, (dict, list, set)) else v
+        # Dicts whose values are mutated in place must not be shared.
+        g._ctr_deps = {k: set(v) for k, v in self._ctr_deps.items()}
+        g.pending_elements = {k: set(v) for k, v in self.pending_elements.items()}
+        g.method_index = {k: set(v) for k, v in self.method_index.items()}
         return g
 
     # -- keys -----------------------------------------------------------------
@@ -221,13 +229,35 @@ class DependencyGraph:
         for u in f.uses:
             read(u)
         if f.unknown_effects:
+            # exec(code), globals()[...]: may read and change anything.
             for name in list(self.bindings):
-                read(name)
-        env = _Env(self.bindings.get, read, mark, touch_state, extra_defs, [])
-        for call in f.calls:
-            self._call(call, env, ctx, set(), st.index)
-        for name, deep in f.mutations:
-            self._mark_name(name, deep, self.bindings.get, mark)
+                read(name, lazy=False)
+                key = self.bindings[name]
+                if key not in self.atomic:
+                    mark(key, True)
+        env = _Env(self.bindings.get, read, mark, touch_state, extra_defs, [], [CALL_BUDGET])
+        try:
+            for call in f.calls:
+                self._call(call, env, ctx, set(), st.index)
+            callees = {c.chain[0] for c in f.calls if c.chain and len(c.chain) == 1}
+            for u in f.uses:
+                k = self.bindings.get(u)
+                if k in self.functions and u not in callees:
+                    # map(f, xs), sorted(key=f), df.apply(f): f is probably called here.
+                    self._apply(self.functions[k], k, [], {}, _INDIRECT, env, ctx, set(), None)
+            for name, deep in f.mutations:
+                self._mark_name(name, deep, self.bindings.get, mark)
+                key = self.bindings.get(name)
+                for hook in self._setters(key):
+                    # obj.x = v / obj[k] = v run __setattr__/__setitem__/property setters.
+                    self._apply(hook, key, [key], {}, _INDIRECT, env, ctx, set(), None)
+        except _TooDeep:
+            # Too many calls to follow: assume it may read and change anything.
+            for name in list(self.bindings):
+                read(name, lazy=False)
+                key = self.bindings[name]
+                if key not in self.atomic:
+                    mark(key, True)
 
         self._files(f, nid, deps)
 
@@ -262,7 +292,11 @@ class DependencyGraph:
                 self.functions[self.bindings[name]] = summary
         for name, summary in f.classes.items():
             if name in self.bindings:
-                self.classes[self.bindings[name]] = summary
+                key = self.bindings[name]
+                self.classes[key] = summary
+                for m in summary.methods:
+                    self.method_index.setdefault(m, set()).add(key)
+                self.class_bases[key] = tuple(self.bindings[b] for b in summary.bases if b in self.bindings)
         for target, cls in f.instances:
             kc = self.bindings.get(cls)
             if kc in self.classes and target in self.bindings:
@@ -312,7 +346,10 @@ class DependencyGraph:
         for p in paths:
             norm = os.path.normpath(p)
             for known, writers in self.files.items():
-                if known == norm or known.startswith(norm + os.sep) or norm.startswith(known + os.sep):
+                # Same file, a directory and what is in it, or a name whose
+                # suffix the writer adds (np.save("a") -> a.npy).
+                if (known == norm or known.startswith(norm + os.sep) or norm.startswith(known + os.sep)
+                        or norm.startswith(known + ".") or known.startswith(norm + ".")):
                     deps.update(writers)
             if f.writes_files:
                 self.files[norm] = (nid,)
@@ -341,12 +378,19 @@ class DependencyGraph:
                 env.mark(args[0], False)
             return
         if len(chain) == 1:
-            if rkey in self.functions:
+            if rkey in self.functions and not call.receiver_deep:
                 self._apply(self.functions[rkey], rkey, args, kwargs, call, env, ctx, visited, None)
-            elif rkey in self.classes:
-                init = self.classes[rkey].methods.get("__init__")
+            elif rkey in self.classes and not call.receiver_deep:
+                init, _ = self._method(rkey, "__init__")
                 if init is not None:
-                    self._apply(init, rkey, [None] + args, kwargs, call, env, ctx, visited, None)
+                    self._apply(init, rkey, [None] + args, kwargs, call, env, ctx, visited, rkey)
+            elif call.receiver_deep and rkey is not None:
+                # fs[0](), handlers["x"](): any session function held there may run.
+                env.mark(rkey, True)
+                self._mark_args(call, env, args, kwargs)
+                for k in self._reachable(rkey):
+                    if k in self.functions:
+                        self._apply(self.functions[k], k, args, kwargs, call, env, ctx, visited, None)
             elif rkey is None and root in PURE_BUILTINS:
                 pass
             elif rkey is None and root in MUTATING_BUILTINS:
@@ -363,20 +407,40 @@ class DependencyGraph:
         # A method call on (something reached from) ``root``.
         method = chain[-1]
         deep = len(chain) > 2 or call.receiver_deep or call.through_call
+        if rkey in self.classes and len(chain) == 2:
+            # C.method(...): a static/class method, or a method given its self.
+            summary, kind = self._method(rkey, method)
+            if summary is not None:
+                self._apply(summary, rkey, ([rkey] if kind == "class" else []) + args, kwargs,
+                            call, env, ctx, visited, rkey)
+                return
         cls = self.instance_of.get(rkey) if rkey is not None else None
         if cls is not None and not deep:
-            summary = self.classes[cls].methods.get(method)
+            summary, kind = self._method(cls, method)
             if summary is not None:
-                self._apply(summary, rkey, [rkey] + args, kwargs, call, env, ctx, visited, None)
+                first = [] if kind == "static" else [cls] if kind == "class" else [rkey]
+                self._apply(summary, rkey, first + args, kwargs, call, env, ctx, visited, cls)
                 return
             for r in self.classes[cls].all_reads():
                 env.read(r)
+        elif (rkey is None or deep) and self._maybe_session_object(rkey):
+            # objs[0].add(x), a loop variable: the receiver may be an instance
+            # of any session class that has this method.
+            for ckey in list(self.method_index.get(method, ())):
+                cls_summary = self.classes.get(ckey)
+                summary = cls_summary.methods.get(method) if cls_summary is not None else None
+                if summary is None:  # the class was redefined since
+                    continue
+                kind = cls_summary.kinds.get(method)
+                first = [] if kind == "static" else [ckey] if kind == "class" else [rkey]
+                self._apply(summary, rkey, first + args, kwargs, call, env, ctx, visited, ckey)
         if rkey in self.rng_objects:
             env.mark(rkey)
             return
         if method in RANDOM_READING_METHODS:
+            # Estimators without a random_state draw from the global generator.
             for skey in list(self.state):
-                env.touch_state(skey, write=False)
+                env.touch_state(skey)
         if call.inplace:
             env.mark(rkey, deep)
         elif method in MUTATING_METHODS:
@@ -389,6 +453,42 @@ class DependencyGraph:
             pass
         elif not self._returned_fresh(call, rkey, ctx, st_index):
             env.mark(rkey, deep)
+
+    def _method(self, cls_key: int, name: str, seen: set | None = None):
+        """(summary, kind) of method ``name`` on a session class, following
+        its session-defined base classes; (None, None) if not found."""
+        seen = seen if seen is not None else set()
+        if cls_key in seen or cls_key not in self.classes:
+            return None, None
+        seen.add(cls_key)
+        cls = self.classes[cls_key]
+        if name in cls.methods:
+            return cls.methods[name], cls.kinds.get(name, "method")
+        for base in self.class_bases.get(cls_key, ()):
+            found = self._method(base, name, seen)
+            if found[0] is not None:
+                return found
+        return None, None
+
+    def _setters(self, key) -> list[FunctionSummary]:
+        """Methods run by assigning to an attribute or item of ``key``."""
+        out: list[FunctionSummary] = []
+        stack = [self.instance_of.get(key)] if key is not None else []
+        seen: set = set()
+        while stack:
+            c = stack.pop()
+            if c is None or c in seen or c not in self.classes:
+                continue
+            seen.add(c)
+            out.extend(self.classes[c].setters)
+            stack.extend(self.class_bases.get(c, ()))
+        return out
+
+    def _maybe_session_object(self, key) -> bool:
+        if not self.classes:
+            return False
+        t = self.types.get(key) if key is not None else None
+        return t is None or t[0] == "__main__" or t[1] in ("list", "dict", "tuple", "set")
 
     def _returned_fresh(self, call: CallSite, rkey, ctx: "_CellContext", st_index: int) -> bool:
         """Runtime rule: a method whose result is a new, non-None object did
@@ -420,12 +520,23 @@ class DependencyGraph:
             return None
         return ".".join((self.modules[root],) + tuple(chain[1:]))
 
-    def _apply(self, summary: FunctionSummary, fkey, args, kwargs, call, env, ctx, visited, _self) -> None:
-        """Apply the call-time effects of a session function."""
-        marker = (fkey, id(summary))
+    def _apply(self, summary: FunctionSummary, fkey, args, kwargs, call, env, ctx, visited,
+               self_class=None) -> None:
+        """Apply the call-time effects of a session function.
+
+        ``self_class`` is the class a method runs for: ``type(self).x = ...``
+        in ``__init__`` changes it even though the instance is not known yet.
+        """
+        # One set per statement, shared by the whole call tree: each function
+        # is applied once per distinct argument binding, which bounds the work
+        # (applying twice would change nothing).
+        marker = (fkey, id(summary), tuple(args), tuple(sorted(kwargs.items())), self_class)
         if marker in visited:
             return
-        visited = visited | {marker}
+        visited.add(marker)
+        env.budget[0] -= 1
+        if env.budget[0] < 0 or env.depth > MAX_CALL_DEPTH:
+            raise _TooDeep
         pmap: dict[str, int | None] = {}
         for i, p in enumerate(summary.params):
             if i < len(args):
@@ -438,6 +549,8 @@ class DependencyGraph:
         for w in summary.writes:
             env.read(w)
             env.extra_defs.append(w)
+        first = summary.params[0] if summary.params else None
+
         def resolve(name: str):
             if name in pmap:
                 return pmap[name]
@@ -445,18 +558,27 @@ class DependencyGraph:
                 return None
             return self.bindings.get(name)
 
-        if summary.is_generator and not visited - {marker} and call.assigned_to:
+        def resolve_class_of(name: str):
+            key = resolve(name)
+            return key if key is not None or name != first else -1
+
+        if summary.is_generator and ctx is not _NO_CELL and call.assigned_to:
             env.generators.append((call.assigned_to, fkey))
         for name, deep in summary.mutations:
             bare = name[len(CLASS_OF):] if name.startswith(CLASS_OF) else name
-            if bare in pmap or bare not in params:
+            if name.startswith(CLASS_OF) and self_class is not None and resolve(bare) is None and bare == first:
+                env.mark(self_class, True)
+            elif bare == first and self_class is not None and pmap.get(bare) == self_class:
+                env.mark(self_class, deep)  # cls.n += 1 in a classmethod
+            elif bare in pmap or bare not in params:
                 self._mark_name(name, deep, resolve, env.mark)
                 if bare not in params and bare in self.bindings:
                     env.read(bare)
             elif summary.has_varargs or bare in params:
                 self._mark_args(call, env, args, kwargs)
 
-        inner = _Env(resolve, env.read, env.mark, env.touch_state, env.extra_defs, env.generators)
+        inner = _Env(resolve, env.read, env.mark, env.touch_state, env.extra_defs, env.generators,
+                     env.budget, env.depth + 1)
         for c in summary.calls:
             if c.chain and c.chain[0] in params and c.chain[0] not in pmap:
                 continue
@@ -515,6 +637,7 @@ class DependencyGraph:
             held.discard(key)
             if held:
                 self.contains[key] = self.contains.get(key, frozenset()) | held
+            self.types[key] = (b.type_module, b.type_name)
             if b.type_module == "__main__":
                 cls = self.bindings.get(b.type_name.split(".")[0])
                 if cls in self.classes:
@@ -602,6 +725,8 @@ class _Env:
     touch_state: Callable[..., None]
     extra_defs: list
     generators: list
+    budget: list  # [calls left to resolve in this statement], shared by nested envs
+    depth: int = 0
 
 
 @dataclass(slots=True)
@@ -618,3 +743,15 @@ class _NoCell:
 
 
 _NO_CELL = _CellContext(_NoCell(), {})
+
+#: How many session-function applications one statement may take, and how
+#: deep calls are followed, before it is treated as "may change anything".
+CALL_BUDGET = 300
+MAX_CALL_DEPTH = 40
+
+
+class _TooDeep(Exception):
+    """Raised inside call resolution when a statement's budget is spent."""
+
+#: A call made somewhere we cannot see (a function passed as a value).
+_INDIRECT = CallSite(chain=None)

@@ -71,9 +71,18 @@ class FunctionSummary:
 
 @dataclass(slots=True)
 class ClassSummary:
-    """Methods of a class defined in the session, by name."""
+    """Methods of a class defined in the session, by name.
+
+    ``kinds`` marks static and class methods (``"static"``/``"class"``);
+    ``setters`` are the methods that run on attribute or item assignment
+    (``__setitem__``, ``__setattr__``, property setters...); ``bases`` are
+    the names of the base classes, looked up when a method is not found.
+    """
 
     methods: dict[str, FunctionSummary]
+    kinds: dict[str, str] = field(default_factory=dict)
+    setters: tuple[FunctionSummary, ...] = ()
+    bases: tuple[str, ...] = ()
 
     def all_reads(self) -> frozenset[str]:
         out: set[str] = set()
@@ -164,7 +173,8 @@ append extend insert remove pop popitem clear update setdefault add discard
 sort reverse fit partial_fit fit_transform fit_predict set_params seed
 shuffle fill resize put itemset setflags intersection_update
 difference_update symmetric_difference_update appendleft extendleft
-popleft rotate send throw close write writelines truncate flush set_index_inplace
+popleft rotate send throw close write writelines truncate flush seek read
+readline readlines __next__
 __setitem__ __delitem__ __iadd__ set_output
 """.split())
 
@@ -183,7 +193,13 @@ _WRITE_CALLS = frozenset("""
 to_csv to_parquet to_json to_pickle to_excel to_feather to_hdf to_stata
 to_orc savefig save savez savez_compressed savetxt dump write write_text
 write_bytes mkdir makedirs touch copy copyfile copy2 copytree move rename
-replace unlink remove rmdir rmtree dump_svmlight_file imsave imwrite
+replace unlink remove rmdir rmtree dump_svmlight_file imsave imwrite tofile
+""".split())
+
+_READ_CALLS = frozenset("""
+open load loadtxt genfromtxt fromfile read_csv read_parquet read_json read_pickle
+read_excel read_feather read_table read_hdf read_text read_bytes listdir exists
+isfile isdir glob scandir walk stat load_svmlight_file imread
 """.split())
 
 _PATH_LIKE = re.compile(r"^[\w\-.~/\\:]+$")
@@ -309,10 +325,16 @@ def _lineapy_get(line: str | None) -> tuple[str, int | None, str] | None:
     if not words or words[0] != "get" or len(words) < 2:
         return None
     name, version, var = words[1], None, words[1]
-    it = iter(words[2:])
+    flat: list[str] = []
+    for w in words[2:]:  # argparse also accepts --as=VAR
+        flat.extend(w.split("=", 1) if w.startswith("--") and "=" in w else [w])
+    it = iter(flat)
     for w in it:
         if w == "--version":
-            version = int(next(it, "0"))
+            try:
+                version = int(next(it, "0"))
+            except ValueError:
+                version = None
         elif w == "--as":
             var = next(it, var)
     return name, version, var
@@ -349,6 +371,9 @@ def _rewrite_magics(stmt: ast.stmt) -> tuple[list[ast.stmt] | None, str, object]
 
 
 # --- the walkers ------------------------------------------------------------
+
+#: Methods Python calls on ``obj.attr = v`` / ``obj[k] = v`` / ``del``.
+_ASSIGNMENT_HOOKS = frozenset({"__setitem__", "__setattr__", "__delitem__", "__delattr__"})
 
 _SCOPE_NODES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
@@ -417,6 +442,7 @@ class _Walker:
         self.unknown = False
         self.hidden: list[str] = []
         self.cond = 0
+        self.nested_writes: set[str] = set()  # globals assigned by nested functions
         self.shadow: list[set[str]] = []  # names local to enclosing comprehensions/lambdas
         self.element_of: dict[str, list[str]] = {}  # comprehension variable -> iterated roots
 
@@ -521,6 +547,9 @@ class _Walker:
             self.visit(node)
 
     def visit_Call(self, node: ast.Call) -> None:
+        magic = _ipython_call(node)
+        if magic is not None and _magic_code(magic)[0] in ("drop", "lineapy"):
+            return  # %lineapy save / %matplotlib inside a block: no effect on values
         self.visit(node.func)
         self.visit_list(node.args)
         for kw in node.keywords:
@@ -557,6 +586,12 @@ class _Walker:
             if roots:  # [r.append(0) for r in rows]: a method call on an element of rows
                 chain, deep = (roots[0],) + chain[1:], True
         name = chain[-1] if chain else (node.func.attr if isinstance(node.func, ast.Attribute) else None)
+        if name in _WRITE_CALLS or name in _READ_CALLS:
+            # np.save("a", x), os.makedirs("out"): paths without the usual look.
+            for a in list(node.args) + [k.value for k in node.keywords]:
+                if isinstance(a, ast.Constant) and isinstance(a.value, str) and a.value \
+                        and "\n" not in a.value and len(a.value) < 300 and a.value not in self.paths:
+                    self.paths.append(a.value)
         if name in _WRITE_CALLS:
             self.writes_files = True
         elif name == "open":
@@ -639,6 +674,20 @@ class _Walker:
 
     # -- statements --
     def visit_Assign(self, node: ast.Assign) -> None:
+        if isinstance(node.value, ast.Lambda) and all(isinstance(t, ast.Name) for t in node.targets):
+            # f = lambda ...: a function like any def; its body runs when called.
+            lam = node.value
+            self.visit_list(lam.args.defaults)
+            self.visit_list([d for d in lam.args.kw_defaults if d is not None])
+            summary = summarize_function(lam)
+            for t in node.targets:
+                self.store(t.id)
+                if self.local_names is None:
+                    self.functions[t.id] = summary
+                else:
+                    self.uses |= {r for r in summary.reads if self._is_global(r)}
+                    self.calls.extend(summary.calls)
+            return
         self.visit(node.value)
         n_calls = len(self.calls)
         for t in node.targets:
@@ -835,10 +884,16 @@ class _Walker:
         if self.local_names is None:
             self.functions[node.name] = summary
         else:
-            # A nested function: what it reads at call time is read by us.
+            # A nested function: what it reads and changes when called is
+            # read and changed by us (it may be called, or returned and called).
             self.uses |= {r for r in summary.reads if self._is_global(r)}
             for call in summary.calls:
                 self.calls.append(call)
+            for name, deep in summary.mutations:
+                bare = name[len(CLASS_OF):] if name.startswith(CLASS_OF) else name
+                if self._is_global(bare):
+                    self.mutations[name] = self.mutations.get(name, False) or deep
+            self.nested_writes |= summary.writes
         self.store(node.name)
 
     visit_AsyncFunctionDef = visit_FunctionDef
@@ -849,6 +904,8 @@ class _Walker:
         for kw in node.keywords:
             self.visit(kw.value)
         methods: dict[str, FunctionSummary] = {}
+        kinds: dict[str, str] = {}
+        setters: list[FunctionSummary] = []
         # Names bound in a class body are class attributes, not globals.
         self.shadow.append(_stored_names(node.body))
         for st in node.body:
@@ -856,12 +913,24 @@ class _Walker:
                 self.visit_list(st.decorator_list)
                 self.visit_list(st.args.defaults)
                 self.visit_list([d for d in st.args.kw_defaults if d is not None])
-                methods[st.name] = summarize_function(st)
+                summary = summarize_function(st)
+                decos = {d.id if isinstance(d, ast.Name) else d.attr if isinstance(d, ast.Attribute) else None
+                         for d in st.decorator_list}
+                if decos & {"setter", "deleter"} or st.name in _ASSIGNMENT_HOOKS:
+                    setters.append(summary)
+                    if decos & {"setter", "deleter"}:
+                        continue  # the getter keeps the name
+                if "staticmethod" in decos:
+                    kinds[st.name] = "static"
+                elif "classmethod" in decos:
+                    kinds[st.name] = "class"
+                methods[st.name] = summary
             else:
                 self.visit(st)
         self.shadow.pop()
+        bases = tuple(b.id for b in node.bases if isinstance(b, ast.Name))
         if self.local_names is None:
-            self.classes[node.name] = ClassSummary(methods)
+            self.classes[node.name] = ClassSummary(methods, kinds, tuple(setters), bases)
         self.store(node.name)
 
 
@@ -977,7 +1046,7 @@ def summarize_function(node) -> FunctionSummary:
         kwonly=kwonly,
         has_varargs=args.vararg is not None or args.kwarg is not None,
         reads=frozenset(w.uses),
-        writes=frozenset(n for n in w.defs + sorted(w.maybe) if n in declared),
+        writes=frozenset(n for n in w.defs + sorted(w.maybe) if n in declared) | w.nested_writes,
         mutations=tuple(mutations),
         calls=calls,
         aliases=aliases,
@@ -1018,6 +1087,11 @@ def analyze(node: ast.stmt) -> StatementFacts:
     if api is not None:
         return api
     stmts = body if body is not None else [node]
+    stripped = None
+    if body is None and hasattr(node, "body"):
+        stripped = _strip_nested_lineapy(node)
+        if stripped is not None:
+            stmts = [stripped]
     w = _Walker()
     w.visit_list(stmts)
     last = stmts[-1] if stmts else None
@@ -1029,7 +1103,7 @@ def analyze(node: ast.stmt) -> StatementFacts:
     if opaque:
         w.unknown = True
     emit = None
-    if body is not None:
+    if body is not None or stripped is not None:
         emit = "\n".join(ast.unparse(s) for s in stmts)
     instances = []
     for st in stmts:
@@ -1090,3 +1164,42 @@ def _lineapy_api_call(node) -> StatementFacts | None:
         return None
     target = node.targets[0].id
     return StatementFacts(defs=(target,), artifact_get=(args[0], version, (target,)))
+
+
+class _LineapyStripper(ast.NodeTransformer):
+    """Removes ``%lineapy``/no-effect magic lines and ``lineapy_ext.save``
+    calls nested in a block (a save made inside ``with``/``for``/``if``)."""
+
+    def __init__(self):
+        self.removed = False
+
+    def _is_lineapy(self, st) -> bool:
+        if not (isinstance(st, ast.Expr) and isinstance(st.value, ast.Call)):
+            return False
+        magic = _ipython_call(st.value)
+        if magic is not None:
+            return _magic_code(magic)[0] in ("drop", "lineapy")
+        return _lineapy_api_call(st) is not None
+
+    def generic_visit(self, node):
+        for field_name in ("body", "orelse", "finalbody"):
+            block = getattr(node, field_name, None)
+            if isinstance(block, list) and block and isinstance(block[0], ast.stmt):
+                kept = [st for st in block if not self._is_lineapy(st)]
+                if len(kept) != len(block):
+                    self.removed = True
+                    setattr(node, field_name, kept or [ast.Pass()])
+        return super().generic_visit(node)
+
+
+def _strip_nested_lineapy(node):
+    """A copy of the compound statement ``node`` without lineapy lines, or
+    None when it has none."""
+    import copy
+
+    if not any(isinstance(n, ast.Name) and (n.id == "get_ipython" or n.id in _API_MODULES)
+               for n in ast.walk(node)):
+        return None
+    stripper = _LineapyStripper()
+    new = stripper.visit(copy.deepcopy(node))
+    return ast.fix_missing_locations(new) if stripper.removed else None

@@ -18,7 +18,7 @@ def facts(src: str):
     ("a, (b, *c) = t", {"t"}, ("a", "b", "c")),
     ("for i in items:\n    total = total + i", {"items", "total"}, ()),
     ("ys = [x * k for x in xs if x]", {"xs", "k"}, ("ys",)),
-    ("f = lambda a: a + k", {"k"}, ("f",)),
+    ("f = lambda a: a + k", set(), ("f",)),  # k is read when f is called
     ("import numpy as np", set(), ("np",)),
     ("from os import path as p", set(), ("p",)),
     ("with open(fn) as fh:\n    data = fh.read()", {"open", "fn"}, ("fh", "data")),
@@ -29,6 +29,11 @@ def test_uses_and_defs(src, uses, defs):
     f = facts(src)
     assert set(f.uses) == uses
     assert f.defs == defs
+
+
+def test_assigned_lambda_is_a_function():
+    f = facts("f = lambda a: acc.append(a + k)")
+    assert f.calls == () and f.functions["f"].reads >= {"acc", "k"}
 
 
 def test_read_before_write_in_loop_body():
