@@ -16,7 +16,8 @@ from kernel_hooks.capture import (
     Capture,
     CellRecord,
     StatementRecord,
+    is_ipython_name,
     statement_records,
 )
 
-__all__ = ["ATOMIC_TYPES", "Binding", "Capture", "CellRecord", "StatementRecord", "statement_records"]
+__all__ = ["ATOMIC_TYPES", "Binding", "Capture", "CellRecord", "StatementRecord", "is_ipython_name", "statement_records"]

@@ -116,6 +116,11 @@ class CellRecord:
     in_progress: bool = False
 
 
+def is_ipython_name(name: str) -> bool:
+    """True for IPython's own namespace bookkeeping (``_i3``, ``_5``, ``Out``...)."""
+    return _HIDDEN_NAME.fullmatch(name) is not None
+
+
 def statement_records(source: str, body: list[ast.stmt]) -> list[StatementRecord]:
     """Cut ``source`` into the text of each top-level statement in ``body``.
 
@@ -206,11 +211,15 @@ class Capture:
         self._installed = False
 
     # -- installation -----------------------------------------------------
-    def install(self, backfill: bool = True) -> list[CellRecord]:
-        """Start capturing; return the cells recovered from input history."""
+    def install(self, backfill: bool = True, after: int = 0) -> list[CellRecord]:
+        """Start capturing; return the cells recovered from input history.
+
+        Only history entries numbered above ``after`` are recovered (to
+        resume after an uninstall without recovering cells twice).
+        """
         if self._installed:
             return []
-        recovered = self._backfill() if backfill else []
+        recovered = self._backfill(after) if backfill else []
         self._ids = self._snapshot()
         self.shell.events.register("pre_run_cell", self._pre_run_cell)
         self.shell.events.register("post_run_cell", self._post_run_cell)
@@ -373,14 +382,14 @@ class Capture:
         return [k for k in changed if not hidden(k)], {k for k in deleted if not hidden(k)}
 
     # -- cells that ran before the extension was loaded --------------------
-    def _backfill(self) -> list[CellRecord]:
+    def _backfill(self, after: int = 0) -> list[CellRecord]:
         hist = getattr(self.shell.history_manager, "input_hist_parsed", None) or []
         count = getattr(self.shell, "execution_count", 1)
         recovered = []
         # The last entry is the cell running %load_ext itself; its code
         # before the magic has run, the rest is recorded by post_run_cell.
         for n, src in enumerate(hist[1:count + 1], start=1):
-            if not src.strip():
+            if n <= after or not src.strip():
                 continue
             try:
                 tree = ast.parse(src)

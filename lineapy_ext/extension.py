@@ -9,8 +9,13 @@ installed through :class:`~lineapy_ext.tracking.Tracker`, and the
 from __future__ import annotations
 
 import logging
+import weakref
 
 log = logging.getLogger(__name__)
+
+# Trackers of unloaded shells, so %reload_ext keeps what was captured
+# (with its runtime facts) instead of recovering it from bare history.
+_PARKED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def load(shell) -> None:
@@ -25,7 +30,12 @@ def load(shell) -> None:
             return
         unload(ctx.tracker.shell)
     ctx.attach_shell(shell)
-    ctx.tracker = Tracker(shell)
+    parked = _PARKED.pop(shell, None)
+    if parked is not None:
+        parked.resume()
+        ctx.tracker = parked
+    else:
+        ctx.tracker = Tracker(shell)
     magics.register(shell)
 
 
@@ -38,5 +48,9 @@ def unload(shell) -> None:
     magics.unregister(shell)
     if ctx.tracker is not None:
         ctx.tracker.close()
+        try:
+            _PARKED[shell] = ctx.tracker
+        except TypeError:  # a shell that cannot be weakly referenced
+            pass
         ctx.tracker = None
     ctx.detach_shell(shell)

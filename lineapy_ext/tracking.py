@@ -18,10 +18,11 @@ Public surface used by the rest of the package::
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 
-from kernel_hooks import Capture, CellRecord
+from kernel_hooks import Capture, CellRecord, is_ipython_name
 
 from lineapy_ext.analysis import DependencyGraph, StatementFacts, analyze, slice_graph
 
@@ -57,12 +58,9 @@ class Slice:
     names: list[str] = field(default_factory=list)
 
 
-_HIDDEN = frozenset({"_", "__", "___", "In", "Out", "exit", "quit", "get_ipython"})
-
-
-def _analyze_safely(cell: CellRecord) -> list[StatementFacts]:
+def _analyze_safely(cell: CellRecord, upto: int | None = None) -> list[StatementFacts]:
     facts = []
-    for st in cell.statements[: cell.completed]:
+    for st in cell.statements[: cell.completed if upto is None else upto]:
         try:
             facts.append(analyze(st.node) if st.node is not None else StatementFacts(unknown_effects=True))
         except Exception:  # a bug in the analysis must not lose the cell
@@ -84,22 +82,61 @@ class Tracker:
         self.shell = shell
         self.graph = DependencyGraph()
         self.capture = Capture(shell, on_cell=self._on_cell)
-        recovered = self.capture.install()
+        self.recovered = 0
+        self._closed_at = 0
+        self.resume(after=0)
+
+    def resume(self, after: int | None = None) -> None:
+        """(Re)install the capture hooks, recovering from the input history
+        the cells that ran while they were not installed."""
+        if after is None:
+            counts = [c.execution_count for c in self.capture.cells if c.execution_count is not None]
+            after = max(counts + [self._closed_at], default=0)
+        # The newest history entry is the cell running %load_ext itself.
+        hm = getattr(self.shell, "history_manager", None)
+        loading = len(getattr(hm, "input_hist_parsed", ()) or ()) - 1
+        recovered = self.capture.install(after=after)
         for cell in recovered:
             self._on_cell(cell)
             for st in cell.statements:
                 st.node = None
-        self.recovered = len(recovered)
-        if recovered:
-            print(f"lineapy: {len(recovered)} cell(s) that ran before the extension was loaded "
+        # The cell running %load_ext itself is not news to the user.
+        earlier = [c for c in recovered if c.execution_count != loading]
+        self.recovered += len(earlier)
+        if earlier:
+            print(f"lineapy: {len(earlier)} cell(s) that ran before the extension was loaded "
                   "were recovered from the input history (without runtime facts).")
 
     def close(self) -> None:
-        """Remove the capture hooks from the shell."""
+        """Remove the capture hooks from the shell (what was captured is kept)."""
         self.capture.uninstall()
+        # The cell running %unload_ext: nothing to recover up to here.
+        hm = getattr(self.shell, "history_manager", None)
+        self._closed_at = len(getattr(hm, "input_hist_parsed", ()) or ()) - 1
 
     def _on_cell(self, cell: CellRecord) -> None:
-        self.graph.add_cell(cell, _analyze_safely(cell))
+        facts = [self._pin_artifact_version(f) for f in _analyze_safely(cell)]
+        self.graph.add_cell(cell, facts)
+        if not cell.success and cell.completed < len(cell.statements):
+            # The statement that raised may have changed things part-way.
+            failed = _analyze_safely(cell, cell.completed + 1)[cell.completed:]
+            if failed:
+                self.graph.note_failed(cell.execution_count, failed[0])
+
+    @staticmethod
+    def _pin_artifact_version(f: StatementFacts) -> StatementFacts:
+        """``%lineapy get NAME`` loads the latest version: remember which one,
+        so a later slice inlines that version and not a newer one."""
+        if f.artifact_get is None or f.artifact_get[1] is not None:
+            return f
+        name, _, names = f.artifact_get
+        try:
+            from lineapy_ext import api
+
+            version = api.get(name).version
+        except Exception:  # not saved (yet), store unreachable: stay unpinned
+            return f
+        return dataclasses.replace(f, artifact_get=(name, version, names))
 
     # -- queries used by the API -------------------------------------------
     def names_for_value(self, value) -> list[str]:
@@ -107,7 +144,7 @@ class Tracker:
         ns = self.shell.user_ns
         hidden = getattr(self.shell, "user_ns_hidden", {})
         names = [k for k, v in ns.items()
-                 if v is value and k not in _HIDDEN and not k.startswith("_") and k not in hidden]
+                 if v is value and not is_ipython_name(k) and k not in hidden]
         # Names the graph knows first: they are the ones a slice can be cut for.
         return sorted(names, key=lambda n: (n not in self.graph.bindings, n))
 
@@ -119,9 +156,17 @@ class Tracker:
         """
         graph = self.graph
         current = self.capture.current_cell()
-        if current is not None and current.completed:
-            graph = graph.fork()
-            graph.add_cell(current, _analyze_safely(current))
+        if current is not None and current.statements:
+            running = current.statements[current.completed].node if current.completed < len(
+                current.statements) else None
+            if running is not None and hasattr(running, "body"):
+                # A save inside a with/for/if block: what the block did before
+                # the save counts, so the block is part of the slice (its
+                # lineapy lines removed).
+                current = dataclasses.replace(current, completed=current.completed + 1)
+            if current.completed:
+                graph = graph.fork()
+                graph.add_cell(current, _analyze_safely(current))
         result = slice_graph(graph, list(names), self._resolve_artifact)
         for w in result.warnings:
             log.warning("lineapy: %s", w)

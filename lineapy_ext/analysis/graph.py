@@ -114,7 +114,7 @@ class DependencyGraph:
         self.types: dict[int, tuple[str, str]] = {}
         self.class_bases: dict[int, tuple[int, ...]] = {}
         self.method_index: dict[str, set[int]] = {}  # method name -> classes defining it
-        self.failed: list[tuple[int | None, frozenset[str]]] = []
+        self.failed: list[tuple[int | None, int, frozenset[str]]] = []
         self._ctr_cache: dict[int, frozenset[str]] = {}
         self._ctr_deps: dict[str, set[int]] = {}
         self.files: dict[str, tuple[int, ...]] = {}
@@ -330,6 +330,17 @@ class DependencyGraph:
             mark(key, True)
         else:
             mark(resolve(name), deep)
+
+    def note_failed(self, execution_count: int | None, f: StatementFacts) -> None:
+        """Remember a statement that raised: slices it may have partly
+        changed get a warning (its partial effects are not replayed)."""
+        names = set(f.defs) | set(f.maybe_defs) | {m for m, _ in f.mutations}
+        for c in f.calls:
+            if c.chain and len(c.chain) > 1:
+                names.add(c.chain[0])
+            names.update(a for a in c.args if a)
+        if names:
+            self.failed.append((execution_count, len(self.nodes), frozenset(names)))
 
     def _bind(self, name: str, nid: int) -> None:
         key = self._new_key()

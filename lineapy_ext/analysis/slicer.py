@@ -10,6 +10,7 @@ in ``Slice.warnings``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -69,9 +70,20 @@ def slice_graph(graph: DependencyGraph, names: list[str],
             cells.append((node.execution_count, []))
             last_cell = node.cell
         cells[-1][1].append(text)
+    last = ids[-1] if ids else -1
+    for count, position, touched in graph.failed:
+        hit = sorted(n for n in touched if n in names or (position <= last and _mentions(n, cells)))
+        if hit:
+            warnings.append(f"cell [{count}] raised part-way through a statement that may have changed "
+                            f"{', '.join(map(repr, hit))}; its partial effects are not in the slice")
     cell_code = [(count, "\n".join(parts)) for count, parts in cells]
     code = "\n\n".join(c for _, c in cell_code)
     return SliceResult(code + "\n" if code else "", cell_code, ids, warnings)
+
+
+def _mentions(name: str, cells) -> bool:
+    pattern = re.compile(rf"\b{re.escape(name)}\b")
+    return any(pattern.search(text) for _, parts in cells for text in parts)
 
 
 def _text(node: Node, resolve_artifact, warnings: list[str]) -> str:

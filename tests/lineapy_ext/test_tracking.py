@@ -1,0 +1,98 @@
+"""The tracker inside a loaded extension: late loading, reloading, saves
+inside blocks, artifacts loaded and re-saved, failed statements."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import warnings
+
+from IPython.utils.capture import capture_output
+
+import lineapy_ext
+from lineapy_ext.context import get_context
+
+
+def run(shell, src: str):
+    result = shell.run_cell(src, store_history=True)
+    result.raise_error()
+    return result
+
+
+def replay(code: str, expr: str, tmp_path) -> str:
+    proc = subprocess.run([sys.executable, "-c", code + f"\nprint(repr({expr}))"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+def test_reload_keeps_the_captured_session(ipython):
+    run(ipython, "a = [1]\nb = a")
+    tracker = get_context().tracker
+    with capture_output() as out:
+        run(ipython, "%reload_ext lineapy_ext")
+    assert get_context().tracker is tracker
+    assert "recovered" not in out.stdout
+    run(ipython, "b.append(2)")
+    code = tracker.slice(["a"]).code
+    assert "b.append(2)" in code  # aliasing seen at run time survives the reload
+    assert code.count("a = [1]") == 1
+
+
+def test_cells_run_while_unloaded_are_recovered_once(ipython):
+    run(ipython, "x = 1")
+    run(ipython, "%unload_ext lineapy_ext")
+    run(ipython, "x = x + 10")
+    with capture_output() as out:
+        run(ipython, "%load_ext lineapy_ext")
+    assert "1 cell(s)" in out.stdout
+    code = get_context().tracker.slice(["x"]).code
+    assert code.split() == "x = 1 x = x + 10".split()
+
+
+def test_save_inside_a_with_block_in_the_same_cell(ipython, tmp_path):
+    run(ipython, "import contextlib\nx = []")
+    run(ipython, "with contextlib.nullcontext():\n    x.append(1)\n    %lineapy save x xw\n")
+    code = lineapy_ext.get("xw").get_code()
+    assert "x.append(1)" in code and "lineapy" not in code and "get_ipython" not in code
+    assert replay(code, "x", tmp_path) == "[1]"
+
+
+def test_inlined_artifact_is_the_version_that_was_loaded(ipython, tmp_path):
+    run(ipython, "a = 1\n%lineapy save a art")
+    run(ipython, "%lineapy get art --as=b")
+    run(ipython, "c = b + 1\na = 100\n%lineapy save a art")
+    run(ipython, "%lineapy save c cc")
+    code = lineapy_ext.get("cc").get_code()
+    assert replay(code, "c", tmp_path) == "2"
+
+
+def test_save_of_an_underscore_variable_slices_on_it(ipython):
+    run(ipython, "import lineapy_ext\nbase = 20\n_tmp = base + 1")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run(ipython, "art = lineapy_ext.save(_tmp, 'ut')")
+    assert not [w for w in caught if "no variable holds this value" in str(w.message)]
+    art = ipython.user_ns["art"]
+    assert art.get_metadata()["var_names"] == ["_tmp"]
+    assert "base = 20" in art.get_code() and "_tmp = base + 1" in art.get_code()
+
+
+def test_partial_effects_of_a_failed_statement_are_warned_about(ipython, caplog):
+    run(ipython, "lst = []")
+    ipython.run_cell("for i in range(3):\n    lst.append(i)\n    if i == 1:\n        raise ValueError", store_history=True)
+    with caplog.at_level(logging.WARNING, logger="lineapy_ext.tracking"):
+        get_context().tracker.slice(["lst"])
+    assert any("raised part-way" in r.getMessage() and "'lst'" in r.getMessage() for r in caplog.records)
+
+
+def test_a_failing_hook_never_breaks_the_cell(ipython, monkeypatch):
+    tracker = get_context().tracker
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("analysis bug")
+
+    monkeypatch.setattr(tracker.graph, "add_cell", broken)
+    result = ipython.run_cell("y = 41 + 1", store_history=True)
+    assert result.success and ipython.user_ns["y"] == 42
