@@ -108,6 +108,8 @@ class DependencyGraph:
         self.strings: dict[int, str] = {}
         self.rng_objects: set[int] = set()
         self.pending_elements: dict[int, set[int]] = {}
+        self.holders: dict[int, set[int]] = {}  # reverse of ``contains``
+        self.dirty: dict[int, set[int]] = {}  # held objects changed since the holder's head
         self.atomic: set[int] = set()
         self.deferred: dict[int, int] = {}
         self.star_nodes: list[int] = []
@@ -135,6 +137,8 @@ class DependencyGraph:
         g._ctr_deps = {k: set(v) for k, v in self._ctr_deps.items()}
         g.pending_elements = {k: set(v) for k, v in self.pending_elements.items()}
         g.method_index = {k: set(v) for k, v in self.method_index.items()}
+        g.holders = {k: set(v) for k, v in self.holders.items()}
+        g.dirty = {k: set(v) for k, v in self.dirty.items()}
         return g
 
     # -- keys -----------------------------------------------------------------
@@ -145,15 +149,52 @@ class DependencyGraph:
     def _add_writer(self, key: int, nid: int) -> None:
         # ``writers`` holds the *heads* of an object's history: a statement
         # that changes an object always depends on the previous heads (it
-        # reads the object first), so the new statement alone stands for the
-        # whole history.  This keeps every read O(objects), not O(history).
+        # reads the object, and what it holds, first), so the new statement
+        # alone stands for the whole history.  This keeps every read
+        # O(what changed since), not O(history).
         self.writers[key] = (nid,)
+        self.dirty.pop(key, None)
+        self._dirty_up(key)
+
+    def _add_contains(self, holder: int, held: int) -> None:
+        """``holder`` may hold a reference to ``held`` from now on."""
+        if holder == held:
+            return
+        self.contains[holder] = self.contains.get(holder, frozenset()) | {held}
+        self.holders.setdefault(held, set()).add(holder)
+        # Its history is not (necessarily) part of the holder's yet.
+        self.dirty.setdefault(holder, set()).add(held)
+        self._dirty_up(holder)
+
+    def _dirty_up(self, key: int) -> None:
+        """Tell everything holding ``key`` (transitively) that it changed."""
+        stack, seen = [key], {key}
+        while stack:
+            k = stack.pop()
+            for h in self.holders.get(k, ()):
+                if h in self.atomic:
+                    continue
+                self.dirty.setdefault(h, set()).add(k)
+                if h not in seen:
+                    seen.add(h)
+                    stack.append(h)
 
     def closure(self, key: int) -> set[int]:
-        """Heads of the history of ``key`` and of everything it holds."""
+        """Heads of the history of ``key`` and of everything it holds.
+
+        Only held objects changed since ``key``'s own last change are
+        visited: that change already depended on the rest.
+        """
         out: set[int] = set()
-        for k in self._reachable(key):
+        atomic = self.atomic
+        stack, seen = [key], {key}
+        while stack:
+            k = stack.pop()
             out.update(self.writers.get(k, ()))
+            for c in self.dirty.get(k, ()):
+                if c not in seen and c not in atomic:
+                    seen.add(c)
+                    stack.append(c)
         return out
 
     def _reachable(self, key: int) -> set[int]:
@@ -282,7 +323,7 @@ class DependencyGraph:
         for holder, held in f.contains:
             kh, kn = self.bindings.get(holder), self.bindings.get(held)
             if kh is not None and kn is not None and kh != kn:
-                self.contains[kh] = self.contains.get(kh, frozenset()) | {kn}
+                self._add_contains(kh, kn)
         for name in f.defs:
             self.modules.pop(name, None)
         for name, path in f.imports:
@@ -459,7 +500,8 @@ class DependencyGraph:
             if rkey is not None:
                 held = {k for k in args if k is not None and k != rkey}
                 if held:
-                    self.contains[rkey] = self.contains.get(rkey, frozenset()) | held
+                    for k in held:
+                        self._add_contains(rkey, k)
         elif method in PURE_METHODS:
             pass
         elif not self._returned_fresh(call, rkey, ctx, st_index):
@@ -623,9 +665,20 @@ class DependencyGraph:
             other = self.key_of_id.get(b.id)
             if other is not None and other != key and not b.atomic and self._is_live(other, name):
                 self.writers[other] = tuple(sorted(set(self.writers.get(other, ())) | set(self.writers.get(key, ()))))
+                for holder in list(self.holders.get(key, ())):
+                    self._add_contains(holder, other)
+                for held in self.contains.get(key, ()):
+                    self._add_contains(other, held)
+                self.dirty.setdefault(other, set()).update(self.dirty.get(key, ()))
+                self._dirty_up(other)
                 self.bindings[name] = key = other
             if b.atomic:
                 self.atomic.add(key)
+                # An int or a string holds no references: drop the edges the
+                # syntax suggested (y = len(results) does not hold results).
+                for held in self.contains.pop(key, ()):
+                    self.holders.get(held, set()).discard(key)
+                self.dirty.pop(key, None)
             else:
                 self.atomic.discard(key)
                 self.key_of_id[b.id] = key
@@ -634,7 +687,7 @@ class DependencyGraph:
                 self.strings[key] = b.str_value
             for holder in self.pending_elements.pop(b.id, ()):
                 if holder != key:
-                    self.contains[holder] = self.contains.get(holder, frozenset()) | {key}
+                    self._add_contains(holder, key)
             held = set()
             for e in b.element_ids:
                 if e in self.key_of_id:
@@ -644,10 +697,10 @@ class DependencyGraph:
             if b.base_id is not None and b.base_id in self.key_of_id:
                 base = self.key_of_id[b.base_id]
                 held.add(base)
-                self.contains[base] = self.contains.get(base, frozenset()) | {key}
+                self._add_contains(base, key)
             held.discard(key)
-            if held:
-                self.contains[key] = self.contains.get(key, frozenset()) | held
+            for k in held:
+                self._add_contains(key, k)
             self.types[key] = (b.type_module, b.type_name)
             if b.type_module == "__main__":
                 cls = self.bindings.get(b.type_name.split(".")[0])

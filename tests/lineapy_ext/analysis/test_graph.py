@@ -85,3 +85,16 @@ def test_real_code_never_crashes_the_analysis(path):
     g = DependencyGraph()
     add(g, src)
     assert len(g.nodes) == len(ast.parse(src).body)
+
+
+def test_accumulator_reads_do_not_walk_old_elements():
+    g = DependencyGraph()
+    add(g, "results = []")
+    for i in range(200):
+        add(g, f"x{i} = [{i}]\nresults.append(x{i})")
+    key = g.bindings["results"]
+    # Only what changed since the last append is revisited on a read.
+    assert len(g.dirty.get(key, ())) <= 1
+    add(g, "x199.append(-1)")
+    assert "x199.append(-1)" in code_for(g, "results")
+    assert code_for(g, "results").count("results.append") == 200
