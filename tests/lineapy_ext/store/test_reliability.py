@@ -72,19 +72,6 @@ def _env(lineapy_home: Path, db_url: str) -> dict:
     return env
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_url(request, lineapy_home, monkeypatch):
-    if request.param == "sqlite":
-        url = f"sqlite:///{lineapy_home / 'db.sqlite'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    monkeypatch.setenv("LINEAPY_DATABASE_URL", url)
-    from lineapy_ext.context import reset_context
-
-    reset_context()
-    return url
-
-
 @pytest.mark.timeout(300)
 def test_eight_writers_and_a_reader(db_url, lineapy_home):
     env = _env(lineapy_home, db_url)

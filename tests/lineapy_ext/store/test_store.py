@@ -19,17 +19,6 @@ from lineapy_ext.context import get_context, reset_context
 from lineapy_ext.exceptions import SerializationError
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_url(request, lineapy_home, monkeypatch):
-    """The store's database URL, on SQLite and on PostgreSQL; the context uses it."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{lineapy_home / 'db.sqlite'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    monkeypatch.setenv("LINEAPY_DATABASE_URL", url)
-    reset_context()
-    return url
-
 
 class Point:
     """A class defined in the test module: pickled by value with cloudpickle when __main__."""
