@@ -28,7 +28,7 @@ Everything uncertain errs on the side of more dependencies.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from lineapy_ext.analysis.statements import (
@@ -344,6 +344,9 @@ class DependencyGraph:
                 self.instance_of[self.bindings[target]] = kc
         if f.star_imports:
             self.star_nodes.append(nid)
+        for target, holder in env.returned_from:
+            if target in self.bindings and holder not in self.atomic:
+                self._add_contains(holder, self.bindings[target])
         for target, fkey in env.generators:
             if target in self.bindings:
                 self.deferred[self.bindings[target]] = fkey
@@ -467,6 +470,9 @@ class DependencyGraph:
                             call, env, ctx, visited, rkey)
                 return
         cls = self.instance_of.get(rkey) if rkey is not None else None
+        if cls is not None and len(chain) > 2 and self._is_class_attr(cls, chain[1]) and (
+                method in MUTATING_METHODS or method not in PURE_METHODS):
+            env.mark(cls, True)  # c.items.append(1) where items lives on the class
         if cls is not None and not deep:
             summary, kind = self._method(cls, method)
             if summary is not None:
@@ -522,6 +528,14 @@ class DependencyGraph:
             if found[0] is not None:
                 return found
         return None, None
+
+    def _is_class_attr(self, cls_key: int, attr: str, seen: set | None = None) -> bool:
+        seen = seen if seen is not None else set()
+        if cls_key in seen or cls_key not in self.classes:
+            return False
+        seen.add(cls_key)
+        return attr in self.classes[cls_key].attrs or any(
+            self._is_class_attr(b, attr, seen) for b in self.class_bases.get(cls_key, ()))
 
     def _setters(self, key) -> list[FunctionSummary]:
         """Methods run by assigning to an attribute or item of ``key``."""
@@ -617,6 +631,11 @@ class DependencyGraph:
 
         if summary.is_generator and ctx is not _NO_CELL and call.assigned_to:
             env.generators.append((call.assigned_to, fkey))
+        if summary.returns_parts_of and ctx is not _NO_CELL and call.assigned_to:
+            for name in summary.returns_parts_of:
+                holder = resolve(name)
+                if holder is not None:
+                    env.returned_from.append((call.assigned_to, holder))
         for name, deep in summary.mutations:
             bare = name[len(CLASS_OF):] if name.startswith(CLASS_OF) else name
             if name.startswith(CLASS_OF) and self_class is not None and resolve(bare) is None and bare == first:
@@ -631,7 +650,7 @@ class DependencyGraph:
                 self._mark_args(call, env, args, kwargs)
 
         inner = _Env(resolve, env.read, env.mark, env.touch_state, env.extra_defs, env.generators,
-                     env.budget, env.depth + 1)
+                     env.budget, env.depth + 1, env.returned_from)
         for c in summary.calls:
             if c.chain and c.chain[0] in params and c.chain[0] not in pmap:
                 continue
@@ -791,6 +810,7 @@ class _Env:
     generators: list
     budget: list  # [calls left to resolve in this statement], shared by nested envs
     depth: int = 0
+    returned_from: list = field(default_factory=list)  # (target, key it may be part of)
 
 
 @dataclass(slots=True)

@@ -67,6 +67,7 @@ class FunctionSummary:
     calls: tuple[CallSite, ...]
     aliases: dict[str, str] = field(default_factory=dict)
     is_generator: bool = False
+    returns_parts_of: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)
@@ -83,6 +84,7 @@ class ClassSummary:
     kinds: dict[str, str] = field(default_factory=dict)
     setters: tuple[FunctionSummary, ...] = ()
     bases: tuple[str, ...] = ()
+    attrs: frozenset[str] = frozenset()
 
     def all_reads(self) -> frozenset[str]:
         out: set[str] = set()
@@ -929,8 +931,10 @@ class _Walker:
                 self.visit(st)
         self.shadow.pop()
         bases = tuple(b.id for b in node.bases if isinstance(b, ast.Name))
+        attrs = frozenset(_stored_names([st for st in node.body
+                                         if not isinstance(st, (ast.FunctionDef, ast.AsyncFunctionDef))]))
         if self.local_names is None:
-            self.classes[node.name] = ClassSummary(methods, kinds, tuple(setters), bases)
+            self.classes[node.name] = ClassSummary(methods, kinds, tuple(setters), bases, attrs)
         self.store(node.name)
 
 
@@ -1010,12 +1014,23 @@ def summarize_function(node) -> FunctionSummary:
     declared: set[str] = set()
     aliases: dict[str, str] = {}
     is_generator = False
+    returned: set[str] = set()
     for st in body:
         for n in _walk_own_scope(st):
             if isinstance(n, (ast.Global, ast.Nonlocal)):
                 declared.update(n.names)
             elif isinstance(n, (ast.Yield, ast.YieldFrom)):
                 is_generator = True
+            elif isinstance(n, ast.Return) and n.value is not None:
+                # return cache[k] / return self.items / return d.get(k):
+                # the caller gets (part of) an object that lives on.
+                v = n.value
+                if isinstance(v, ast.Call) and isinstance(v.func, ast.Attribute) and v.func.attr in ELEMENT_METHODS:
+                    v = v.func.value
+                if isinstance(v, (ast.Name, ast.Subscript, ast.Attribute)):
+                    r = _root(v)
+                    if r:
+                        returned.add(r)
             elif isinstance(n, ast.Assign) and isinstance(n.value, ast.Name) and n.value.id in all_params:
                 for t in n.targets:
                     if isinstance(t, ast.Name):
@@ -1042,6 +1057,7 @@ def summarize_function(node) -> FunctionSummary:
             for c in calls)
     return FunctionSummary(
         is_generator=is_generator,
+        returns_parts_of=frozenset(returned),
         params=params,
         kwonly=kwonly,
         has_varargs=args.vararg is not None or args.kwarg is not None,

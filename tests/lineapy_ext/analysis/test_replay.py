@@ -163,6 +163,9 @@ CASES = [
     Case("makedirs_then_write", ["import os, json", "os.makedirs('out', exist_ok=True)", "json.dump({'a': 1}, open('out/a.json', 'w'))",
                                  "d = json.load(open('out/a.json'))"], "d"),
     Case("np_save_suffix", ["import numpy as np", "arr = np.arange(3)", "np.save('a', arr)", "b = np.load('a.npy')"], "b"),
+    Case("class_attr_via_instance", ["class C:\n    items = []", "c = C()", "c.items.append(1)", "d = list(C.items)"], "d"),
+    Case("big_container_elem_via_fn", ["cache = {i: [] for i in range(100)}", "def bucket(k):\n    return cache[k]",
+                                       "b = bucket(3)", "b.append(1)"], "cache", probe="v[3]"),
     # --- same-cell ---
     Case("same_cell_code", ["a = 1\nb = a + 1\nprint(b)"], "b", absent=("print",)),
 ]
