@@ -679,7 +679,7 @@ class DependencyGraph:
                 self.binder[name] = suspects[-1]
                 for nid in suspects:
                     node = self.nodes[nid]
-                    node.deps = tuple(sorted(set(node.deps) | set(self._deps_of_suspects(suspects, nid))))
+                    node.deps = tuple(sorted(set(node.deps) | {s for s in suspects if s < nid}))
             key = self.bindings[name]
             other = self.key_of_id.get(b.id)
             if other is not None and other != key and not b.atomic and self._is_live(other, name):
@@ -732,9 +732,6 @@ class DependencyGraph:
             if name not in static:
                 self.bindings.pop(name, None)
                 self.binder.pop(name, None)
-
-    def _deps_of_suspects(self, suspects, nid) -> Iterable[int]:
-        return (s for s in suspects if s < nid)
 
     def _is_live(self, key: int, except_name: str) -> bool:
         return any(k == key and n != except_name for n, k in self.bindings.items())

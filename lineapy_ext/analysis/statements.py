@@ -120,7 +120,6 @@ class StatementFacts:
     instances: tuple[tuple[str, str], ...] = ()
     paths: tuple[str, ...] = ()
     writes_files: bool = False
-    reads_files: bool = False
     unknown_effects: bool = False
     emit: str | None = None
     drop: bool = False
@@ -377,7 +376,6 @@ def _rewrite_magics(stmt: ast.stmt) -> tuple[list[ast.stmt] | None, str, object]
 #: Methods Python calls on ``obj.attr = v`` / ``obj[k] = v`` / ``del``.
 _ASSIGNMENT_HOOKS = frozenset({"__setitem__", "__setattr__", "__delitem__", "__delattr__"})
 
-_SCOPE_NODES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
 
 
@@ -437,12 +435,9 @@ class _Walker:
         self.star_imports: list[str] = []
         self.functions: dict[str, FunctionSummary] = {}
         self.classes: dict[str, ClassSummary] = {}
-        self.instances: list[tuple[str, str]] = []
         self.paths: list[str] = []
         self.writes_files = False
-        self.reads_files = False
         self.unknown = False
-        self.hidden: list[str] = []
         self.cond = 0
         self.nested_writes: set[str] = set()  # globals assigned by nested functions
         self.shadow: list[set[str]] = []  # names local to enclosing comprehensions/lambdas
@@ -601,10 +596,6 @@ class _Walker:
                 (k.value for k in node.keywords if k.arg == "mode"), None)
             if isinstance(mode, ast.Constant) and isinstance(mode.value, str) and set(mode.value) & set("wax+"):
                 self.writes_files = True
-            else:
-                self.reads_files = True
-        else:
-            self.reads_files = True
         if chain and len(chain) == 1 and chain[0] in OPAQUE_BUILTINS:
             self._opaque_call(chain[0], node)
         self.calls.append(CallSite(
@@ -1144,7 +1135,6 @@ def analyze(node: ast.stmt) -> StatementFacts:
         instances=tuple(instances),
         paths=tuple(dict.fromkeys(w.paths)),
         writes_files=w.writes_files,
-        reads_files=w.reads_files,
         unknown_effects=w.unknown,
         emit=emit,
         opaque=opaque,
