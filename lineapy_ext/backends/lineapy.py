@@ -13,9 +13,11 @@ File layout (all integers little-endian uint64)::
     FOOTER = pickle_len | n_buffers | xxh3_128(pickle) | xxh3_128(buffers) | MAGIC_END
 
 The checksum recorded in the metadata is the two digests; it is computed
-while writing and verified while reading (the pickle stream and the buffers
-are read through two handles, the buffers lazily as the unpickler asks for
-them).  Files are written under a temporary name in the artifact's
+while writing.  A load verifies the whole file against the checksum recorded
+in the database *before* unpickling anything (unpickling runs code chosen by
+whoever wrote the bytes): the buffers are read and hashed straight into the
+memory the new object will use, the pickle stream into memory of its own,
+and only when both digests match is the stream unpickled.  Files are written under a temporary name in the artifact's
 directory and moved to their final name only when complete, so no partial
 file is ever visible under a final name.  Locations are relative to the
 storage dir, so the dir can be moved.
@@ -23,7 +25,6 @@ storage dir, so the dir can be moved.
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import pickle
@@ -34,7 +35,7 @@ import struct
 import sys
 import time
 import uuid
-from typing import Any, Iterator
+from typing import Any
 
 from lineapy_ext.backends.base import StorageBackend
 from lineapy_ext.config import mask_url
@@ -172,64 +173,6 @@ class _HashingWriter:
         return digest
 
 
-class _HashingReader(io.RawIOBase):
-    """Reads at most ``limit`` bytes of ``f``, hashing them."""
-
-    def __init__(self, f, limit: int) -> None:
-        self.f = f
-        self.left = limit
-        self.h = _hasher()
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b) -> int:
-        view = memoryview(b).cast("B")[: self.left]
-        n = _readinto(self.f, view)
-        self.h.update(view[:n])
-        self.left -= n
-        return n
-
-    def readline(self, size=-1) -> bytes:
-        # The C unpickler uses readline for protocol-0 opcodes only, never
-        # with protocol 5; implemented anyway for correctness.
-        out = bytearray()
-        while self.left and (size < 0 or len(out) < size):
-            c = self.read(1)
-            if not c:
-                break
-            out += c
-            if c == b"\n":
-                break
-        return bytes(out)
-
-
-class _Cursor:
-    """A read position of its own on a shared file object.
-
-    The pickle stream and the buffers are read from two places of one file;
-    some filesystems (``memory://``) hand out the same object for every
-    ``open``, so each reader seeks to its own offset before reading.
-    """
-
-    def __init__(self, f, pos: int) -> None:
-        self.f = f
-        self.pos = pos
-
-    def readinto(self, b) -> int:
-        self.f.seek(self.pos)
-        n = _readinto(self.f, memoryview(b).cast("B"))
-        self.pos += n
-        return n
-
-    def read(self, size: int) -> bytes:
-        buf = bytearray(size)
-        return bytes(buf[: self.readinto(buf)])
-
-    def tell(self) -> int:
-        return self.pos
-
-
 def _readinto(f, view) -> int:
     """Fill ``view`` from ``f`` as far as the file allows."""
     done = 0
@@ -239,6 +182,16 @@ def _readinto(f, view) -> int:
             break
         done += n
     return done
+
+
+def _read_hashed(f, view, h) -> bool:
+    """Fill ``view`` from ``f`` in cache-sized slices, hashing each; False if the file ends first."""
+    for start in range(0, len(view), _CHUNK):
+        chunk = view[start : start + _CHUNK]
+        if _readinto(f, chunk) != len(chunk):
+            return False
+        h.update(chunk)
+    return True
 
 
 def _allocate(length: int):
@@ -456,82 +409,60 @@ class LineaPyBackend(StorageBackend):
         )
 
     def _read(self, path: str, size: int, checksum: str | None, location: str) -> Any:
-        fs = self.fs
+        # Verify first, unpickle last: unpickling runs code chosen by whoever
+        # wrote the bytes, so nothing is unpickled until every byte of the
+        # file matches the checksum kept in the database.  The buffers are
+        # read (and hashed) straight into the memory the new object will
+        # use, so this costs no second copy of a large array.
         corrupted = CorruptedValueError(
             f"value file {location!r} does not match its checksum: it was altered or damaged"
         )
-        with fs.open(path, "rb") as f:
-            if f.read(len(MAGIC)) != MAGIC or size < len(MAGIC) + _FOOTER.size:
-                raise corrupted
+        if not checksum:
+            raise CorruptedValueError(
+                f"value file {location!r} has no recorded checksum, so it cannot be verified and is not loaded"
+            )
+        if size < len(MAGIC) + _FOOTER.size:
+            raise corrupted
+        with self.fs.open(path, "rb") as f:
             f.seek(size - _FOOTER.size)
             pickle_len, n_buffers, pickle_digest, buffers_digest, end = _FOOTER.unpack(f.read(_FOOTER.size))
-            recorded = _checksum(pickle_digest, buffers_digest)
-            if end != MAGIC_END or (checksum and recorded != checksum):
-                raise corrupted
-            reader = _HashingReader(_Cursor(f, len(MAGIC)), pickle_len)
-            buffers = _Cursor(f, len(MAGIC) + pickle_len)
-            buf_hash = _hasher()
             buffers_end = size - _FOOTER.size
-            try:
-                value = pickle.load(
-                    io.BufferedReader(reader, buffer_size=1 << 16),
-                    buffers=self._buffers(buffers, n_buffers, buf_hash, buffers_end, corrupted),
-                )
-            except CorruptedValueError:
-                raise
-            except Exception as e:
-                # Bytes that do not unpickle are damage unless the file hashes
-                # fine, in which case the error is real (e.g. a missing module).
-                if not self._file_matches(path, pickle_len, pickle_digest, buffers_digest):
-                    raise corrupted from e
-                raise SerializationError(f"cannot unpickle value file {location!r}: {e}") from e
-            if buffers.tell() != buffers_end:
+            if end != MAGIC_END or _checksum(pickle_digest, buffers_digest) != checksum:
                 raise corrupted
-            if reader.left or reader.h.digest() != pickle_digest or buf_hash.digest() != buffers_digest:
+            if len(MAGIC) + pickle_len > buffers_end or n_buffers > buffers_end:
                 raise corrupted
-        return value
+            f.seek(0)
+            if f.read(len(MAGIC)) != MAGIC:
+                raise corrupted
+            stream = _allocate(pickle_len)
+            if not _read_hashed(f, memoryview(stream).cast("B"), h := _hasher()) or h.digest() != pickle_digest:
+                raise corrupted
+            buffers = self._read_buffers(f, n_buffers, buffers_end - len(MAGIC) - pickle_len, buffers_digest, corrupted)
+        try:
+            return pickle.loads(stream, buffers=buffers)
+        except Exception as e:  # the bytes are the ones saved: the error is real (e.g. a missing module)
+            raise SerializationError(f"cannot unpickle value file {location!r}: {_reason(e)}") from e
 
     @staticmethod
-    def _buffers(f, n: int, h, end: int, corrupted) -> Iterator[bytearray]:
+    def _read_buffers(f, n: int, length: int, digest: bytes, corrupted) -> list:
+        """Read ``n`` out-of-band buffers (``length`` bytes in all) into new memory, checking ``digest``."""
+        h, left, out = _hasher(), length, []
         for _ in range(n):
             head = f.read(_LEN.size)
             h.update(head)
             if len(head) != _LEN.size:
                 raise corrupted
-            (length,) = _LEN.unpack(head)
-            if f.tell() + length > end:
+            (size,) = _LEN.unpack(head)
+            left -= _LEN.size + size
+            if left < 0:  # a tampered length must not make us allocate beyond the file
                 raise corrupted
-            buf = _allocate(length)
-            view = memoryview(buf).cast("B")
-            for start in range(0, length, _CHUNK):
-                chunk = view[start : start + _CHUNK]
-                if _readinto(f, chunk) != len(chunk):
-                    raise corrupted
-                h.update(chunk)
-            yield buf
-
-    def _file_matches(self, path: str, pickle_len: int, pickle_digest: bytes, buffers_digest: bytes) -> bool:
-        h = _hasher()
-        with self.fs.open(path, "rb") as f:
-            f.seek(len(MAGIC))
-            left = pickle_len
-            while left:
-                data = f.read(min(left, _CHUNK))
-                if not data:
-                    return False
-                h.update(data)
-                left -= len(data)
-            if h.digest() != pickle_digest:
-                return False
-            rest = self.fs.size(path) - _FOOTER.size - len(MAGIC) - pickle_len
-            h = _hasher()
-            while rest > 0:
-                data = f.read(min(rest, _CHUNK))
-                if not data:
-                    return False
-                h.update(data)
-                rest -= len(data)
-            return h.digest() == buffers_digest
+            buf = _allocate(size)
+            if not _read_hashed(f, memoryview(buf).cast("B"), h):
+                raise corrupted
+            out.append(buf)
+        if left or h.digest() != digest:
+            raise corrupted
+        return out
 
     def delete(self, metadata: dict) -> None:
         """Remove the value file (missing is fine) and its directory once empty."""

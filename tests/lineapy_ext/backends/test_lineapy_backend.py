@@ -93,3 +93,52 @@ def test_save_options_are_refused_with_one_line_backend_error(tmp_path):
         b.save([1], "opts", registered_model_name="clf", a=1)
     assert "\n" not in str(err.value)
     assert not (tmp_path / "s").exists() or [p for p in (tmp_path / "s").rglob("*") if p.is_file()] == []
+
+
+
+def _tamper_with_payload(backend, meta, marker, forge_footer=False) -> None:
+    """Overwrite the start of the pickle stream with same-length code that writes ``marker``.
+
+    With ``forge_footer`` the footer's digests are rewritten to match the
+    tampered bytes, as an attacker who knows the format would.
+    """
+    import struct
+
+    import xxhash
+
+    from lineapy_ext.backends.lineapy import MAGIC
+
+    path = backend._path(meta["location"])
+    with backend.fs.open(path, "rb") as f:
+        data = bytearray(f.read())
+    code = f"open({str(marker)!r}, 'w').write('payload ran')"
+    payload = b"cbuiltins\nexec\n(V" + code.encode() + b"\ntR."
+    data[len(MAGIC) : len(MAGIC) + len(payload)] = payload  # same length: size and footer untouched
+    if forge_footer:
+        footer = struct.Struct("<QQ16s16s8s")
+        pickle_len, n, _, buffers_digest, end = footer.unpack(data[-footer.size :])
+        digest = xxhash.xxh3_128(bytes(data[len(MAGIC) : len(MAGIC) + pickle_len])).digest()
+        data[-footer.size :] = footer.pack(pickle_len, n, digest, buffers_digest, end)
+    with backend.fs.open(path, "wb") as f:
+        f.write(bytes(data))
+    assert backend.fs.size(path) == meta["size"]
+
+
+@pytest.mark.parametrize("forge_footer", [False, True], ids=["footer-kept", "footer-forged"])
+def test_tampered_pickle_never_runs(backend, tmp_path, forge_footer):
+    # The whole file is checked against the checksum recorded at save time
+    # (kept in the database) before a single opcode is unpickled: the
+    # payload never runs, even when the file's own footer was forged.
+    marker = tmp_path / "payload-ran"
+    meta = backend.save({"s": "x" * 2000, "a": np.arange(1000)}, "evil")
+    _tamper_with_payload(backend, meta, marker, forge_footer)
+    with pytest.raises(CorruptedValueError, match="checksum"):
+        backend.load(meta)
+    assert not marker.exists()
+
+
+def test_value_without_a_recorded_checksum_is_not_unpickled(tmp_path):
+    b = LineaPyBackend(str(tmp_path / "store"))
+    meta = b.save([1, 2], "nock")
+    with pytest.raises(CorruptedValueError, match="no recorded checksum"):
+        b.load({**meta, "checksum": None})
