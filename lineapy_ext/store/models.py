@@ -76,3 +76,7 @@ class ArtifactRow(Base):
     slice_cells: Mapped[list] = mapped_column(JSON, default=list)
     var_names: Mapped[list] = mapped_column(JSON, default=list)
     backend_metadata: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+# Tables of other store modules share this Base so that create_all makes them too.
+from lineapy_ext.store import verifications as _verifications  # noqa: E402,F401
