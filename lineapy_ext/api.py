@@ -69,6 +69,20 @@ class Artifact:
         cells = get_context().store.db.cells(self.session_id)
         return "\n\n".join(c.source.rstrip("\n") for c in cells if c.source.strip()) + ("\n" if cells else "")
 
+    def lineage(self):
+        """Return where this version came from: cells, artifacts loaded (recursively) and files read.
+
+        Returns
+        -------
+        lineapy_ext.lineage.Lineage
+            Plain ``nodes``/``edges`` data; draws itself as SVG in Jupyter and
+            as an indented text tree in a terminal.
+        """
+        from lineapy_ext.context import get_context
+        from lineapy_ext.lineage import build_lineage
+
+        return build_lineage(self._record, get_context().store.db)
+
     def get_metadata(self) -> dict:
         """Return a dict describing this version (for MLflow also the model URI...).
 
@@ -285,28 +299,31 @@ def artifact_store() -> list[Artifact]:
 
 
 def cleanup(*, dry_run: bool = False, older_than: float | None = None) -> list[str]:
-    """Remove temporary files that interrupted saves left in the storage dir.
+    """Finish what interrupted saves and deletes left: roll saves back, complete deletes.
 
-    A kernel killed while saving leaves its half-written value under a
-    temporary name (never under a final name, never with a metadata row).
+    A kernel killed while saving leaves a row in state ``writing`` and maybe
+    a value file (temporary or final; never visible); one killed while
+    deleting leaves hidden ``deleting`` rows.  Only files this store's
+    database names, and temporary files of dead writers, are touched.
 
     Parameters
     ----------
     dry_run : bool
-        Only list what would be removed.
+        Only list what would be done.
     older_than : float, optional
-        Minimum age in seconds of files written on another machine (default
-        one hour); files of this machine are removed once their writer is gone.
+        Minimum age in seconds of work started on another machine (default
+        one hour); work of this machine is cleaned once its process is gone.
 
     Returns
     -------
     list of str
-        Removed (or, with ``dry_run``, removable) files, relative to the storage dir.
+        Value files removed (or, with ``dry_run``, to remove), relative to
+        the storage dir, and ``NAME version N`` for rows without a file.
     """
-    from lineapy_ext.store.cleanup import DEFAULT_OLDER_THAN, cleanup_temp_files
+    from lineapy_ext.store.cleanup import DEFAULT_OLDER_THAN, cleanup_store
 
-    return cleanup_temp_files(
-        _context().options,
+    return cleanup_store(
+        _context().store,
         older_than=DEFAULT_OLDER_THAN if older_than is None else older_than,
         dry_run=dry_run,
     )

@@ -309,10 +309,11 @@ def _code(shell, args, _):
 def _list(shell, args, _):
     """List saved artifacts: the latest version of each name."""
     pattern = args.pattern
-    rows = []
+    rows, listed = [], []
     for art in _api().artifact_store():
         if pattern and not _matches(art.name, pattern):
             continue
+        listed.append(art)
         rows.append(
             (
                 art.name,
@@ -326,7 +327,28 @@ def _list(shell, args, _):
         )
     columns = ["name", "version", "versions", "backend", "type", "size", "saved at"]
     empty = f"no artifacts match {pattern!r}" if pattern else "no artifacts saved yet"
-    return Table(columns, rows, empty=empty)
+    return _ArtifactTable(columns, rows, empty=empty, artifacts=listed)
+
+
+class _ArtifactTable(Table):
+    """The ``list`` table; in Jupyter each row also opens its artifact's lineage picture."""
+
+    def __init__(self, columns, rows, empty, artifacts):
+        super().__init__(columns, rows, empty=empty)
+        self.artifacts = list(artifacts)
+
+    def _repr_html_(self) -> str:
+        if not self.rows:
+            return super()._repr_html_()
+        from lineapy_ext.lineage import lineage_details_html
+
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in [*self.columns, "lineage"])
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row)
+            + f"<td>{lineage_details_html(art, i)}</td></tr>"
+            for i, (row, art) in enumerate(zip(self.rows, self.artifacts))
+        )
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _matches(name: str, pattern: str) -> bool:
@@ -376,6 +398,17 @@ def _export(shell, args, _):
     print(f"Wrote the slice of {art.name!r} version {art.version} to {path}")
 
 
+@magic_arguments("lineapy lineage")
+@argument("name", metavar="NAME", help="artifact name")
+@argument("--version", type=int, metavar="N", help="version (default: latest)")
+def _lineage(shell, args, _):
+    """Show where artifact NAME came from: the cells, artifacts and files it was built from.
+
+    A picture in Jupyter, an indented text tree in a terminal.
+    """
+    return _api().get(args.name, version=args.version).lineage()
+
+
 @magic_arguments("lineapy config")
 def _config(shell, args, _):
     """Show the effective configuration and where each value came from."""
@@ -393,11 +426,12 @@ SUBCOMMANDS: dict[str, Callable] = {
     "list": _list,
     "delete": _delete,
     "export": _export,
+    "lineage": _lineage,
     "config": _config,
 }
 
 #: Sub-commands whose first argument is an artifact name (tab completion).
-_NAME_SUBCOMMANDS = ("get", "code", "delete", "export")
+_NAME_SUBCOMMANDS = ("get", "code", "delete", "export", "lineage")
 
 
 def usage() -> str:
