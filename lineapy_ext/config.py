@@ -181,6 +181,9 @@ class LineaPy(Configurable):
         self._current_source = SESSION
         self._resolving = False
         self._location_listeners: list[Callable[[dict], None]] = []
+        # While set_location runs: the location changes it made, announced
+        # to the listeners once at its end instead of one by one.
+        self._location_batch: list[dict] | None = None
         config = kwargs.pop("config", None)
         super().__init__(**kwargs)
         self._apply_lower_layers()
@@ -361,8 +364,56 @@ class LineaPy(Configurable):
         self._sources[change["name"]] = self._current_source
         if change["name"] == "home_dir":
             self._apply_lower_layers()
+        if self._location_batch is not None:
+            self._location_batch.append(change)
+            return
+        self._notify_location(change)
+
+    def _notify_location(self, change) -> None:
         for listener in list(self._location_listeners):
             listener(change)
+
+    def set_location(self, artifact_storage_dir: str, database_url: str) -> bool:
+        """Move both halves of the store at once, for this session.
+
+        Both values are validated before either is set, and the location
+        listeners (the session reset) are called once, so the move is one
+        new session and never a half-moved store.
+
+        Parameters
+        ----------
+        artifact_storage_dir : str
+            Where values go: a local path or an fsspec URL (``s3://bucket/dir``).
+        database_url : str
+            The metadata database: ``sqlite:///path`` or ``postgresql://...``.
+
+        Returns
+        -------
+        bool
+            Whether the location changed.
+
+        Raises
+        ------
+        ConfigError
+            If either value is invalid; nothing is changed then.
+        """
+        values = {"artifact_storage_dir": artifact_storage_dir, "database_url": database_url}
+        validators = {"artifact_storage_dir": self._valid_storage_dir, "database_url": self._valid_database_url}
+        for name, value in values.items():
+            try:
+                self.traits()[name].validate(self, value)  # the type (a string)
+                values[name] = validators[name]({"value": value})
+            except TraitError as e:
+                raise ConfigError(str(e)) from e
+        self._location_batch = []
+        try:
+            for name, value in values.items():
+                self.set(name, value)
+        finally:
+            changes, self._location_batch = self._location_batch, None
+        if changes:
+            self._notify_location(changes[-1])
+        return bool(changes)
 
     def on_location_change(self, listener: Callable[[dict], None], remove: bool = False) -> None:
         """Call ``listener(change)`` once per user change of a location trait.

@@ -12,8 +12,11 @@ There is one :class:`Context` per process (:func:`get_context`).  It owns
 
 When the store location (``database_url``/``artifact_storage_dir``, or
 ``home_dir`` through their defaults) changes, the context closes the old
-store and starts a new session; the tracker's captured history is kept, so
-later slices stay complete.
+store and starts a new session at once; the tracker's captured history is
+kept, so later slices stay complete.  In a shell, the line that says so and
+the warning about a half-moved store wait for the end of the cell, so that a
+cell setting both halves (two ``%config`` lines) prints one line and no
+warning.
 """
 
 from __future__ import annotations
@@ -54,14 +57,14 @@ def _internal_paths() -> tuple[str, ...]:
     return tuple(paths)
 
 
-def _user_stacklevel() -> int:
-    """The ``stacklevel`` for a ``warnings.warn`` made by the caller of this
-    function that points at the first frame outside lineapy_ext, traitlets,
-    IPython and contextlib: the user's ``%config`` line or ``options.set``
-    call, not the library code that reacted to it.  (``warnings.warn``'s
-    ``skip_file_prefixes`` would do this, but needs Python 3.12.)"""
+def _user_line() -> tuple[str, int, str]:
+    """``(filename, lineno, module)`` of the first frame outside lineapy_ext,
+    traitlets, IPython and contextlib: the user's ``%config`` line or
+    ``options.set`` call, not the library code that reacted to it.  Warnings
+    point there.  (``warnings.warn``'s ``skip_file_prefixes`` would do this,
+    but needs Python 3.12.)"""
     internal = _internal_paths()
-    frame, level = sys._getframe(1), 1  # level 1: the caller of warnings.warn
+    frame = sys._getframe(1)
     while frame.f_back is not None:
         name = frame.f_code.co_filename
         if name.startswith("<"):  # user code (<ipython-input-N>), except IPython's <decorator-gen-N>
@@ -69,8 +72,8 @@ def _user_stacklevel() -> int:
                 break
         elif not os.path.abspath(name).startswith(internal):
             break
-        frame, level = frame.f_back, level + 1
-    return level
+        frame = frame.f_back
+    return frame.f_code.co_filename, frame.f_lineno, frame.f_globals.get("__name__", "__main__")
 
 
 def new_session_id() -> str:
@@ -88,6 +91,13 @@ class Context:
         self._store = None
         self._store_lock = threading.Lock()
         self._session_location = self.location()
+        #: The location after the last complete move: a half-move warning
+        #: names what still differs from it.
+        self._anchor = self._session_location
+        #: The user's line that last changed the location, until announced.
+        self._pending_change: tuple[str, int, str] | None = None
+        self._shell = None
+        self._in_cell = False
         #: How many of the tracker's executed cells the current session's
         #: store already holds (cells are persisted at save time, not per cell).
         self.cells_persisted = 0
@@ -127,36 +137,62 @@ class Context:
     def reset_session(self) -> bool:
         """Start a new session if the store location changed.
 
-        Prints one line when it does, and warns when only one of database
-        URL / storage dir changed (they belong together: the metadata rows
-        point at values in the storage dir).
+        The old store is closed at once, so what runs next uses the new one.
+        One line says so, and a warning follows when only one of database
+        URL / storage dir moved (they belong together: the metadata rows
+        point at values in the storage dir).  Inside a shell's cell both
+        wait for the end of the cell; elsewhere they come at once.
 
         Returns
         -------
         bool
             Whether a new session began.
         """
-        old, new = self._session_location, self.location()
-        if old == new:
+        if self._session_location == self.location():
             return False
         self.close_store()
         self.session_id = new_session_id()
-        self._session_location = new
+        self._session_location = self.location()
         self.cells_persisted = 0
+        self._pending_change = _user_line()
+        if not self._in_cell:
+            self._announce_location()
+        return True
+
+    def _announce_location(self) -> None:
+        """Print the store-change line; warn if the store is half-moved."""
+        where, self._pending_change = self._pending_change, None
+        if where is None:
+            return
+        new = self.location()
         print(
             f"lineapy_ext: store changed, new session {self.session_id[:8]} "
             f"(database {mask_url(new[0])}, values in {mask_url(new[1])})"
         )
-        if (old[0] == new[0]) != (old[1] == new[1]):
-            changed, kept = ("database_url", "artifact_storage_dir") if old[0] != new[0] else (
-                "artifact_storage_dir", "database_url")
-            warnings.warn(
-                f"only {changed} changed, {kept} is still {mask_url(kept == 'database_url' and new[0] or new[1])!r}: "
-                "the metadata database and the storage dir belong together; set both",
-                LineaPyWarning,
-                stacklevel=_user_stacklevel(),
-            )
-        return True
+        moved = [new[i] != self._anchor[i] for i in (0, 1)]
+        if moved[0] == moved[1]:  # both moved (or both back): consistent
+            self._anchor = new
+            return
+        changed, kept, value = (
+            ("database_url", "artifact_storage_dir", new[1]) if moved[0] else ("artifact_storage_dir", "database_url", new[0])
+        )
+        filename, lineno, module = where
+        warnings.warn_explicit(
+            f"only {changed} changed, {kept} is still {mask_url(value)!r}: the metadata database and "
+            "the storage dir belong together; move both with %lineapy store DIR_URL DB_URL "
+            "(or lineapy_ext.options.set_location(dir, db))",
+            LineaPyWarning,
+            filename,
+            lineno,
+            module=module,
+        )
+
+    def _cell_started(self, *_) -> None:
+        self._in_cell = True
+
+    def _cell_ended(self, *_) -> None:
+        self._in_cell = False
+        self._announce_location()
 
     # -- shell ---------------------------------------------------------------
 
@@ -169,15 +205,30 @@ class Context:
         if self.options not in shell.configurables:
             shell.configurables.append(self.options)
         self.options.load_ipython_config(getattr(shell, "config", None))
+        events = shell.events
+        if self._cell_ended not in events.callbacks["post_run_cell"]:
+            events.register("pre_run_cell", self._cell_started)
+            events.register("post_run_cell", self._cell_ended)
+        self._shell = shell
 
     def detach_shell(self, shell) -> None:
         """Undo :meth:`attach_shell` (the options keep their values)."""
         while self.options in shell.configurables:
             shell.configurables.remove(self.options)
+        self._unhook_cells(shell)
+
+    def _unhook_cells(self, shell) -> None:
+        for event, callback in (("pre_run_cell", self._cell_started), ("post_run_cell", self._cell_ended)):
+            if callback in shell.events.callbacks[event]:
+                shell.events.unregister(event, callback)
+        self._shell, self._in_cell = None, False
+        self._announce_location()  # a change made earlier in the unloading cell
 
     def close(self) -> None:
         """Close the store and forget the location listener."""
         self.options.on_location_change(self._on_location_change, remove=True)
+        if self._shell is not None:
+            self._unhook_cells(self._shell)
         self.close_store()
 
 

@@ -418,6 +418,33 @@ def _config(shell, args, _):
     return Table(["trait", "value", "source"], rows, empty="no configuration")
 
 
+@magic_arguments("lineapy store")
+@argument("dir_url", metavar="DIR_URL", help="where values go: a local path or an fsspec URL (s3://bucket/dir)")
+@argument("db_url", metavar="DB_URL", help="the metadata database: sqlite:///path or postgresql://user@host/db")
+def _store(shell, args, _):
+    """Move both halves of the store at once: values to DIR_URL, metadata to DB_URL.
+
+    One new session begins there (one line says so at the end of the cell);
+    list, get and save use the new store from the next line on.
+    """
+    from lineapy_ext.context import get_context
+
+    options = get_context().options
+    # The line is split without removing quotes; URLs are often written quoted.
+    dir_url, db_url = (_unquote(v) for v in (args.dir_url, args.db_url))
+    if not options.set_location(dir_url, db_url):
+        print(
+            f"lineapy_ext: already using database {options.masked('database_url')}, "
+            f"values in {options.masked('artifact_storage_dir')}"
+        )
+
+
+def _unquote(text: str) -> str:
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    return text
+
+
 #: Sub-command name -> function; the order is the order of the help text.
 SUBCOMMANDS: dict[str, Callable] = {
     "save": _save,
@@ -428,6 +455,7 @@ SUBCOMMANDS: dict[str, Callable] = {
     "export": _export,
     "lineage": _lineage,
     "config": _config,
+    "store": _store,
 }
 
 #: Sub-commands whose first argument is an artifact name (tab completion).

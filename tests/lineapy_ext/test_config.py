@@ -224,6 +224,127 @@ def test_half_location_change_warning_points_at_the_users_line(ipython, lineapy_
     ctx = get_context()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        ctx.options.set("artifact_storage_dir", str(tmp_path / "other_values"))
-        ctx.options.set("artifact_storage_dir", str(tmp_path / "third_values"))
-    assert [w.filename for w in caught if issubclass(w.category, LineaPyWarning)] == [__file__] * 2
+        ctx.options.set("artifact_storage_dir", str(tmp_path / "other_values"))  # completes the move
+        ctx.options.set("artifact_storage_dir", str(tmp_path / "third_values"))  # half again
+    (w,) = [w for w in caught if issubclass(w.category, LineaPyWarning)]
+    assert "only artifact_storage_dir changed" in str(w.message) and w.filename == __file__
+
+
+# -- moving the store from a notebook ------------------------------------------
+
+
+def _cell(shell, code: str):
+    """Run one cell; return (stdout, LineaPyWarnings), raising what the cell raised."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with capture_output() as out:
+            shell.run_cell(code).raise_error()
+    return out.stdout, [w for w in caught if issubclass(w.category, LineaPyWarning)]
+
+
+def _names(shell) -> list[str]:
+    _, _ = _cell(shell, "_listed = %lineapy list")
+    return [row[0] for row in shell.user_ns["_listed"].rows]
+
+
+def test_lineapy_store_moves_both_halves_and_list_get_follow(ipython, lineapy_home, tmp_path):
+    from IPython.core.error import UsageError
+
+    from lineapy_ext.context import get_context
+
+    home_a = (f"{lineapy_home / 'linea_pickles'}", f"sqlite:///{lineapy_home / 'db.sqlite'}")
+    home_b = (f"{tmp_path / 'b_values'}", f"sqlite:///{tmp_path / 'b.sqlite'}")
+    _cell(ipython, "a = [1, 2]\n%lineapy save a")
+    assert _names(ipython) == ["a"]
+
+    out, warned = _cell(ipython, f"%lineapy store {home_b[0]} {home_b[1]}\nin_b = %lineapy list")
+    assert out.count("store changed") == 1 and warned == []
+    assert f"database {home_b[1]}, values in {home_b[0]}" in out
+    assert ipython.user_ns["in_b"].rows == []  # the line after the move already sees the new store
+    with pytest.raises(UsageError, match="'a'"):
+        _cell(ipython, "%lineapy get a")
+    _cell(ipython, "b = 3\n%lineapy save b")
+    assert _names(ipython) == ["b"]
+    assert (tmp_path / "b.sqlite").exists() and any((tmp_path / "b_values").rglob("*.pkl"))
+
+    out, warned = _cell(ipython, f"%lineapy store {home_a[0]} '{home_a[1]}'")
+    assert out.count("store changed") == 1 and warned == []
+    assert _names(ipython) == ["a"]
+    ipython.user_ns["a"] = None
+    _cell(ipython, "%lineapy get a")
+    assert ipython.user_ns["a"] == [1, 2]
+
+    session = get_context().session_id
+    out, warned = _cell(ipython, f"%lineapy store {home_a[0]} {home_a[1]}")
+    assert "already using" in out and "store changed" not in out and get_context().session_id == session
+    with pytest.raises(UsageError, match=r"database_url 'mysql://h/db' is not supported.*postgresql://"):
+        _cell(ipython, f"%lineapy store {tmp_path / 'c'} mysql://h/db")
+    with pytest.raises(UsageError, match="required: DB_URL"):
+        _cell(ipython, f"%lineapy store {tmp_path / 'c'}")
+    assert get_context().location() == (home_a[1], home_a[0])  # a refused move changes nothing
+
+
+def test_two_config_lines_in_one_cell_move_the_store_with_one_line_and_no_warning(ipython, tmp_path):
+    from lineapy_ext.context import get_context
+
+    db, values = f"sqlite:///{tmp_path / 'team.sqlite'}", str(tmp_path / "team_values")
+    out, warned = _cell(
+        ipython,
+        f"%config LineaPy.database_url = '{db}'\n"
+        f"%config LineaPy.artifact_storage_dir = '{values}'\n"
+        "x = 1\n"
+        "%lineapy save x",
+    )
+    assert warned == []
+    assert out.count("store changed") == 1 and f"values in {values}" in out
+    assert get_context().location() == (db, values)
+    assert _names(ipython) == ["x"] and any((tmp_path / "team_values").rglob("*.pkl"))
+
+
+def test_half_move_warns_at_the_end_of_the_cell_until_the_other_half_follows(ipython, tmp_path):
+    db = f"sqlite:///{tmp_path / 'half.sqlite'}"
+    out, warned = _cell(ipython, f"y = 2\n%config LineaPy.database_url = '{db}'\ny = 3")
+    (w,) = warned
+    assert str(w.message).startswith("only database_url changed, artifact_storage_dir is still ")
+    assert "%lineapy store DIR_URL DB_URL" in str(w.message)
+    assert w.filename.startswith("<ipython-input-") and w.lineno == 2  # the %config line
+    assert out.count("store changed") == 1
+
+    out, warned = _cell(ipython, f"%config LineaPy.artifact_storage_dir = '{tmp_path / 'half_values'}'")
+    assert warned == [] and out.count("store changed") == 1
+    out, warned = _cell(ipython, "z = 1")
+    assert warned == [] and out == ""
+
+
+def test_setting_home_dir_alone_moves_both_halves(clean_env, tmp_path):
+    from lineapy_ext.context import get_context
+    from tests.shells import close_shell, new_shell
+
+    shell = new_shell()
+    try:
+        shell.run_line_magic("load_ext", "lineapy_ext")
+        _cell(shell, "old = 1\n%lineapy save old")
+        new_home = tmp_path / "new_home"
+        out, warned = _cell(shell, f"%config LineaPy.home_dir = '{new_home}'")
+        assert warned == [] and out.count("store changed") == 1
+        assert get_context().location() == (f"sqlite:///{new_home}/db.sqlite", f"{new_home}/linea_pickles")
+        assert _names(shell) == []
+        _cell(shell, "new = 2\n%lineapy save new")
+        assert _names(shell) == ["new"] and (new_home / "db.sqlite").exists()
+        shell.run_line_magic("unload_ext", "lineapy_ext")
+    finally:
+        close_shell(shell)
+
+
+def test_set_location_from_python_is_one_move(clean_env, tmp_path, capsys):
+    from lineapy_ext.context import get_context
+
+    ctx = get_context()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert ctx.options.set_location(str(tmp_path / "v"), f"sqlite:///{tmp_path / 'm.sqlite'}") is True
+    assert capsys.readouterr().out.count("store changed") == 1
+    with pytest.raises(ConfigError, match="artifact_storage_dir must be"):
+        ctx.options.set_location("  ", f"sqlite:///{tmp_path / 'n.sqlite'}")
+    assert ctx.location() == (f"sqlite:///{tmp_path / 'm.sqlite'}", str(tmp_path / "v"))
+    assert ctx.options.source_of("database_url") == "session"
