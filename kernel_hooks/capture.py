@@ -29,21 +29,19 @@ from operator import ne
 from dataclasses import dataclass, field
 from typing import Callable
 
+from kernel_hooks.observe import ATOMIC_TYPES, MAX_ELEMENT_IDS, Binding, RngObserver, binding_facts
+
+__all__ = ["ATOMIC_TYPES", "MAX_ELEMENT_IDS", "Binding", "CellRecord", "StatementRecord", "Capture",
+           "is_ipython_name", "statement_records", "PROBE_NAME"]
+
 log = logging.getLogger("kernel_hooks")
 
-#: Value types that can neither be mutated nor hold references to mutable
-#: objects; bindings of these never take part in aliasing.
-ATOMIC_TYPES = (int, float, complex, bool, str, bytes, type(None), range)
-
-#: How many elements of a container are remembered (by identity) to detect
-#: aliasing through containers; bounded so big lists cost nothing extra.
-MAX_ELEMENT_IDS = 64
-
-_MAX_STR_VALUE = 500
-_PATH_TYPES = frozenset({"PosixPath", "WindowsPath", "Path", "PurePosixPath", "PureWindowsPath"})
-
 # IPython's own bookkeeping names (_i3, _5, _, __, In, Out, ...).
-_HIDDEN_NAME = re.compile(r"_+|_i+|_i?\d+|_[iod]h|In|Out|exit|quit|get_ipython")
+_HIDDEN_NAME = re.compile(r"_+|_i+|_i?\d+|_[iod]h|In|Out|exit|quit|get_ipython|__lineapy_probe__")
+
+#: Name of the probe the capture inserts between a cell's top-level
+#: statements (in the user namespace, hidden from ``%who``).
+PROBE_NAME = "__lineapy_probe__"
 
 
 @dataclass(slots=True)
@@ -55,19 +53,7 @@ class StatementRecord:
     lineno: int
     end_lineno: int
     node: ast.stmt | None = None
-
-
-@dataclass(slots=True)
-class Binding:
-    """Runtime facts about one global name bound or rebound by a cell."""
-
-    id: int
-    type_name: str
-    type_module: str
-    atomic: bool
-    str_value: str | None = None
-    element_ids: tuple[int, ...] = ()
-    base_id: int | None = None
+    rng_changed: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -99,6 +85,10 @@ class CellRecord:
         False for cells recovered from input history (extension loaded late).
     in_progress : bool
         True while the cell is still running (a save from inside the cell).
+    problems : list of str
+        Runtime facts that could not be recorded, and why (an object whose
+        description failed, a hook that failed); slices that use the cell
+        say so.
     """
 
     index: int
@@ -114,6 +104,7 @@ class CellRecord:
     result_id: int | None = None
     has_runtime_facts: bool = True
     in_progress: bool = False
+    problems: list[str] = field(default_factory=list)
 
 
 def is_ipython_name(name: str) -> bool:
@@ -153,27 +144,6 @@ def _segment(lines, start, col, end, end_col) -> str:
     return first + "".join(middle) + last
 
 
-def _binding(value) -> Binding:
-    tp = type(value)
-    atomic = isinstance(value, ATOMIC_TYPES)
-    b = Binding(id(value), tp.__qualname__, getattr(tp, "__module__", "") or "", atomic)
-    if tp is str and len(value) <= _MAX_STR_VALUE:
-        b.str_value = value
-    elif tp.__name__ in _PATH_TYPES and tp.__module__.startswith("pathlib"):
-        b.str_value = str(value)
-    elif tp in (list, tuple, set, frozenset):
-        if len(value) <= MAX_ELEMENT_IDS:
-            b.element_ids = tuple(id(v) for v in value if not isinstance(v, ATOMIC_TYPES))
-    elif tp is dict:
-        if len(value) <= MAX_ELEMENT_IDS:
-            b.element_ids = tuple(id(v) for v in value.values() if not isinstance(v, ATOMIC_TYPES))
-    elif tp.__name__ == "ndarray":
-        base = getattr(value, "base", None)
-        if base is not None:
-            b.base_id = id(base)
-    return b
-
-
 class _CellAstRecorder(ast.NodeTransformer):
     """Registered in ``shell.ast_transformers``; only looks, never rewrites."""
 
@@ -209,6 +179,8 @@ class Capture:
         self._ids: tuple[list[str], list[int]] = ([], [])
         self._recorder = _CellAstRecorder(self)
         self._installed = False
+        self._rng = RngObserver()
+        self._digests: list[tuple | None] = []
 
     # -- installation -----------------------------------------------------
     def install(self, backfill: bool = True, after: int = 0) -> list[CellRecord]:
@@ -224,6 +196,8 @@ class Capture:
         self.shell.events.register("pre_run_cell", self._pre_run_cell)
         self.shell.events.register("post_run_cell", self._post_run_cell)
         self.shell.ast_transformers.append(self._recorder)
+        self.shell.user_ns[PROBE_NAME] = self._probe
+        self.shell.user_ns_hidden[PROBE_NAME] = self._probe
         self._installed = True
         return recovered
 
@@ -238,6 +212,8 @@ class Capture:
                 pass
         if self._recorder in self.shell.ast_transformers:
             self.shell.ast_transformers.remove(self._recorder)
+        self.shell.user_ns.pop(PROBE_NAME, None)
+        self.shell.user_ns_hidden.pop(PROBE_NAME, None)
         self._installed = False
 
     # -- the running cell -------------------------------------------------
@@ -251,8 +227,8 @@ class Capture:
         lineno = self._running_line()
         if lineno is not None:
             cell.completed = _statement_at(cell.statements, lineno)
-        cell.bound, cell.deleted = self._diff(self._snapshot())
-        cell.bound = {k: _binding(self.shell.user_ns[k]) for k in cell.bound}
+        changed, cell.deleted = self._diff(self._snapshot())
+        cell.bound = self._bindings(cell, changed)
         return cell
 
     def _running_line(self) -> int | None:
@@ -276,6 +252,7 @@ class Capture:
                 in_progress=True,
             )
             self._expect_ast = True
+            self._digests = [self._rng.digest()]
         except Exception:
             log.debug("kernel_hooks: pre_run_cell failed", exc_info=True)
 
@@ -289,6 +266,17 @@ class Capture:
         cell = self._current
         cell.source = self._transformed_source(cell.raw_source)
         cell.statements = statement_records(cell.source, module.body)
+        _insert_probes(module)
+
+    def _probe(self, index: int) -> None:
+        """Called by the cell between its top-level statements (see
+        :func:`_insert_probes`): digest the random generators."""
+        try:
+            digests = self._digests
+            if len(digests) == index:
+                digests.append(self._rng.digest())
+        except Exception:  # a probe must never break the cell
+            log.debug("kernel_hooks: RNG probe failed", exc_info=True)
 
     def _transformed_source(self, raw: str) -> str:
         # IPython has just stored the transformed cell in its history (when
@@ -308,9 +296,20 @@ class Capture:
                 self._ids = self._snapshot()
                 return
             self._finish(cell, result)
-        except Exception:
+        except Exception as e:
+            # Never drop the cell: keep it without runtime facts, and say why.
             log.debug("kernel_hooks: post_run_cell failed", exc_info=True)
-            return
+            cell.problems.append(f"runtime facts lost: {type(e).__name__}: {e}")
+            cell.has_runtime_facts = False
+            cell.in_progress = False
+            if cell.success and not cell.completed:
+                cell.completed = len(cell.statements)
+            if not self.cells or self.cells[-1] is not cell:
+                self.cells.append(cell)
+            try:
+                self._ids = self._snapshot()
+            except Exception:
+                pass
         try:
             if self.on_cell is not None:
                 self.on_cell(cell)
@@ -335,10 +334,10 @@ class Capture:
             cell.completed = _statement_at(cell.statements, line) if line else 0
         else:
             cell.completed = len(cell.statements)
+        self._record_rng(cell)
         snapshot = self._snapshot()
         changed, cell.deleted = self._diff(snapshot)
-        ns = self.shell.user_ns
-        cell.bound = {k: _binding(ns[k]) for k in changed}
+        cell.bound = self._bindings(cell, changed)
         count = getattr(result, "execution_count", None)
         if count is not None:  # IPython 9 increments the counter before pre_run_cell
             cell.execution_count = count
@@ -346,6 +345,38 @@ class Capture:
         cell.result_id = id(value) if value is not None else None
         self._ids = snapshot
         self.cells.append(cell)
+
+    def _record_rng(self, cell: CellRecord) -> None:
+        """Which statements changed a global random generator.
+
+        Digest i was taken before statement i (the probes), the last one at
+        the end of the cell, so statement i ran between digests i and i + 1;
+        in a cell that raised, the failing statement is the last one timed.
+        Without probes (``from __future__`` cells) every statement is
+        blamed for the whole cell's change.
+        """
+        digests = self._digests
+        digests.append(self._rng.digest())
+        self._digests = []
+        stmts = cell.statements
+        if len(digests) == 2 and len(stmts) > 1:
+            changed = RngObserver.changed(digests[0], digests[1])
+            for st in stmts:
+                st.rng_changed = changed
+            return
+        for i in range(min(len(stmts), len(digests) - 1)):
+            stmts[i].rng_changed = RngObserver.changed(digests[i], digests[i + 1])
+
+    def _bindings(self, cell: CellRecord, names) -> dict[str, Binding]:
+        ns = self.shell.user_ns
+        out = {}
+        for k in names:
+            try:
+                out[k] = binding_facts(ns[k])
+            except Exception as e:  # a hostile object: keep the name, note the loss
+                out[k] = Binding(id(ns.get(k)), "?", "?", False)
+                cell.problems.append(f"no runtime facts for {k!r}: {type(e).__name__}: {e}")
+        return out
 
     def _error_line(self, error) -> int | None:
         ns = self.shell.user_global_ns
@@ -401,6 +432,23 @@ class Capture:
             self.cells.append(cell)
             recovered.append(cell)
         return recovered
+
+
+def _insert_probes(module: ast.Module) -> None:
+    """Put ``__lineapy_probe__(i)`` before each top-level statement i > 0.
+
+    Never after the last statement (its value may be displayed), never in a
+    cell with ``from __future__`` imports (they must come first).
+    """
+    body = module.body
+    if len(body) < 2 or any(isinstance(n, ast.ImportFrom) and n.module == "__future__" for n in body):
+        return
+    new = [body[0]]
+    for i, node in enumerate(body[1:], start=1):
+        call = ast.Expr(ast.Call(ast.Name(PROBE_NAME, ast.Load()), [ast.Constant(i)], []))
+        new.append(ast.fix_missing_locations(ast.copy_location(call, node)))
+        new.append(node)
+    module.body = new
 
 
 def _statement_at(statements: list[StatementRecord], lineno: int) -> int:
