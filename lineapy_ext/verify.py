@@ -323,6 +323,7 @@ def verify_code(
     since: float | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     tolerance: float = 0.0,
+    second_run: bool = True,
 ) -> Verdict:
     """Run ``code`` in a fresh interpreter and compare ``var`` with ``saved``.
 
@@ -342,6 +343,9 @@ def verify_code(
         Seconds per run.
     tolerance : float
         Relative float tolerance; ``0`` compares exactly.
+    second_run : bool
+        Whether a value that differs is recomputed once more to tell
+        ``differs`` from ``nondeterministic`` (without: ``differs``).
 
     Returns
     -------
@@ -362,6 +366,8 @@ def verify_code(
             difference = first_difference(saved, recomputed, tolerance=tolerance, root=var)
             if difference is None:
                 verdict = Verdict("verified")
+            elif not second_run:
+                verdict = Verdict("differs", difference)
             else:
                 verdict = _second_opinion(code, var, recomputed, difference, scratch, cwd, inputs, timeout, tolerance)
     except NotComparable as e:
@@ -417,17 +423,23 @@ def session_start(store, record, current_session_id: str | None = None) -> float
     return session.started_at.timestamp() if session is not None else None
 
 
-def verify_record(store, record, *, cwd: str, since: float | None, timeout: float, tolerance: float,
-                  code: str | None = None) -> Verdict:
-    """Verify artifact version ``record`` (or ``code`` instead of its slice); the verdict is not stored."""
+def load_saved(store, record) -> tuple[Any, Verdict | None]:
+    """The saved value of ``record``, or ``(None, a "not run" verdict saying why not)``."""
     reason = why_not_run(record)
     if reason:
-        return Verdict("not run", reason)
+        return None, Verdict("not run", reason)
     try:
-        saved = store.load(record)
+        return store.load(record), None
     except Exception as e:
-        return Verdict("not run", f"the saved value cannot be loaded: {type(e).__name__}: {e}")
-    return verify_code(record.slice_code if code is None else code, record.var_names[0], saved,
+        return None, Verdict("not run", f"the saved value cannot be loaded: {type(e).__name__}: {e}")
+
+
+def verify_record(store, record, *, cwd: str, since: float | None, timeout: float, tolerance: float) -> Verdict:
+    """Verify the slice of artifact version ``record``; the verdict is not stored."""
+    saved, refusal = load_saved(store, record)
+    if refusal is not None:
+        return refusal
+    return verify_code(record.slice_code, record.var_names[0], saved,
                        cwd=cwd, since=since, timeout=timeout, tolerance=tolerance)
 
 
