@@ -32,6 +32,7 @@ from typing import Any, Callable, Iterator
 
 from traitlets import (
     CaselessStrEnum,
+    CFloat,
     Dict,
     TraitError,
     Unicode,
@@ -64,6 +65,9 @@ ENV_VARS = {
     "default_ml_models_storage_backend": "LINEAPY_DEFAULT_ML_MODELS_STORAGE_BACKEND",
     "logging_level": "LINEAPY_LOGGING_LEVEL",
     "default_storage_backend": "LINEAPY_DEFAULT_STORAGE_BACKEND",
+    "verify_slices": "LINEAPY_VERIFY_SLICES",
+    "verify_timeout": "LINEAPY_VERIFY_TIMEOUT",
+    "verify_tolerance": "LINEAPY_VERIFY_TOLERANCE",
 }
 
 #: Traits whose change moves the store; see ``Context`` for the reset.
@@ -174,6 +178,21 @@ class LineaPy(Configurable):
     logging_level = CaselessStrEnum(
         ["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"], default_value="WARNING",
         help="Level of the 'lineapy_ext' logger (env LINEAPY_LOGGING_LEVEL).",
+    ).tag(config=True)
+    verify_slices = CaselessStrEnum(
+        ["off", "background", "on"], default_value="off",
+        help="Re-run each saved slice in a fresh interpreter and record a verdict: 'off' (only "
+        "%lineapy save --verify / %lineapy verify), 'background' (a worker process, the notebook "
+        "never waits) or 'on' (the save waits for the verdict) (env LINEAPY_VERIFY_SLICES).",
+    ).tag(config=True)
+    verify_timeout = CFloat(
+        300.0,
+        help="Seconds one run of a slice may take when it is verified (env LINEAPY_VERIFY_TIMEOUT).",
+    ).tag(config=True)
+    verify_tolerance = CFloat(
+        0.0,
+        help="Relative tolerance for floats when a recomputed value is compared with the saved one; "
+        "0 compares exactly (env LINEAPY_VERIFY_TOLERANCE).",
     ).tag(config=True)
 
     def __init__(self, **kwargs):
@@ -337,6 +356,15 @@ class LineaPy(Configurable):
                 f"LineaPy.default_storage_backend {value!r} is not valid: use 'lineapy' or a "
                 "dotted path 'pkg.module.Class'"
             )
+        return value
+
+    @validate("verify_timeout", "verify_tolerance")
+    def _valid_verify_number(self, proposal):
+        value, name = proposal["value"], proposal["trait"].name
+        low_ok = value > 0 if name == "verify_timeout" else value >= 0
+        if not low_ok or value != value or value == float("inf"):
+            raise TraitError(f"LineaPy.{name} {value!r} is not valid: use a finite number "
+                             + ("> 0 (seconds)" if name == "verify_timeout" else ">= 0 (0 = exact)"))
         return value
 
     @validate("mlflow_tracking_uri", "mlflow_registry_uri")
