@@ -83,6 +83,44 @@ class Artifact:
 
         return build_lineage(self._record, get_context().store.db)
 
+    def verify(self, *, repair: bool = False, timeout: float | None = None, max_runs: int | None = None):
+        """Re-run the slice in a fresh interpreter, compare with the saved value, record the verdict.
+
+        The slice runs in a child ``python`` in a scratch directory holding
+        copies of the files it reads from the current working directory; the
+        user's session, files and namespace are not touched.
+
+        Parameters
+        ----------
+        repair : bool
+            When the verdict is ``differs`` or ``failed``, search the session's
+            statements for the smallest addition that makes the slice verify,
+            and store that slice.
+        timeout : float, optional
+            Seconds per run (default: the ``verify_timeout`` option).
+        max_runs : int, optional
+            Bound on the slice runs of a repair (default 12).
+
+        Returns
+        -------
+        lineapy_ext.store.verifications.Verdict
+            ``status`` (``verified``, ``differs``, ``failed``,
+            ``nondeterministic``, ``timeout``, ``not run``), one-line
+            ``detail``, ``seconds``; after a repair ``added_statements``.
+        """
+        verdict, repaired = _verify(self._record, repair=repair, timeout=timeout, max_runs=max_runs)
+        self.last_repair = repaired
+        if repaired is not None and repaired.found:
+            self._record = _context().store.db.get_artifact(self.name, self.version) or self._record
+        return verdict
+
+    @property
+    def verdict(self):
+        """The latest verdict of this version (status ``pending`` while a background run is on), or ``None``."""
+        from lineapy_ext.verify import current_verdict
+
+        return current_verdict(_context().store.db, self._record)
+
     def get_metadata(self) -> dict:
         """Return a dict describing this version (for MLflow also the model URI...).
 
@@ -107,6 +145,8 @@ class Artifact:
         )
         if self._version_count is not None:
             meta["version_count"] = self._version_count
+        verdict = self.verdict
+        meta["verification"] = verdict.as_dict() if verdict is not None else None
         return meta
 
 
@@ -161,12 +201,15 @@ def save_value(
     var_names: list[str] | None = None,
     storage_backend: str | None = None,
     backend_kwargs: dict | None = None,
+    verify: bool | None = None,
 ) -> Artifact:
     """Save ``value`` whose slice is cut for ``var_names`` (used by ``%lineapy save``).
 
     Same as :func:`save`, but the caller says which variables hold the value.
     The slice is built before anything is written, so a slice that cannot be
-    built leaves the store untouched.
+    built leaves the store untouched.  ``verify``: ``True`` verifies the
+    slice now, ``False`` not at all, ``None`` as the ``verify_slices``
+    option says.
     """
     from lineapy_ext.backends import choose_backend
     from lineapy_ext.store.names import validate_name
@@ -194,7 +237,39 @@ def save_value(
         slice_cells=slice_cells,
         var_names=var_names,
     )
-    return Artifact(record)
+    art = Artifact(record)
+    _verify_after_save(ctx, art, verify)
+    return art
+
+
+def _verify(record, **kwargs):
+    import os
+
+    from lineapy_ext.verify import session_start, verify_and_record
+
+    ctx = _context()
+    store = ctx.store
+    if record.session_id == ctx.session_id and ctx.tracker is not None:
+        _persist_cells(ctx, store, ctx.session_id, ctx.tracker)  # a repair searches them
+    since = session_start(store, record, ctx.session_id)
+    return verify_and_record(store, record, ctx.options, cwd=os.getcwd(), since=since, **kwargs)
+
+
+def _verify_after_save(ctx, art: Artifact, verify: bool | None) -> None:
+    import logging
+    import os
+
+    mode = "on" if verify else "off" if verify is False else ctx.options.verify_slices
+    try:
+        if mode == "on":
+            art.verify()
+        elif mode == "background":
+            from lineapy_ext.verify import schedule, session_start
+
+            since = session_start(ctx.store, art._record, ctx.session_id)
+            schedule(ctx.store, art._record, ctx.options, cwd=os.getcwd(), since=since)
+    except Exception as e:  # the value is saved; a verification problem must not hide that
+        logging.getLogger(__name__).warning("%r version %s was saved but not verified: %s", art.name, art.version, e)
 
 
 def _persist_cells(ctx, store, session_id: str, tracker) -> None:
