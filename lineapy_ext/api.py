@@ -53,10 +53,25 @@ class Artifact:
         return f"<Artifact {self.name!r} version {self.version} ({self.value_type}, {self.storage_backend})>"
 
     def get_value(self) -> Any:
-        """Load and return the saved value (from the current store)."""
-        from lineapy_ext.context import get_context
+        """Load and return the saved value (from the current store).
 
-        return get_context().store.load(self._record)
+        Raises
+        ------
+        ValueGoneError
+            The row is kept but the value is gone (e.g. deleted in MLflow);
+            its ``slice_code`` is the slice that recomputes it.
+        """
+        from lineapy_ext.context import get_context
+        from lineapy_ext.exceptions import ValueGoneError
+
+        try:
+            return get_context().store.load(self._record)
+        except ValueGoneError as e:
+            raise ValueGoneError(
+                f"{self.name!r} version {self.version}: {e}; its slice recomputes it "
+                f"(%lineapy code {self.name} --version {self.version}, or Artifact.get_code())",
+                slice_code=self.get_code(),
+            ) from e
 
     def get_code(self) -> str:
         """Return the slice: plain Python that recomputes the value."""
@@ -147,6 +162,11 @@ class Artifact:
             meta["version_count"] = self._version_count
         verdict = self.verdict
         meta["verification"] = verdict.as_dict() if verdict is not None else None
+        if r.backend == "mlflow" and meta.get("registered_model_name"):
+            # The registry as it is now (aliases move); MLflow is imported only here.
+            from lineapy_ext.registry import live_registry_metadata
+
+            meta.update(live_registry_metadata(r, _context().options))
         return meta
 
 
@@ -311,19 +331,60 @@ def _check_version(version) -> None:
         raise InvalidVersionError(f"version {version!r} is not valid: use a positive integer or None for the latest")
 
 
-def get(name: str, version: int | None = None) -> Artifact:
+def get(
+    name: str,
+    version: int | None = None,
+    *,
+    alias: str | None = None,
+    registered_version: int | None = None,
+    stage: str | None = None,
+):
     """Return version ``version`` (default: the latest) of artifact ``name``.
+
+    Parameters
+    ----------
+    name : str
+        Artifact name, or a ``models:/`` URI of the MLflow registry
+        (``models:/churn@champion``, ``models:/churn/7``): then a
+        :class:`~lineapy_ext.registry.RegistryModel` is returned, also for
+        models lineapy did not log (its ``artifact`` says which one did).
+    version : int, optional
+        lineapy's version.
+    alias, registered_version, stage : optional
+        Instead of ``version``, select through the MLflow registry: the
+        version of ``name`` that logged the model version the alias (or
+        registered version number, or legacy stage) points at now.
 
     Raises
     ------
     ArtifactNotFoundError
         Listing close names, or the existing versions of ``name``.
+    BackendError
+        The registry does not know the alias/version/stage (listing the
+        existing ones), or no version of ``name`` logged it.
     """
     from lineapy_ext.store.names import validate_name
 
+    chosen = [k for k, v in (("version", version), ("alias", alias), ("registered_version", registered_version),
+                             ("stage", stage)) if v is not None]
+    if len(chosen) > 1:
+        raise InvalidVersionError(f"give only one of {' / '.join(chosen)}: each selects a version on its own")
+    if isinstance(name, str) and name.startswith("models:/"):
+        if chosen:
+            raise InvalidVersionError(f"{name!r} already selects a version: drop {chosen[0]}")
+        from lineapy_ext.registry import get_model
+
+        return get_model(_context().store, _context().options, name)
     validate_name(name)
-    _check_version(version)
+    _check_version(version if version is not None else registered_version)
     store = _context().store
+    if chosen and chosen[0] != "version":
+        from lineapy_ext.registry import artifact_for
+
+        if not store.db.versions(name):
+            raise _not_found(name, None, store)
+        return Artifact(artifact_for(store, _context().options, name, alias=alias,
+                                     registered_version=registered_version, stage=stage)[0])
     record = store.db.get_artifact(name, version)
     if record is None:
         raise _not_found(name, version, store)

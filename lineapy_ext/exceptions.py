@@ -61,3 +61,14 @@ class LineaPyWarning(UserWarning):
 
 class InvalidVersionError(LineaPyError, ValueError):
     """A version argument is not a positive int, ``"latest"`` or ``"all"``."""
+
+
+class ValueGoneError(BackendError):
+    """The artifact's row is kept but its value is gone from where it was stored (e.g. deleted in MLflow).
+
+    ``slice_code`` is the slice that recomputes the value ("" when unknown).
+    """
+
+    def __init__(self, message: str, slice_code: str = "") -> None:
+        super().__init__(message)
+        self.slice_code = slice_code

@@ -241,24 +241,70 @@ def _location(art) -> str:
 
 
 @magic_arguments("lineapy get")
-@argument("name", metavar="NAME", help="artifact name")
+@argument("name", metavar="NAME", help="artifact name, or an MLflow registry URI (models:/MODEL@ALIAS, models:/MODEL/N)")
 @argument("--version", type=int, metavar="N", help="version (default: latest)")
+@argument("--alias", metavar="ALIAS", help="the version that logged what this MLflow registry alias points at now")
+@argument("--registered-version", dest="registered_version", type=int, metavar="N",
+          help="the version that logged version N of its MLflow registered model")
+@argument("--stage", metavar="STAGE", help="legacy MLflow stage (Production, Staging): its latest version")
 @argument("--as", dest="as_var", metavar="VAR", help="variable to bind (default: NAME)")
 def _get(shell, args, _):
     """Load artifact NAME and bind its value in the user namespace."""
+    if args.name.startswith("models:/"):
+        value = _get_registry_model(shell, args)
+        return None if _is_bare_magic_statement() else value
     target = args.as_var or args.name
     if not target.isidentifier():
         raise UsageError(f"cannot bind to {target!r}: it is not a valid variable name; use --as VAR")
-    art = _api().get(args.name, version=args.version)
-    value = art.get_value()
+    via_registry = args.alias is not None or args.registered_version is not None or args.stage is not None
+    art = _api().get(args.name, version=args.version, alias=args.alias,
+                     registered_version=args.registered_version, stage=args.stage)
+    value = _value_or_slice(art)
     shell.push({target: value}, interactive=True)
     print(
         f"Loaded {art.name!r} version {art.version} into {target!r} "
         f"(saved {_when(art.created_at)} by session {art.session_id})"
+        + (_registry_note(art.get_metadata()) if via_registry else "")
     )
     # ``x = %lineapy get NAME`` needs the value; a bare ``%lineapy get NAME``
     # must not also display it as Out[n] (nor keep it in the Out history).
     return None if _is_bare_magic_statement() else value
+
+
+def _value_or_slice(art):
+    """``art.get_value()``; when the value is gone (deleted in MLflow), print the slice that recomputes it first."""
+    from lineapy_ext.exceptions import ValueGoneError
+
+    try:
+        return art.get_value()
+    except ValueGoneError as e:
+        if e.slice_code:
+            print("The slice that recomputes it:\n" + e.slice_code.rstrip("\n"))
+        raise
+
+
+def _registry_note(meta: dict) -> str:
+    aliases = "".join(f" @{a}" for a in meta.get("registered_model_aliases") or [])
+    return f"; registered model {meta.get('registered_model_name')!r} version {meta.get('registered_model_version')}{aliases}"
+
+
+def _get_registry_model(shell, args):
+    """``%lineapy get models:/...``: any registry model, with the slice when lineapy logged it."""
+    model = _api().get(args.name, version=args.version, alias=args.alias,
+                       registered_version=args.registered_version, stage=args.stage)
+    target = args.as_var or model.registered_name or ""
+    if not target.isidentifier():
+        raise UsageError(f"cannot bind {args.name} to {target!r}: it is not a valid variable name; use --as VAR")
+    value = model.get_value()
+    shell.push({target: value}, interactive=True)
+    art = model.artifact
+    if art is not None:
+        tail = (f"; logged by lineapy artifact {art.name!r} version {art.version}: "
+                f"%lineapy code {art.name} --version {art.version} shows its slice")
+    else:
+        tail = "; no slice is known: it was not logged by lineapy_ext"
+    print(f"Loaded {args.name} ({model.describe()}, {model.flavor} flavor) into {target!r}{tail}")
+    return value
 
 
 def _is_bare_magic_statement() -> bool:
@@ -326,6 +372,7 @@ def _list(shell, args, _):
             )
         )
     columns = ["name", "version", "versions", "backend", "type", "size", "saved at"]
+    rows, columns = _with_registry_column(rows, columns, listed)
     empty = f"no artifacts match {pattern!r}" if pattern else "no artifacts saved yet"
     return _ArtifactTable(columns, rows, empty=empty, artifacts=listed)
 
@@ -355,6 +402,29 @@ def _matches(name: str, pattern: str) -> bool:
     if any(ch in pattern for ch in "*?["):
         return fnmatch.fnmatchcase(name, pattern)
     return pattern in name
+
+
+def _with_registry_column(rows: list, columns: list, artifacts: list) -> tuple[list, list]:
+    """Add a ``registry`` column (name, version, aliases as they are now) when an artifact is registered in MLflow."""
+    if not any(a.storage_backend == "mlflow" for a in artifacts):
+        return rows, columns  # nothing to ask MLflow (and no import of it)
+    cells = []
+    for art in artifacts:
+        meta = art.get_metadata() if art.storage_backend == "mlflow" else {}
+        name = meta.get("registered_model_name")
+        status = meta.get("registry_status", "")
+        if not name:
+            cells.append("")
+        elif status == "registered":
+            cells.append(f"{name} v{meta.get('registered_model_version')}"
+                         + "".join(f" @{a}" for a in meta.get("registered_model_aliases") or []))
+        else:
+            short = ("registry unreachable" if "cannot reach" in status
+                     else "model deleted in MLflow" if "no registered model" in status else status.split(":")[0])
+            cells.append(f"{name} v{meta.get('registered_model_version')} ({short})")
+    if not any(cells):
+        return rows, columns
+    return [(*row, cell) for row, cell in zip(rows, cells)], [*columns, "registry"]
 
 
 def _version_count(art):

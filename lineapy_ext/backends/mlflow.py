@@ -44,18 +44,21 @@ output.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import logging
 import os
 import pickle
+import re
 import sys
 import threading
+import time
 import warnings
 from typing import Any, Iterator
 
 from lineapy_ext.backends.base import StorageBackend
 from lineapy_ext.config import MASK, mask_url
-from lineapy_ext.exceptions import BackendError, LineaPyWarning
+from lineapy_ext.exceptions import BackendError, LineaPyWarning, ValueGoneError
 
 log = logging.getLogger(__name__)
 
@@ -269,6 +272,25 @@ def flavor_module(flavor: str):
         ) from e
 
 
+#: MLflow's HTTP defaults (7 retries with exponential backoff, 120 s per
+#: request) make an unreachable tracking server hang a save or get for
+#: minutes; ours fail in seconds.  Variables the user set win.
+BOUNDED_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "15"}
+
+
+@contextlib.contextmanager
+def bounded_requests() -> Iterator[None]:
+    """Bound MLflow's HTTP retries and timeout (:data:`BOUNDED_HTTP`) for the block."""
+    with _URI_LOCK:
+        added = {k: v for k, v in BOUNDED_HTTP.items() if k not in os.environ}
+        os.environ.update(added)
+        try:
+            yield
+        finally:
+            for key in added:
+                os.environ.pop(key, None)
+
+
 @contextlib.contextmanager
 def _mlflow_uris(tracking_uri: str, registry_uri: str | None) -> Iterator[Any]:
     """Point MLflow at ``tracking_uri``/``registry_uri`` for the block, then restore the user's.
@@ -280,7 +302,7 @@ def _mlflow_uris(tracking_uri: str, registry_uri: str | None) -> Iterator[Any]:
     from mlflow.tracking._model_registry import utils as registry_utils
     from mlflow.tracking._tracking_service import utils as tracking_utils
 
-    with _URI_LOCK:
+    with _URI_LOCK, bounded_requests():
         old_tracking = tracking_utils._tracking_uri
         old_registry = registry_utils._registry_uri
         old_env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
@@ -411,8 +433,9 @@ class MLflowBackend(StorageBackend):
         flavor = flavor_of(value)
         if flavor is None:
             return self._fallback(value, name, f"MLflow has no flavor for {type(value).__qualname__}")
-        module = flavor_module(flavor)
         kwargs = dict(kwargs)
+        aliases = _aliases_to_set(kwargs.pop("alias", None), kwargs.get("registered_model_name"))
+        module = flavor_module(flavor)
         if "artifact_path" in kwargs:
             # MLflow 3 names the logged model with ``name``; artifact_path is deprecated.
             kwargs.setdefault("name", kwargs.pop("artifact_path"))
@@ -462,6 +485,8 @@ class MLflowBackend(StorageBackend):
             warnings.warn(f"{name!r}: {note}", LineaPyWarning, stacklevel=3)
         registered_version = getattr(info, "registered_model_version", None)
         registered_name = kwargs.get("registered_model_name")
+        if aliases:
+            self._set_aliases(registered_name, registered_version, aliases)
         meta = {
             "location": info.model_uri,
             "model_uri": info.model_uri,
@@ -476,11 +501,32 @@ class MLflowBackend(StorageBackend):
         }
         if registered_name and registered_version is not None:
             meta["registered_model_uri"] = f"models:/{registered_name}/{registered_version}"
+        if aliases:
+            meta["aliases_at_save"] = aliases
         if flavor == "sklearn":
             meta["serialization_format"] = kwargs.get("serialization_format") or "skops"
         if note:
             meta["note"] = note
         return meta
+
+    def _set_aliases(self, registered_name: str, version, aliases: list[str]) -> None:
+        """Point ``aliases`` of ``registered_name`` at the version just registered."""
+        if version is None:
+            raise BackendError(
+                f"MLflow did not register a version of {registered_name!r}, so alias {aliases[0]!r} was not set: "
+                f"check the registry at {mask_url(self.registry_uri or self.tracking_uri)}"
+            )
+        client = registry_client(self.tracking_uri, self.registry_uri)
+        with bounded_requests():
+            try:
+                for alias in aliases:
+                    client.set_registered_model_alias(registered_name, alias, str(version))
+            except Exception as e:
+                raise BackendError(
+                    f"MLflow registered {registered_name!r} version {version} but could not set alias {alias!r}: "
+                    f"{_first_line(e)} (set it with MlflowClient().set_registered_model_alias)"
+                ) from e
+        forget_registry_state(registered_name)
 
     def _log_error(self, flavor: str, name: str, error: Exception) -> BackendError:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
@@ -513,11 +559,14 @@ class MLflowBackend(StorageBackend):
             try:
                 return module.load_model(uri)
             except Exception as e:
-                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                raise BackendError(
-                    f"MLflow could not load {uri} from {mask_url(tracking)}: {first} "
-                    "(check that the tracking server is reachable and the model was not deleted there)"
-                ) from e
+                error = e
+        gone = why_gone(metadata, tracking, registry)
+        if gone:
+            raise ValueGoneError(f"the value is gone from MLflow: {gone}") from error
+        raise BackendError(
+            f"MLflow could not load {uri} from {mask_url(tracking)}: {_first_line(error)} "
+            "(check that the tracking server is reachable and the model was not deleted there)"
+        ) from error
 
     def delete(self, metadata: dict) -> None:
         """Forget the value: MLflow's model (and registered version) is left where it is.
@@ -561,3 +610,332 @@ def left_in_mlflow(metadata: dict) -> str:
     model_id = metadata.get("model_id")
     how += f"MlflowClient().delete_logged_model({model_id!r})" if model_id else "the MLflow UI"
     return f"lineapy_ext: MLflow model {uri}{registered} is kept in MLflow at {where}; to remove it there use {how}"
+
+
+# -- the model registry ------------------------------------------------------------
+
+#: Seconds a registry answer is reused by :func:`registered_model_state` for
+#: listings and metadata (``get`` always asks afresh: aliases move).
+REGISTRY_TTL = 30.0
+
+#: Legacy registry stages (deprecated by MLflow since 2.9).
+STAGES = ("None", "Staging", "Production", "Archived")
+
+_ALIAS = re.compile(r"^[\w\-]{1,255}$")
+_MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<ref>[^/@]+))?/?$")
+_LOGGED_MODEL_ID = re.compile(r"^m-[0-9a-f]{32}$")
+
+# One client per (tracking, registry) pair, reused for the session.
+_CLIENTS: dict[tuple[str, str | None], Any] = {}
+# (tracking, registry, name) -> (monotonic time, RegisteredModelState or the BackendError met).
+_STATES: dict[tuple[str, str | None, str], tuple[float, Any]] = {}
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _aliases_to_set(alias: Any, registered_name: str | None) -> list[str]:
+    """Check the ``alias`` save option before anything is logged."""
+    if alias is None:
+        return []
+    aliases = [alias] if isinstance(alias, str) else list(alias) if isinstance(alias, (list, tuple)) else None
+    if not registered_name:
+        raise BackendError(
+            f"alias {alias!r} needs a registered model: add --registered_model_name NAME "
+            "(registered_model_name=NAME) to the save"
+        )
+    for a in aliases or [alias]:
+        if not isinstance(a, str) or not _ALIAS.match(a) or a == "latest" or re.fullmatch(r"v\d+", a):
+            raise BackendError(
+                f"alias {a!r} is not valid in MLflow: use letters, digits, '_' or '-' (not 'latest' or 'v<N>')"
+            )
+    return aliases
+
+
+def _default_registry(tracking_uri: str, registry_uri: str | None) -> str | None:
+    # As in _mlflow_uris: no registry URI means the tracking URI's registry.
+    return registry_uri or (None if tracking_uri.startswith("databricks") else tracking_uri)
+
+
+def registry_client(tracking_uri: str, registry_uri: str | None = None):
+    """Return the session's ``MlflowClient`` for this tracking/registry URI pair.
+
+    Parameters
+    ----------
+    tracking_uri : str
+    registry_uri : str, optional
+        Default: the tracking URI's own registry.
+    """
+    key = (tracking_uri, _default_registry(tracking_uri, registry_uri))
+    client = _CLIENTS.get(key)
+    if client is None:
+        mlflow = import_mlflow()
+        client = _CLIENTS[key] = mlflow.MlflowClient(tracking_uri=key[0], registry_uri=key[1])
+    return client
+
+
+@dataclasses.dataclass(frozen=True)
+class RegistryVersion:
+    """One version of a registered model, as the registry describes it now."""
+
+    name: str
+    version: int
+    source: str
+    run_id: str | None
+    model_id: str | None
+    stage: str
+    aliases: tuple[str, ...]
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+    def describe(self) -> str:
+        """``registered model 'churn' version 3 @champion``."""
+        tags = "".join(f" @{a}" for a in self.aliases)
+        return f"registered model {self.name!r} version {self.version}{tags}"
+
+
+@dataclasses.dataclass(frozen=True)
+class RegisteredModelState:
+    """A registered model's versions and aliases at one moment."""
+
+    name: str
+    registry: str
+    aliases: dict[str, int]
+    versions: dict[int, RegistryVersion]
+
+
+def _is_missing(error: Exception) -> bool:
+    return getattr(error, "error_code", "") == "RESOURCE_DOES_NOT_EXIST"
+
+
+def _unreachable(registry: str, error: Exception) -> BackendError:
+    return BackendError(
+        f"cannot reach the MLflow registry at {mask_url(registry)}: {_first_line(error)} "
+        "(check that the server is running and LineaPy.mlflow_tracking_uri/mlflow_registry_uri)"
+    )
+
+
+def _missing_model(client, registry: str, name: str) -> BackendError:
+    try:
+        names = sorted(m.name for m in client.search_registered_models(max_results=50))
+    except Exception:
+        names = []
+    listed = ", ".join(repr(n) for n in names[:20]) + (", ..." if len(names) > 20 else "")
+    have = f"registered models are {listed}" if names else "it has no registered models"
+    return BackendError(
+        f"no registered model {name!r} in the MLflow registry at {mask_url(registry)}: {have} "
+        "(register one with --registered_model_name NAME on a save)"
+    )
+
+
+def _fetch_state(tracking_uri: str, registry_uri: str | None, name: str) -> RegisteredModelState:
+    client = registry_client(tracking_uri, registry_uri)
+    registry = _default_registry(tracking_uri, registry_uri) or tracking_uri
+    with bounded_requests():
+        try:
+            model = client.get_registered_model(name)
+            found = client.search_model_versions(f"name = '{name}'")
+        except Exception as e:
+            if _is_missing(e):
+                raise _missing_model(client, registry, name) from e
+            raise _unreachable(registry, e) from e
+    aliases = {a: int(v) for a, v in (model.aliases or {}).items()}
+    by_version: dict[int, list[str]] = {}
+    for alias, v in sorted(aliases.items()):
+        by_version.setdefault(v, []).append(alias)
+    versions = {
+        int(mv.version): RegistryVersion(
+            name=name, version=int(mv.version), source=mv.source or "", run_id=mv.run_id or None,
+            model_id=getattr(mv, "model_id", None) or None, stage=mv.current_stage or "None",
+            aliases=tuple(by_version.get(int(mv.version), ())),
+        )
+        for mv in found
+    }
+    return RegisteredModelState(name, registry, aliases, versions)
+
+
+def registered_model_state(
+    tracking_uri: str, registry_uri: str | None, name: str, *, max_age: float | None = None
+) -> RegisteredModelState:
+    """Return registered model ``name``'s versions and aliases, at most ``max_age`` seconds old.
+
+    Parameters
+    ----------
+    tracking_uri, registry_uri : str
+        Where the registry is (``registry_uri`` None: the tracking URI's).
+    name : str
+        Registered model name.
+    max_age : float, optional
+        Reuse an answer (or an error) this recent; 0 asks the registry now.
+        Default: :data:`REGISTRY_TTL`.
+
+    Raises
+    ------
+    BackendError
+        The model does not exist (listing the registered ones) or the
+        registry cannot be reached (in bounded time).
+    """
+    max_age = REGISTRY_TTL if max_age is None else max_age
+    key = (tracking_uri, _default_registry(tracking_uri, registry_uri), name)
+    cached = _STATES.get(key)
+    if cached is not None and time.monotonic() - cached[0] <= max_age:
+        if isinstance(cached[1], Exception):
+            raise cached[1]
+        return cached[1]
+    try:
+        state = _fetch_state(tracking_uri, registry_uri, name)
+    except BackendError as e:
+        _STATES[key] = (time.monotonic(), e)
+        raise
+    _STATES[key] = (time.monotonic(), state)
+    return state
+
+
+def forget_registry_state(name: str | None = None) -> None:
+    """Drop cached registry answers (for ``name``, or all)."""
+    for key in [k for k in _STATES if name is None or k[2] == name]:
+        _STATES.pop(key, None)
+
+
+def resolve_version(
+    state: RegisteredModelState, *, alias: str | None = None, version: int | None = None, stage: str | None = None
+) -> RegistryVersion:
+    """Return the version of ``state`` that ``alias``, ``version`` or ``stage`` selects.
+
+    A stage selects the latest version in that stage, with a warning that
+    stages are deprecated.
+
+    Raises
+    ------
+    BackendError
+        The alias, version or stage does not exist; the message lists the
+        existing ones.
+    """
+    name = state.name
+    if alias is not None:
+        if alias not in state.aliases:
+            have = ", ".join(f"{a!r} (-> version {v})" for a, v in sorted(state.aliases.items())) or "none"
+            raise BackendError(
+                f"registered model {name!r} has no alias {alias!r}: its aliases are {have} "
+                f"(set one with MlflowClient().set_registered_model_alias({name!r}, {alias!r}, VERSION))"
+            )
+        version = state.aliases[alias]
+        if version not in state.versions:  # the registry moves aliases with deletions; be safe
+            raise BackendError(f"alias {alias!r} of {name!r} points at version {version}, which MLflow no longer has")
+    elif stage is not None:
+        return _latest_in_stage(state, stage)
+    if version not in state.versions:
+        have = ", ".join(map(str, sorted(state.versions))) or "none"
+        raise BackendError(
+            f"registered model {name!r} has no version {version} (deleted in MLflow?): existing versions are {have}"
+        )
+    return state.versions[version]
+
+
+def _latest_in_stage(state: RegisteredModelState, stage: str) -> RegistryVersion:
+    canonical = next((s for s in STAGES if s.lower() == str(stage).lower()), None)
+    if canonical is None:
+        raise BackendError(f"unknown stage {stage!r}: use one of {', '.join(STAGES)} (or an alias: --alias NAME)")
+    warnings.warn(
+        f"stages are deprecated in MLflow 3: {stage!r} resolves to the latest version of {state.name!r} in "
+        "that stage; move to aliases (MlflowClient().set_registered_model_alias, --alias NAME)",
+        LineaPyWarning, stacklevel=4,
+    )
+    in_stage = [v for v in state.versions.values() if v.stage == canonical]
+    if not in_stage:
+        stages = ", ".join(f"{v.version}: {v.stage}" for v in sorted(state.versions.values(), key=lambda v: v.version))
+        raise BackendError(f"no version of registered model {state.name!r} is in stage {canonical!r}: stages are {stages}")
+    return max(in_stage, key=lambda v: v.version)
+
+
+def parse_models_uri(uri: str) -> dict:
+    """Split a ``models:/`` URI into what it selects.
+
+    Returns
+    -------
+    dict
+        ``{"name", "alias"}``, ``{"name", "version"}``, ``{"name", "stage"}``,
+        ``{"name", "latest": True}`` or ``{"model_id"}`` (a logged model).
+
+    Raises
+    ------
+    BackendError
+        Not one of ``models:/NAME@ALIAS``, ``models:/NAME/VERSION``,
+        ``models:/NAME/STAGE``, ``models:/NAME/latest``, ``models:/m-<id>``.
+    """
+    m = _MODELS_URI.match(uri.strip())
+    if m is None:
+        raise BackendError(
+            f"{uri!r} is not a registry model URI: use models:/NAME@ALIAS, models:/NAME/VERSION or models:/NAME/STAGE"
+        )
+    name, alias, ref = m.group("name"), m.group("alias"), m.group("ref")
+    if alias:
+        return {"name": name, "alias": alias}
+    if ref is None:
+        if _LOGGED_MODEL_ID.match(name):
+            return {"model_id": name}
+        raise BackendError(f"{uri!r} does not say which version: use models:/{name}@ALIAS or models:/{name}/VERSION")
+    if ref.isdigit():
+        return {"name": name, "version": int(ref)}
+    if ref == "latest":
+        return {"name": name, "latest": True}
+    return {"name": name, "stage": ref}
+
+
+def load_model_uri(uri: str, tracking_uri: str, registry_uri: str | None = None) -> tuple[Any, str]:
+    """Load any model URI through its own flavor (``pyfunc`` when none of ours fits).
+
+    Returns
+    -------
+    (object, str)
+        The model and the flavor it was loaded with.
+    """
+    with _mlflow_uris(tracking_uri, registry_uri) as mlflow:
+        try:
+            flavors = mlflow.models.get_model_info(uri).flavors
+        except Exception as e:
+            raise BackendError(f"MLflow could not read the model {uri} at {mask_url(tracking_uri)}: {_first_line(e)}") from e
+        flavor = next((f for f in FLAVOR_MODULES if f in flavors), None)
+        if flavor is None and "python_function" not in flavors:
+            raise BackendError(f"model {uri} has no flavor lineapy_ext can load ({', '.join(flavors)}): load it with mlflow")
+        module = flavor_module(flavor) if flavor else importlib.import_module("mlflow.pyfunc")
+        try:
+            return module.load_model(uri), flavor or "python_function"
+        except Exception as e:
+            raise BackendError(f"MLflow could not load {uri} from {mask_url(tracking_uri)}: {_first_line(e)}") from e
+
+
+def why_gone(metadata: dict, tracking_uri: str, registry_uri: str | None) -> str | None:
+    """Say why MLflow no longer has the model of ``metadata`` (None: it seems to be there).
+
+    Checked after a failed load: the logged model deleted, its run deleted,
+    or its files gone from the artifact store.
+    """
+    client = registry_client(tracking_uri, registry_uri)
+    model_id, run_id = metadata.get("model_id"), metadata.get("run_id")
+    with bounded_requests():
+        try:
+            location = None
+            if model_id:
+                try:
+                    logged = client.get_logged_model(model_id)
+                except Exception as e:
+                    if _is_missing(e):
+                        return f"its logged model {model_id} was deleted in MLflow"
+                    raise
+                run_id = run_id or logged.source_run_id
+                location = logged.artifact_location
+            if run_id and client.get_run(run_id).info.lifecycle_stage == "deleted":
+                return f"its run {run_id} was deleted in MLflow"
+            if location:
+                import mlflow.artifacts
+
+                if not mlflow.artifacts.list_artifacts(artifact_uri=location):
+                    return f"its files are gone from {mask_url(location)}"
+        except Exception as e:  # cannot tell (unreachable...): the load error says enough
+            log.debug("could not tell why %s failed to load: %s", metadata.get("model_uri"), e)
+    return None
