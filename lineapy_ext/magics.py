@@ -204,6 +204,7 @@ def _user_value(shell, var: str):
     metavar="BACKEND",
     help="lineapy, mlflow or pkg.module.Class (default: from the config)",
 )
+@argument("--verify", action="store_true", help="re-run the slice in a fresh interpreter now and print the verdict")
 def _save(shell, args, backend_kwargs):
     """Save the value of VAR as artifact NAME, with the code that computes it.
 
@@ -218,12 +219,46 @@ def _save(shell, args, backend_kwargs):
         var_names=[args.var],
         storage_backend=args.backend,
         backend_kwargs=backend_kwargs,
+        verify=True if args.verify else None,
     )
     location = _location(art)
     print(
         f"Saved {art.name!r} version {art.version} (backend {art.storage_backend})"
         + (f" -> {location}" if location else "")
     )
+    if args.verify or _verify_mode() == "on":
+        print(f"Verification: {art.verdict}")
+
+
+def _verify_mode() -> str:
+    from lineapy_ext.context import get_context
+
+    return get_context().options.verify_slices
+
+
+@magic_arguments("lineapy verify")
+@argument("name", metavar="NAME", help="artifact name")
+@argument("--version", type=int, metavar="N", help="version (default: latest)")
+@argument("--repair", action="store_true",
+          help="if the slice differs or fails, find the smallest addition from the session that verifies and store it")
+@argument("--timeout", type=float, metavar="SECONDS", help="per run (default: the verify_timeout option)")
+@argument("--max-runs", dest="max_runs", type=int, metavar="N", help="bound on the runs of a repair (default 12)")
+def _verify(shell, args, _):
+    """Re-run the slice of NAME in a fresh interpreter and record whether it recomputes the saved value."""
+    art = _api().get(args.name, version=args.version)
+    verdict = art.verify(repair=args.repair, timeout=args.timeout, max_runs=args.max_runs)
+    repaired = getattr(art, "last_repair", None)
+    if repaired is not None and repaired.found:
+        added = repaired.added
+        print(f"Repaired the slice of {art.name!r} version {art.version}: {len(added)} statement(s) added "
+              f"({repaired.runs} verification runs):")
+        for s in added:
+            print(f"    [{s.execution_count if s.execution_count is not None else '?'}] "
+                  + s.source.replace("\n", "\n        "))
+        print("The slicer left these out: a bug report to lineapy_ext should contain them.")
+    print(f"{art.name!r} version {art.version}: {verdict}")
+    if repaired is not None and not repaired.found:
+        print(repaired.verdict.detail)
 
 
 def _location(art) -> str:
@@ -342,7 +377,11 @@ def _is_bare_magic_statement() -> bool:
 @argument("--version", type=int, metavar="N", help="version (default: latest)")
 def _code(shell, args, _):
     """Print the slice: the code that recomputes artifact NAME."""
-    print(_api().get(args.name, version=args.version).get_code())
+    art = _api().get(args.name, version=args.version)
+    verdict = art.verdict
+    if verdict is not None:
+        print(f"# verification: {verdict}")
+    print(art.get_code())
 
 
 @magic_arguments("lineapy list")
@@ -372,6 +411,7 @@ def _list(shell, args, _):
             )
         )
     columns = ["name", "version", "versions", "backend", "type", "size", "saved at"]
+    rows, columns = _with_verification_column(rows, columns)
     rows, columns = _with_registry_column(rows, columns, listed)
     empty = f"no artifacts match {pattern!r}" if pattern else "no artifacts saved yet"
     return _ArtifactTable(columns, rows, empty=empty, artifacts=listed)
@@ -396,6 +436,27 @@ class _ArtifactTable(Table):
             for i, (row, art) in enumerate(zip(self.rows, self.artifacts))
         )
         return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _with_verification_column(rows: list, columns: list) -> tuple[list, list]:
+    """Add a ``verification`` column once any listed artifact has a verdict (or one is pending)."""
+    from lineapy_ext.context import get_context
+    from lineapy_ext.verify import current_verdict
+
+    db = get_context().store.db
+    cells = []
+    for row in rows:
+        record = db.get_artifact(row[0], int(row[1]))
+        verdict = current_verdict(db, record) if record is not None else None
+        if verdict is None:
+            cells.append("")
+        elif verdict.status == "verified":
+            cells.append(f"verified {verdict.seconds:.1f} s" if verdict.seconds is not None else "verified")
+        else:
+            cells.append(verdict.status)
+    if not any(cells):
+        return rows, columns
+    return [(*row, cell or "unverified") for row, cell in zip(rows, cells)], [*columns, "verification"]
 
 
 def _matches(name: str, pattern: str) -> bool:
@@ -525,11 +586,12 @@ SUBCOMMANDS: dict[str, Callable] = {
     "export": _export,
     "lineage": _lineage,
     "config": _config,
+    "verify": _verify,
     "store": _store,
 }
 
 #: Sub-commands whose first argument is an artifact name (tab completion).
-_NAME_SUBCOMMANDS = ("get", "code", "delete", "export", "lineage")
+_NAME_SUBCOMMANDS = ("get", "code", "delete", "export", "lineage", "verify")
 
 
 def usage() -> str:
@@ -575,6 +637,26 @@ def _parse(func, line: str):
         raise UsageError(f"{exc}\nusage: {_usage_line(func)}") from None
 
 
+def _announce_verifications(sub: str, args) -> None:
+    """Print the verdicts of background verifications that finished, of the artifacts this command touches."""
+    import sys
+
+    if "lineapy_ext.verify" not in sys.modules:
+        return  # nothing was ever verified in the background
+    from lineapy_ext.context import get_context
+    from lineapy_ext.verify import finished_notices
+
+    names = None if sub == "list" else {n for n in (getattr(args, "name", None), getattr(args, "var", None)) if n}
+    if names == set():
+        return
+    try:
+        lines = finished_notices(get_context().store.db, names)
+    except Exception:  # an announcement must never break the command
+        return
+    for line in lines:
+        print(line)
+
+
 @magics_class
 class LineaPyMagics(Magics):
     """The ``%lineapy`` magic and its tab completion."""
@@ -595,6 +677,7 @@ class LineaPyMagics(Magics):
         if args is None:
             print(_help(func))
             return None
+        _announce_verifications(sub, args)
         try:
             return func(self.shell, args, extra)
         except LineaPyError as exc:

@@ -293,7 +293,8 @@ def _run_body(group: Group, functions: dict, result: str) -> list[str]:
     return lines
 
 
-def render_module(targets: list[Target], parameters: list[str], title: str = "") -> Module:
+def render_module(targets: list[Target], parameters: list[str], title: str = "",
+                  reserved: frozenset = frozenset()) -> Module:
     """Render the module recomputing ``targets`` with keyword ``parameters``.
 
     Parameters
@@ -304,6 +305,8 @@ def render_module(targets: list[Target], parameters: list[str], title: str = "")
         Variables of the slices that become keyword parameters.
     title : str
         First line of the module docstring.
+    reserved : set of str
+        Module-level names the caller adds later; generated names avoid them.
 
     Returns
     -------
@@ -315,7 +318,7 @@ def render_module(targets: list[Target], parameters: list[str], title: str = "")
         If a parameter is not read by the slices, or a slice cannot be parsed.
     """
     groups = analyse(targets, parameters)
-    taken = {SENTINEL, "_SessionValue", "run_all", "ARTIFACTS", "PARAMETERS", "_given"}
+    taken = {SENTINEL, "_SessionValue", "run_all", "ARTIFACTS", "PARAMETERS", "_given", *reserved}
     for group in groups:
         for item in group.program:
             taken |= item.stmt.mentions

@@ -1,0 +1,230 @@
+"""Pipeline targets: a directory that recomputes artifacts without lineapy_ext.
+
+Every target writes ``pipeline.py`` (the generated module plus the runner CLI
+of :mod:`.runner`), ``requirements.txt`` pinning the installed distributions
+of what the slices import, and a short ``README.md``:
+
+- ``script``: run ``python pipeline.py [--PARAM VALUE ...]``; values land in
+  ``outputs/NAME.pickle``.
+- ``dvc``: ``dvc.yaml`` with one stage per artifact (deps: ``pipeline.py``;
+  params: the artifact's parameters, from ``params.yaml``; outs: its pickle).
+- ``airflow``: ``dag.py``, a TaskFlow DAG with one task per artifact; each
+  task calls ``pipeline.run_task`` (a plain function), which writes the value
+  to a data folder (DAG param ``data_dir``) and returns only its path.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import sys
+from pathlib import Path
+
+from lineapy_ext.codegen.plan import CodegenError
+from lineapy_ext.codegen.render import SENTINEL, Module, render_module
+from lineapy_ext.codegen.runner import RUNNER_CODE, RUNNER_NAMES
+
+#: The targets ``%lineapy pipeline --to`` accepts.
+TARGETS = ("script", "dvc", "airflow")
+
+
+def write_pipeline(targets, kind: str, output_dir, parameters=(), force: bool = False) -> list[Path]:
+    """Write pipeline ``kind`` recomputing ``targets`` into ``output_dir``.
+
+    Parameters
+    ----------
+    targets : list of lineapy_ext.codegen.Target
+        From :func:`lineapy_ext.codegen.targets_for`.
+    kind : {"script", "dvc", "airflow"}
+    output_dir : str or path-like
+        Created if missing.
+    parameters : list of str
+        Variables of the slices that become pipeline parameters.
+    force : bool
+        Overwrite files that exist already.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written.
+
+    Raises
+    ------
+    CodegenError
+        Unknown ``kind``, a bad parameter, or files in the way without ``force``.
+    """
+    if kind not in TARGETS:
+        raise CodegenError(f"unknown pipeline target {kind!r}: choose script, dvc or airflow")
+    title = f"Pipeline recomputing {', '.join(repr(t.name) for t in targets)} ({kind} target)."
+    module = render_module(list(targets), list(dict.fromkeys(parameters)), title, reserved=RUNNER_NAMES)
+    files = {"pipeline.py": module.source.rstrip("\n") + "\n\n" + RUNNER_CODE.lstrip("\n"),
+             "requirements.txt": requirements_text(module)}
+    if kind == "dvc":
+        files["params.yaml"] = params_yaml(module)
+        files["dvc.yaml"] = dvc_yaml(module)
+    elif kind == "airflow":
+        files["dag.py"] = airflow_dag(module, _dag_id(targets))
+    files["README.md"] = readme(kind, targets, module)
+    return _write_files(Path(output_dir).expanduser(), files, force)
+
+
+def _write_files(root: Path, files: dict, force: bool) -> list[Path]:
+    existing = [name for name in files if (root / name).exists()]
+    if existing and not force:
+        raise CodegenError(f"{root} already has {', '.join(existing)}; use --force (force=True) to overwrite "
+                           "or choose another directory")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            (root / name).write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise CodegenError(f"cannot write the pipeline to {str(root)!r}: {e.strerror or e}; "
+                           "choose a writable directory") from e
+    return [root / name for name in files]
+
+
+def _dag_id(targets) -> str:
+    return "lineapy_" + re.sub(r"\W", "_", "_".join(t.name for t in targets))[:200]
+
+
+def imported_modules(module: Module) -> list[str]:
+    """Top-level names of the modules the generated code imports (standard library excluded)."""
+    names: list[str] = []
+    for group in module.groups:
+        for item in group.program:
+            for node in ast.walk(item.stmt.node):
+                if isinstance(node, ast.Import):
+                    names += [a.name.split(".")[0] for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                    names.append(node.module.split(".")[0])
+    stdlib = set(sys.stdlib_module_names)
+    return [n for n in dict.fromkeys(names) if n not in stdlib and n != "__future__"]
+
+
+def requirements_text(module: Module) -> str:
+    """``requirements.txt``: ``dist==version`` for every installed distribution the code imports."""
+    from lineapy_ext.backends.mlflow import _distribution_version  # the one module -> distribution map
+
+    lines = ["# Installed versions of the distributions the generated code imports."]
+    pins = {}
+    for name in imported_modules(module):
+        found = _distribution_version(name)
+        if found is None:
+            lines.append(f"# {name}: no installed distribution provides it; install it yourself")
+        else:
+            pins[found[0]] = found[1]
+    lines += [f"{dist}=={version}" for dist, version in sorted(pins.items(), key=lambda kv: kv[0].lower())]
+    return "\n".join(lines) + "\n"
+
+
+def _literal_params(module: Module) -> dict:
+    return {k: ast.literal_eval(v) for k, v in module.parameters.items() if v != SENTINEL}
+
+
+def params_yaml(module: Module) -> str:
+    """``params.yaml``: one ``name: value`` line per parameter with a literal default (JSON values are YAML)."""
+    lines = ["# Parameters of pipeline.py; dvc repro reruns the stages whose parameters changed."]
+    for name, value in _literal_params(module).items():
+        try:
+            lines.append(f"{name}: {json.dumps(value)}")
+        except TypeError:
+            lines.append(f"# {name}: {value!r} has no YAML form; pass --{name} on the command line")
+    for name, default in module.parameters.items():
+        if default == SENTINEL:
+            lines.append(f"# {name}: computed as in the session unless set here")
+    return "\n".join(lines) + "\n"
+
+
+def _artifact_params(module: Module, artifact: str) -> list[str]:
+    names = []
+    for group in module.groups:
+        names += [b.name for b in group.bindings.values() if artifact in b.item.owners]
+    return names
+
+
+def dvc_yaml(module: Module) -> str:
+    """``dvc.yaml``: a stage per artifact running ``pipeline.py --artifact NAME``."""
+    literal = _literal_params(module)
+    lines = ["stages:"]
+    for artifact in module.functions:
+        lines += [f"  {json.dumps(artifact)}:",
+                  f"    cmd: python pipeline.py --artifact {artifact} --params-file params.yaml",
+                  "    deps:", "      - pipeline.py"]
+        params = [p for p in _artifact_params(module, artifact) if p in literal]
+        if params:
+            lines += ["    params:", *(f"      - {p}" for p in params)]
+        lines += ["    outs:", f"      - outputs/{artifact}.pickle"]
+    return "\n".join(lines) + "\n"
+
+
+_DAG_TEMPLATE = '''"""Airflow DAG {dag_id}: one task per artifact, values passed through files.
+
+Each task calls pipeline.run_task (a plain function, testable without
+Airflow), which writes the artifact to the data folder (DAG param data_dir,
+default: $LINEAPY_PIPELINE_DATA_DIR or data/ next to this file) and returns
+only the file's path (a string XCom, never a pickled value).
+"""
+
+import importlib.util
+import os
+from datetime import datetime
+
+try:  # Airflow 3
+    from airflow.sdk import dag, task
+except ImportError:  # Airflow 2
+    from airflow.decorators import dag, task
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+_spec = importlib.util.spec_from_file_location("{dag_id}_pipeline", os.path.join(HERE, "pipeline.py"))
+pipeline = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(pipeline)
+
+DATA_DIR = os.environ.get("LINEAPY_PIPELINE_DATA_DIR", os.path.join(HERE, "data"))
+
+
+@dag(dag_id={dag_id!r}, schedule=None, start_date=datetime(2024, 1, 1), catchup=False,
+     params={params})
+def {func}():
+{tasks}
+
+
+{func}()
+'''
+
+_TASK_TEMPLATE = '''    @task(task_id={task_id!r})
+    def {func}(params=None):
+        params = dict(params or {{}})
+        return pipeline.run_task({name!r}, params.pop("data_dir", DATA_DIR), params)
+
+    {func}()
+'''
+
+
+def airflow_dag(module: Module, dag_id: str) -> str:
+    """``dag.py``: a TaskFlow DAG with a task per artifact."""
+    params = {"data_dir": None, **_literal_params(module)}
+    tasks = []
+    for n, (artifact, func) in enumerate(module.functions.items()):
+        task_id = re.sub(r"[^\w.-]", "_", artifact)
+        func_name = f"task_{n}_" + re.sub(r"\W", "_", artifact)
+        tasks.append(_TASK_TEMPLATE.format(task_id=task_id, func=func_name, name=artifact))
+    source = _DAG_TEMPLATE.format(dag_id=dag_id, params=repr(params), func=dag_id, tasks="\n".join(tasks))
+    return source.replace('"data_dir": None', '"data_dir": DATA_DIR').replace("'data_dir': None", "'data_dir': DATA_DIR")
+
+
+def readme(kind: str, targets, module: Module) -> str:
+    """A few lines telling how to run the target."""
+    names = ", ".join(f"`{t.name}` (version {t.version})" for t in targets)
+    params = " ".join(f"--{p} VALUE" for p in module.parameters) or ""
+    how = {
+        "script": f"    pip install -r requirements.txt\n    python pipeline.py {params}\n\n"
+                  "Each value is written to `outputs/NAME.pickle` (`--output-dir` to change).",
+        "dvc": "    pip install -r requirements.txt dvc\n    dvc repro\n\n"
+               "One stage per artifact; edit `params.yaml` and `dvc repro` reruns the stages that read it.",
+        "airflow": "Copy this folder into your DAGs folder (with `pip install -r requirements.txt` on the workers).\n"
+                   "Tasks write values to the `data_dir` DAG param (default `$LINEAPY_PIPELINE_DATA_DIR` or "
+                   "`data/`); `pipeline.run_task` is what each task runs.",
+    }[kind]
+    return (f"# Pipeline ({kind})\n\nGenerated by lineapy_ext from {names}; runs without lineapy_ext.\n\n"
+            f"{how}\n\nParameters and their defaults are documented in `pipeline.py` (`run_all`).\n")

@@ -1,0 +1,132 @@
+"""Code appended to a generated module to make it a pipeline: file outputs and a CLI.
+
+The text below runs in the generated module (without lineapy_ext).  It adds
+``write_artifacts`` (compute artifacts, write each value to
+``OUTPUT_DIR/NAME.pickle`` atomically), ``run_task`` (one artifact, for an
+Airflow task), ``load_artifact`` and ``main``: an argparse CLI taking each
+parameter as ``--NAME VALUE`` (a Python literal, else a string), optionally
+from a flat ``params.yaml``.  Standard-library imports happen inside the
+functions so that they cannot clash with the names of the recomputed code.
+"""
+
+from __future__ import annotations
+
+#: Module-level names the runner defines (generated functions avoid them).
+RUNNER_NAMES = frozenset({"OUTPUT_DIR", "write_artifacts", "run_task", "load_artifact", "main",
+                          "read_params", "parse_value", "_accepted",
+                          "_outputs_next_to_this_file"})
+
+RUNNER_CODE = '''
+def _outputs_next_to_this_file():
+    import os
+
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "outputs")
+
+
+#: Where artifact values are written by default.
+OUTPUT_DIR = _outputs_next_to_this_file()
+
+
+def parse_value(text):
+    """A command-line or params-file value: a Python literal if it is one, else the string."""
+    import ast
+
+    text = text.strip()
+    if text in ("true", "false", "null", "~"):
+        return {"true": True, "false": False}.get(text)
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def read_params(path):
+    """Parameter values from a flat ``name: value`` YAML file (PyYAML is used when installed)."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    try:
+        import yaml
+    except ImportError:
+        values = {}
+        for line in text.splitlines():
+            if line.strip() and not line.lstrip().startswith("#"):
+                key, _, value = line.partition(":")
+                values[key.strip()] = parse_value(value)
+        return values
+    return yaml.safe_load(text) or {}
+
+
+def _accepted(function, params):
+    import inspect
+
+    names = inspect.signature(function).parameters
+    return {k: v for k, v in params.items() if k in names}
+
+
+def write_artifacts(names=None, output_dir=None, **params):
+    """Compute artifacts ``names`` (default: all) and write each to ``output_dir/NAME.pickle``.
+
+    Returns {name: path}.  Shared code runs once when every artifact is asked for.
+    """
+    import os
+    import pickle
+
+    unknown = sorted(set(params) - set(PARAMETERS))
+    if unknown:
+        raise TypeError(f"unknown parameter(s) {', '.join(unknown)}; parameters: {', '.join(PARAMETERS) or '(none)'}")
+    names = list(ARTIFACTS) if names is None else list(names)
+    output_dir = output_dir or OUTPUT_DIR
+    if set(names) == set(ARTIFACTS):
+        values = run_all(**params)
+    else:
+        values = {name: ARTIFACTS[name](**_accepted(ARTIFACTS[name], params)) for name in names}
+    os.makedirs(output_dir, exist_ok=True)
+    paths = {}
+    for name in names:
+        path = os.path.join(output_dir, name + ".pickle")
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as f:
+            pickle.dump(values[name], f)
+        os.replace(tmp, path)  # readers never see a partial file
+        paths[name] = path
+    return paths
+
+
+def run_task(name, data_dir, params=None):
+    """Compute artifact ``name`` with ``params`` (unknown keys ignored), write it to ``data_dir``; return the path."""
+    params = {k: v for k, v in (params or {}).items() if k in PARAMETERS}
+    return write_artifacts([name], data_dir, **params)[name]
+
+
+def load_artifact(name, output_dir=None):
+    """Read back the value ``write_artifacts`` wrote for ``name``."""
+    import os
+    import pickle
+
+    with open(os.path.join(output_dir or OUTPUT_DIR, name + ".pickle"), "rb") as f:
+        return pickle.load(f)
+
+
+def main(argv=None):
+    """Command line: compute the artifacts and write them to the output folder."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output-dir", default=OUTPUT_DIR, help="where NAME.pickle files go (default: %(default)s)")
+    parser.add_argument("--artifact", action="append", choices=list(ARTIFACTS),
+                        help="compute only this artifact (repeatable; default: all)")
+    parser.add_argument("--params-file", help="YAML file of parameter values (command-line values win)")
+    for name, default in PARAMETERS.items():
+        parser.add_argument("--" + name, type=parse_value, default=argparse.SUPPRESS,
+                            help=f"Python literal or string (default: {default!r})")
+    args = vars(parser.parse_args(argv))
+    output_dir, names, params_file = args.pop("output_dir"), args.pop("artifact"), args.pop("params_file")
+    params = {k: v for k, v in (read_params(params_file) if params_file else {}).items() if k in PARAMETERS}
+    params.update(args)
+    for name, path in write_artifacts(names, output_dir, **params).items():
+        print(f"{name} -> {path}")
+
+
+if __name__ == "__main__":
+    main()
+'''
