@@ -22,9 +22,11 @@ __all__ = [
     "cleanup",
     "delete",
     "get",
+    "get_function",
     "load_ipython_extension",
     "options",
     "save",
+    "to_pipeline",
     "unload_ipython_extension",
 ]
 
@@ -50,6 +52,14 @@ def __getattr__(name):
         from lineapy_ext import api
 
         return getattr(api, name)
+    if name == "get_function":
+        from lineapy_ext.codegen import get_function
+
+        return get_function
+    if name == "to_pipeline":
+        from lineapy_ext.codegen.pipeline import to_pipeline
+
+        return to_pipeline
     if name == "options":
         from lineapy_ext.context import get_context
 

@@ -55,6 +55,10 @@ class ExportError(LineaPyError, ValueError):
     """A slice cannot be exported to the given path (bad suffix, unwritable file)."""
 
 
+class CodegenError(LineaPyError, ValueError):
+    """Code cannot be generated as asked (a parameter the slices do not read, an artifact without a slice...)."""
+
+
 class LineaPyWarning(UserWarning):
     """Something works but is probably not what the user wants."""
 

@@ -2,8 +2,10 @@
 
 This module owns the file formats of ``%lineapy export``: a ``.py`` script
 with a short comment header, or an nbformat v4 notebook with a markdown header
-cell and one code cell per original cell that contributed to the slice.  It
-only formats and writes; the slice itself comes from the artifact.
+cell and one code cell per original cell that contributed to the slice; with
+``--function``, a module of parameterized functions (rendered by
+:mod:`lineapy_ext.codegen`).  It only formats and writes; the slice itself
+comes from the artifact.
 """
 
 from __future__ import annotations
@@ -169,6 +171,45 @@ def write_export(path: str | os.PathLike, artifact) -> Path:
         text = nbformat.writes(to_notebook(*what, slice_cells(artifact)))
     else:
         text = to_script(*what, artifact.get_code())
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as e:
+        reason = e.strerror or str(e) or type(e).__name__
+        raise ExportError(f"cannot export to {str(path)!r}: {reason}; choose a writable path") from e
+    return path
+
+
+def write_function_module(path: str | os.PathLike, artifacts, parameters=()) -> Path:
+    """Write the module of :func:`lineapy_ext.get_function` for ``artifacts`` to ``path``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Ends with ``.py``.
+    artifacts : list
+        Artifact names, ``(name, version)`` pairs or ``Artifact`` objects.
+    parameters : list of str
+        Variables of the slices that become keyword parameters.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+
+    Raises
+    ------
+    lineapy_ext.exceptions.ExportError
+        If the suffix is not ``.py`` or the file cannot be written.
+    lineapy_ext.codegen.CodegenError
+        If a parameter is not read by the slices (the message lists those that are).
+    """
+    from lineapy_ext.codegen import function_module
+
+    path = Path(path).expanduser()
+    if path.suffix.lower() != ".py":
+        raise ExportError(f"cannot export functions to {str(path)!r}: the file name must end with .py")
+    text = function_module(artifacts, parameters).source
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")

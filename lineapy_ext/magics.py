@@ -512,7 +512,7 @@ def _delete(shell, args, _):
 
 
 @magic_arguments("lineapy export")
-@argument("name", metavar="NAME", help="artifact name")
+@argument("names", metavar="NAME", nargs="+", help="artifact name (several with --function)")
 @argument("--version", type=int, metavar="N", help="version (default: latest)")
 @argument(
     "-o",
@@ -520,13 +520,41 @@ def _delete(shell, args, _):
     metavar="PATH",
     help="a .py script or .ipynb notebook (default: NAME.py)",
 )
+@argument("--function", action="store_true",
+          help="write a module of functions recomputing the artifacts (shared code once), not the bare slice")
+@argument("--param", dest="params", action="extend", nargs="+", default=[], metavar="VAR",
+          help="with --function: variables of the slices that become keyword parameters")
 def _export(shell, args, _):
-    """Write the slice of artifact NAME as a script or notebook."""
-    from lineapy_ext.export import write_export
+    """Write the slice of artifact NAME as a script or notebook, or with --function a module of functions."""
+    from lineapy_ext.export import write_export, write_function_module
 
-    art = _api().get(args.name, version=args.version)
+    if args.function:
+        what = [(n, args.version) if args.version else n for n in args.names]
+        path = write_function_module(args.output or f"{args.names[0]}.py", what, args.params)
+        print(f"Wrote functions recomputing {', '.join(map(repr, args.names))} to {path} "
+              f"(run_all(), get_<name>(){'; parameters ' + ', '.join(args.params) if args.params else ''})")
+        return
+    if len(args.names) > 1 or args.params:
+        raise UsageError("several NAMEs and --param need --function: %lineapy export NAME... --function -o mod.py")
+    art = _api().get(args.names[0], version=args.version)
     path = write_export(args.output or f"{art.name}.py", art)
     print(f"Wrote the slice of {art.name!r} version {art.version} to {path}")
+
+
+@magic_arguments("lineapy pipeline")
+@argument("names", metavar="NAME", nargs="+", help="artifact names (latest versions)")
+@argument("--to", required=True, choices=("script", "dvc", "airflow"), help="the kind of pipeline")
+@argument("-o", "--output", required=True, metavar="DIR", help="directory to write")
+@argument("--param", dest="params", action="extend", nargs="+", default=[], metavar="VAR",
+          help="variables of the slices that become pipeline parameters")
+@argument("--force", action="store_true", help="overwrite files already in DIR")
+def _pipeline(shell, args, _):
+    """Write a pipeline recomputing the artifacts that runs without lineapy_ext (script, DVC or Airflow)."""
+    from lineapy_ext.codegen.pipeline import to_pipeline
+
+    files = to_pipeline(args.names, args.to, args.output, args.params, force=args.force)
+    print(f"Wrote a {args.to} pipeline for {', '.join(map(repr, args.names))} to {files[0].parent}: "
+          + ", ".join(f.name for f in files))
 
 
 @magic_arguments("lineapy lineage")
@@ -584,6 +612,7 @@ SUBCOMMANDS: dict[str, Callable] = {
     "list": _list,
     "delete": _delete,
     "export": _export,
+    "pipeline": _pipeline,
     "lineage": _lineage,
     "config": _config,
     "verify": _verify,
@@ -591,7 +620,7 @@ SUBCOMMANDS: dict[str, Callable] = {
 }
 
 #: Sub-commands whose first argument is an artifact name (tab completion).
-_NAME_SUBCOMMANDS = ("get", "code", "delete", "export", "lineage", "verify")
+_NAME_SUBCOMMANDS = ("get", "code", "delete", "export", "lineage", "verify", "pipeline")
 
 
 def usage() -> str:

@@ -29,6 +29,39 @@ from lineapy_ext.codegen.runner import RUNNER_CODE, RUNNER_NAMES
 TARGETS = ("script", "dvc", "airflow")
 
 
+def to_pipeline(artifacts, to: str, output_dir, input_parameters=(), force: bool = False) -> list[Path]:
+    """Write a directory that recomputes ``artifacts`` without lineapy_ext.
+
+    Parameters
+    ----------
+    artifacts : str, Artifact, or list of them
+        Artifact names (latest version), ``(name, version)`` pairs or ``Artifact`` objects.
+    to : {"script", "dvc", "airflow"}
+        The target (see the module docstring).
+    output_dir : str or path-like
+        The directory to write; created if missing.
+    input_parameters : list of str
+        Variables of the slices that become pipeline parameters.
+    force : bool
+        Overwrite files that exist already.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written.
+
+    Raises
+    ------
+    CodegenError
+        Unknown target, a parameter the slices do not read, files in the way.
+    """
+    from lineapy_ext.codegen import targets_for
+
+    if to not in TARGETS:
+        raise CodegenError(f"unknown pipeline target {to!r}: choose script, dvc or airflow")
+    return write_pipeline(targets_for(artifacts), to, output_dir, input_parameters, force)
+
+
 def write_pipeline(targets, kind: str, output_dir, parameters=(), force: bool = False) -> list[Path]:
     """Write pipeline ``kind`` recomputing ``targets`` into ``output_dir``.
 

@@ -17,11 +17,7 @@ import difflib
 from dataclasses import dataclass, field
 
 from lineapy_ext.codegen.statements import BUILTIN_NAMES, Stmt, expand_calls, parse_slice
-from lineapy_ext.exceptions import LineaPyError
-
-
-class CodegenError(LineaPyError, ValueError):
-    """Code cannot be generated as asked (unknown parameter, artifact without a slice...)."""
+from lineapy_ext.exceptions import CodegenError
 
 
 @dataclass
