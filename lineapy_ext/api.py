@@ -108,9 +108,9 @@ class Artifact:
         Parameters
         ----------
         repair : bool
-            When the verdict is ``differs`` or ``failed``, search the session's
-            statements for the smallest addition that makes the slice verify,
-            and store that slice.
+            When the verdict is ``differs``, ``failed`` or ``nondeterministic``,
+            search the session's statements for the smallest addition that
+            makes the slice verify, and store that slice.
         timeout : float, optional
             Seconds per run (default: the ``verify_timeout`` option).
         max_runs : int, optional
