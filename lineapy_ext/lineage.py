@@ -124,7 +124,7 @@ def read_slice_cell(count: int | None, code: str, literals: dict[str, str]) -> _
         load = _artifact_assignment(st, inlined)
         if load is not None:
             cell.loads.append(load)
-            cell.defs.add(load[2])
+            cell.defs.update(t.id for t in st.targets if isinstance(t, ast.Name))
             cell.statements.append(f"{load[2]} = artifact {load[0]!r}")
             continue
         cell.statements.append(_first_line(ast.get_source_segment(code, st) or ast.unparse(st)))
@@ -140,7 +140,7 @@ def _artifact_assignment(st, inlined) -> tuple[str, str, str] | None:
     if (isinstance(st, ast.Assign) and isinstance(st.value, ast.Call) and isinstance(st.value.func, ast.Name)
             and st.value.func.id in inlined and isinstance(st.targets[0], ast.Name)):
         name, body = inlined[st.value.func.id]
-        return name, body, st.targets[0].id
+        return name, body, " = ".join(t.id for t in st.targets if isinstance(t, ast.Name))
     return None
 
 
@@ -386,12 +386,12 @@ def _add_artifact(builder: _Builder, record) -> list:
     cells = [read_slice_cell(count, code, literals) for count, code in _slice_entries(record)]
     stored = _match_cells(cells, builder.session_cells(record.session_id))
     ids = [builder.add_node(_cell_node(record, i, c, stored[i])) for i, c in enumerate(cells)]
-    _link_cells(builder, cells, ids)
-    _link_files(builder, cells, ids)
+    writers = _link_files(builder, cells, ids)
     last_def = {n: i for i, c in enumerate(cells) for n in c.defs}
     producers = {last_def[n] for n in record.var_names if n in last_def} or ({len(cells) - 1} if cells else set())
     for i in producers:
         builder.add_edge(ids[i], target, "produces")
+    _link_cells(builder, cells, ids, writers | producers)
     upstream = []
     for i, cell in enumerate(cells):
         for name, body, _ in cell.loads:
@@ -449,9 +449,13 @@ def _match_cells(cells: list[_SliceCell], stored: list) -> list:
     return found
 
 
-def _link_cells(builder: _Builder, cells: list[_SliceCell], ids: list[str]) -> None:
+def _link_cells(builder: _Builder, cells: list[_SliceCell], ids: list[str], feeds: set[int]) -> None:
+    """Edges from the cell that last bound or changed a name to the cells that use it.
+
+    ``feeds``: cells already known to feed something (a file, the artifact).
+    """
     last_def: dict[str, int] = {}
-    feeds = set()
+    feeds = set(feeds)
     for i, cell in enumerate(cells):
         for name in sorted(cell.uses):
             j = last_def.get(name)
@@ -465,16 +469,20 @@ def _link_cells(builder: _Builder, cells: list[_SliceCell], ids: list[str]) -> N
             builder.add_edge(ids[j], ids[j + 1], "data")
 
 
-def _link_files(builder: _Builder, cells: list[_SliceCell], ids: list[str]) -> None:
+def _link_files(builder: _Builder, cells: list[_SliceCell], ids: list[str]) -> set[int]:
+    """Edges from files to the cells that read them; returns the cells whose written files are read later."""
     written: dict[str, int] = {}
+    writers = set()
     for i, cell in enumerate(cells):
         for path in cell.reads:
             role = "intermediate" if path in written else "input"
             node = builder.add_node({"id": f"file:{path}", "kind": "file", "path": path, "role": role})
             if role == "intermediate":
                 builder.add_edge(ids[written[path]], node, "writes")
+                writers.add(written[path])
             builder.add_edge(node, ids[i], "reads")
         written.update((p, i) for p in cell.writes)
+    return writers
 
 
 def _stated_version(stored, name: str) -> int | None:
@@ -745,13 +753,52 @@ def _ports(boxes: dict[str, _Box], edges: list[dict]) -> dict[tuple[str, str], t
     return ports
 
 
-def _edge_path(src: _Box, tgt: _Box, x1: float, x2: float) -> str:
+def _rows(boxes: list[_Box]) -> list[tuple[float, float, list[_Box]]]:
+    """``(top, bottom, boxes left to right)`` of every row of the picture, top to bottom."""
+    rows = defaultdict(list)
+    for b in boxes:
+        rows[b.y].append(b)
+    return [(y, y + max(b.h for b in row), sorted(row, key=lambda b: b.x)) for y, row in sorted(rows.items())]
+
+
+def _detour(x: float, row: list[_Box]) -> float:
+    """``x``, or the middle of the nearest gap beside the box of ``row`` that ``x`` would cross."""
+    for b in row:
+        if b.x - 4 <= x <= b.x + b.w + 4:
+            left, right = b.x - _H_GAP / 2, b.x + b.w + _H_GAP / 2
+            return left if x - left <= right - x else right
+    return x
+
+
+def _edge_path(src: _Box, tgt: _Box, x1: float, x2: float, rows) -> str:
+    """An edge as smooth vertical curves; one that skips rows goes round their boxes, not under them."""
     y1, y2 = src.y + src.h, tgt.y
     if y2 <= y1:  # drawn upwards only in a cycle
         y1, y2 = src.y, tgt.y + tgt.h
-    bend = max(abs(y2 - y1) / 2, 12)
-    sign = 1 if y2 > y1 else -1
-    return f"M{x1:.1f},{y1:.1f} C{x1:.1f},{y1 + sign * bend:.1f} {x2:.1f},{y2 - sign * bend:.1f} {x2:.1f},{y2:.1f}"
+        points = [(x1, y1), (x2, y2)]
+    else:
+        # Straight down from the source; side-step only where a box is in
+        # the way, bending in the gap above that row; the last bend is in
+        # the gap above the target.
+        points, x, above = [(x1, y1)], x1, y1
+        for top, bottom, row in rows:
+            if y1 < top and bottom < y2:
+                moved = _detour(x, row)
+                if moved != x:
+                    points += [(x, above + 6), (moved, top - 6), (moved, bottom + 6)]
+                    x = moved
+                above = bottom
+        if x != x2 and above > y1:
+            points.append((x, above + 6))
+        points.append((x2, y2))
+    d = [f"M{points[0][0]:.1f},{points[0][1]:.1f}"]
+    for (xa, ya), (xb, yb) in zip(points, points[1:]):
+        if xa == xb:
+            d.append(f"L{xb:.1f},{yb:.1f}")
+        else:
+            bend = (yb - ya) / 2
+            d.append(f"C{xa:.1f},{ya + bend:.1f} {xb:.1f},{yb - bend:.1f} {xb:.1f},{yb:.1f}")
+    return " ".join(d)
 
 
 def _marker(kind: str, colour: str) -> str:
@@ -778,12 +825,13 @@ def render_svg(lineage: Lineage) -> str:
     boxes = {b.id: b for b in placed}
     edges = [e for e in lineage.edges if e["source"] in boxes and e["target"] in boxes]
     ports = _ports(boxes, edges)
+    rows = _rows(placed)
     paths = []
     for e in edges:
         colour = _EDGE.get(e["kind"], _EDGE_DEFAULT)
         kind = e["kind"] if e["kind"] in _EDGE else "data"
         d = _edge_path(boxes[e["source"]], boxes[e["target"]], ports[(e["source"], e["target"], "source")],
-                       ports[(e["source"], e["target"], "target")])
+                       ports[(e["source"], e["target"], "target")], rows)
         paths.append(f'<path d="{d}" stroke="{colour}" marker-end="url(#lineapy-arrow-{kind})"/>')
     markers = "".join(_marker(k, c) for k, c in [("data", _EDGE_DEFAULT), ("loads", _EDGE["loads"]),
                                                   ("reads", _EDGE["reads"]), ("writes", _EDGE["writes"])])

@@ -127,6 +127,8 @@ def test_lineage_crosses_sessions_with_versions_cells_and_files(two_sessions):
         (save_cell["id"], "artifact:double:1", "produces"),
     }
     assert expected <= edges(lineage), expected - edges(lineage)
+    # The writer feeds the reader through the file, not through a name.
+    assert (write_cell["id"], read_cell["id"], "data") not in edges(lineage)
     # Session 1's cells are shared by both versions of total, not drawn twice.
     assert len([n for n in lineage.nodes if n["kind"] == "cell"]) == 8
 
@@ -189,6 +191,12 @@ def test_slice_text_facts_without_a_shell():
     assert cell.reads == ["in/a.csv", "notes.txt"] and cell.writes == ["b.parquet"]
     assert {"pd", "SRC", "df", "text"} <= cell.defs and {"pd", "SRC", "Path"} <= cell.uses
     assert literals == {"SRC": "in/a.csv"}
+    inlined = ("# value of artifact 'm', recomputed from its own slice\ndef _lineapy_artifact_m():\n"
+               "    _ns = {'__name__': '__main__'}\n    exec(compile('m = 1', 'lineapy:m', 'exec'), _ns)\n"
+               "    return _ns['m']\nm = X = _lineapy_artifact_m()")
+    loaded = read_slice_cell(2, inlined, {})
+    assert loaded.loads == [("m", "m = 1", "m = X")] and loaded.statements == ["m = X = artifact 'm'"]
+    assert {"m", "X"} <= loaded.defs
     left_out = read_slice_cell(1, "# lineapy: left out `%lineapy get model` (loads 'model' from the store)", {})
     assert left_out.loads == [("model", None, "")]
 
