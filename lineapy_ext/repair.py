@@ -59,6 +59,7 @@ class Repair:
     verdict: Verdict
     runs: int
     found: bool
+    notes: list = field(default_factory=list)
 
 
 def _python(raw: str) -> str | None:

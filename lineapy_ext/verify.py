@@ -51,6 +51,9 @@ log = logging.getLogger(__name__)
 
 #: Default time limit of one slice run, in seconds (trait ``verify_timeout``).
 DEFAULT_TIMEOUT = 300.0
+#: Verdicts a repair is tried for: a left-out mutation makes a slice differ
+#: or fail, a left-out seed makes it nondeterministic.
+REPAIRABLE = ("differs", "failed", "nondeterministic")
 #: Input directories with more files than this are not copied.
 MAX_INPUT_FILES = 2000
 _SLICE_FILE = "slice.py"
@@ -599,6 +602,121 @@ def _worker_main(parent: int) -> int:
     finally:
         store.close()
     return 0
+
+
+
+# -- orchestration for the API -------------------------------------------------------------------
+
+
+def verify_and_record(store, record, options, *, cwd: str, since: float | None, timeout: float | None = None,
+                      repair: bool = False, max_runs: int | None = None):
+    """Verify ``record`` now, store the verdict, and with ``repair`` fix a slice that does not verify.
+
+    Parameters
+    ----------
+    store : ArtifactStore
+    record : ArtifactRecord
+    options : LineaPy
+        ``verify_timeout`` and ``verify_tolerance`` come from here.
+    cwd : str
+        Where the slice's input files are.
+    since : float or None
+        Start of the saving session (see :func:`find_input_files`).
+    timeout : float, optional
+        Overrides ``options.verify_timeout``.
+    repair : bool
+        When the verdict is in :data:`REPAIRABLE`, search the session for a
+        slice that verifies (:mod:`lineapy_ext.repair`) and store it.
+    max_runs : int, optional
+        Bound on the slice runs of a repair.
+
+    Returns
+    -------
+    (Verdict, Repair or None)
+        The stored verdict (of the repaired slice when a repair was found).
+    """
+    from lineapy_ext.store.verifications import record_verdict
+
+    timeout = float(timeout or options.verify_timeout)
+    tolerance = float(options.verify_tolerance)
+    saved, verdict = load_saved(store, record)
+    if verdict is None:
+        verdict = verify_code(record.slice_code, record.var_names[0], saved, cwd=cwd, since=since,
+                              timeout=timeout, tolerance=tolerance)
+    result = None
+    if repair and verdict.status in REPAIRABLE:
+        result = _repair(store, record, saved, cwd=cwd, since=since, timeout=timeout, tolerance=tolerance,
+                         max_runs=max_runs)
+        if result.found:
+            from lineapy_ext.store.verifications import replace_slice
+
+            replace_slice(store.db, record.id, result.code, result.cells)
+            added = [s.source for s in result.added]
+            verdict = Verdict(result.verdict.status, result.verdict.detail, result.verdict.seconds,
+                              added_statements=added)
+            return record_verdict(store.db, record.id, verdict, result.code), result
+    return record_verdict(store.db, record.id, verdict, record.slice_code), result
+
+
+def _repair(store, record, saved, *, cwd, since, timeout, tolerance, max_runs):
+    from lineapy_ext import repair
+
+    earlier = sum(
+        1 for v in store.db.versions(record.name)
+        if v < record.version and getattr(store.db.get_artifact(record.name, v), "session_id", None) == record.session_id
+    )
+    statements, notes = repair.session_statements(store.db.cells(record.session_id), record.name, earlier)
+    p = repair.plan(record.slice_code, statements)
+    p.notes[:0] = notes
+
+    def test(code: str) -> Verdict:
+        return verify_code(code, record.var_names[0], saved, cwd=cwd, since=since, timeout=timeout,
+                           tolerance=tolerance, second_run=False)
+
+    result = repair.search(p, test, max_runs or repair.DEFAULT_MAX_RUNS)
+    result.notes = p.notes
+    return result
+
+
+def schedule(store, record, options, *, cwd: str, since: float | None) -> bool:
+    """Queue a background verification of ``record``; return whether one was queued."""
+    if why_not_run(record):
+        return False
+    job = {
+        "name": record.name,
+        "version": record.version,
+        "cwd": cwd,
+        "since": since,
+        "timeout": float(options.verify_timeout),
+        "tolerance": float(options.verify_tolerance),
+        "options": {k: getattr(options, k) for k in JOB_OPTIONS},
+    }
+    background().submit((record.name, record.version), job)
+    return True
+
+
+def finished_notices(db, names=None) -> list[str]:
+    """One line per background verification that finished since the last call (of ``names`` only if given)."""
+    from lineapy_ext.store.verifications import latest_verdicts
+
+    bg = background_if_started()
+    lines = []
+    for name, version in bg.take_finished(names) if bg is not None else []:
+        record = db.get_artifact(name, version)
+        verdict = latest_verdicts(db, [record.id]).get(record.id) if record is not None else None
+        if verdict is not None:
+            lines.append(f"Background verification of {name!r} version {version}: {verdict}")
+    return lines
+
+
+def current_verdict(db, record) -> Verdict | None:
+    """The verdict to show for ``record``: ``pending`` while a background run is on, else the latest stored."""
+    from lineapy_ext.store.verifications import latest_verdicts
+
+    bg = background_if_started()
+    if bg is not None and bg.pending((record.name, record.version)):
+        return Verdict("pending", "a background verification is running")
+    return latest_verdicts(db, [record.id]).get(record.id)
 
 
 if __name__ == "__main__":
