@@ -240,7 +240,8 @@ def _verify_mode() -> str:
 @argument("name", metavar="NAME", help="artifact name")
 @argument("--version", type=int, metavar="N", help="version (default: latest)")
 @argument("--repair", action="store_true",
-          help="if the slice differs, fails or is nondeterministic, find the smallest addition from the session that verifies and store it")
+          help="if the slice differs, fails or is nondeterministic, find the smallest addition "
+          "from the session that verifies and store it")
 @argument("--timeout", type=float, metavar="SECONDS", help="per run (default: the verify_timeout option)")
 @argument("--max-runs", dest="max_runs", type=int, metavar="N", help="bound on the runs of a repair (default 12)")
 def _verify(shell, args, _):

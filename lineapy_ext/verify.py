@@ -596,13 +596,25 @@ def _worker_main(parent: int) -> int:
         record = store.db.get_artifact(job["name"], job["version"])
         if record is None:
             return 0  # deleted meanwhile
-        verdict = verify_record(store, record, cwd=job["cwd"], since=job["since"],
-                                timeout=job["timeout"], tolerance=job["tolerance"])
-        record_verdict(store.db, record.id, verdict, record.slice_code)
+        try:
+            verdict = verify_record(store, record, cwd=job["cwd"], since=job["since"],
+                                    timeout=job["timeout"], tolerance=job["tolerance"])
+        except Exception as e:  # say so in the metadata rather than leave "pending" forever
+            verdict = Verdict("not run", f"the verification itself failed: {type(e).__name__}: {e}")
+        record_verdict(store.db, record.id, _masked(verdict, options), record.slice_code)
     finally:
         store.close()
     return 0
 
+
+
+def _masked(verdict: Verdict, options) -> Verdict:
+    """``verdict`` with configured secrets masked (a detail may quote a value or a URL)."""
+    from dataclasses import replace
+
+    from lineapy_ext.secrets import Scrubber
+
+    return replace(verdict, detail=Scrubber(options).text(verdict.detail, "a verdict"))
 
 
 # -- orchestration for the API -------------------------------------------------------------------
@@ -654,8 +666,8 @@ def verify_and_record(store, record, options, *, cwd: str, since: float | None, 
             added = [s.source for s in result.added]
             verdict = Verdict(result.verdict.status, result.verdict.detail, result.verdict.seconds,
                               added_statements=added)
-            return record_verdict(store.db, record.id, verdict, result.code), result
-    return record_verdict(store.db, record.id, verdict, record.slice_code), result
+            return record_verdict(store.db, record.id, _masked(verdict, options), result.code), result
+    return record_verdict(store.db, record.id, _masked(verdict, options), record.slice_code), result
 
 
 def _repair(store, record, saved, *, cwd, since, timeout, tolerance, max_runs):
