@@ -8,6 +8,7 @@ A small argparse dispatcher; each command lives in its own module
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -46,16 +47,30 @@ def _cleanup(args) -> int:
     for path in found:
         print(path)
     verb = "would remove" if args.dry_run else "removed"
-    print(f"{verb} {len(found)} orphaned temporary file(s) under {options.masked('artifact_storage_dir')}")
+    print(f"{verb} {len(found)} leftover(s) of interrupted saves and deletes "
+          f"(database {options.masked('database_url')}, storage {options.masked('artifact_storage_dir')})")
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``python -m lineapy_ext`` argument parser (one sub-parser per command)."""
+def _prog() -> str:
+    """How the user called us: the ``lineapy-ext`` console script or ``python -m``."""
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return "lineapy-ext" if name.startswith("lineapy-ext") else "python -m lineapy_ext"
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """The command-line argument parser (one sub-parser per command).
+
+    Parameters
+    ----------
+    prog : str, optional
+        The program name usage lines show; default: as called
+        (``lineapy-ext`` or ``python -m lineapy_ext``).
+    """
     from lineapy_ext import kernelspec
 
     parser = argparse.ArgumentParser(
-        prog="python -m lineapy_ext",
+        prog=prog or _prog(),
         description="lineapy_ext: save values from Jupyter with the code that computes them.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -92,7 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="LINEAPY_HOME_DIR for the kernels (default: a temporary directory)",
     )
     demo.add_argument("--notebooks", metavar="DIR", help="notebook directory (default: the bundled notebooks/)")
-    demo.add_argument("--keep", action="store_true", help="keep the temporary home and executed notebooks")
+    demo.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the temporary home (store, executed notebooks, exported slices); its path is printed",
+    )
     demo.set_defaults(run=_demo)
 
     from lineapy_ext.store.cleanup import DEFAULT_OLDER_THAN

@@ -435,28 +435,32 @@ def artifact_store() -> list[Artifact]:
 
 
 def cleanup(*, dry_run: bool = False, older_than: float | None = None) -> list[str]:
-    """Remove temporary files that interrupted saves left in the storage dir.
+    """Finish what interrupted saves and deletes left: roll saves back, complete deletes.
 
-    A kernel killed while saving leaves its half-written value under a
-    temporary name (never under a final name, never with a metadata row).
+    A kernel killed while saving leaves a row in state ``writing`` and maybe
+    a value file (temporary or final; never visible); one killed while
+    deleting leaves hidden ``deleting`` rows.  Only files this store's
+    database names, and temporary files of dead writers, are touched.
 
     Parameters
     ----------
     dry_run : bool
-        Only list what would be removed.
+        Only list what would be done.
     older_than : float, optional
-        Minimum age in seconds of files written on another machine (default
-        one hour); files of this machine are removed once their writer is gone.
+        Minimum age in seconds of work started on another machine (default
+        one hour); work of this machine is cleaned once its process is gone.
 
     Returns
     -------
     list of str
-        Removed (or, with ``dry_run``, removable) files, relative to the storage dir.
+        Temporary files removed (or, with ``dry_run``, to remove), relative
+        to the storage dir, then one ``NAME version N: ...`` line per
+        interrupted save rolled back or delete completed.
     """
-    from lineapy_ext.store.cleanup import DEFAULT_OLDER_THAN, cleanup_temp_files
+    from lineapy_ext.store.cleanup import DEFAULT_OLDER_THAN, cleanup_store
 
-    return cleanup_temp_files(
-        _context().options,
+    return cleanup_store(
+        _context().store,
         older_than=DEFAULT_OLDER_THAN if older_than is None else older_than,
         dry_run=dry_run,
     )

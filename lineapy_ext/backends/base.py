@@ -96,6 +96,23 @@ class StorageBackend:
         """
         raise NotImplementedError
 
+    def reserve(self, name: str) -> dict:
+        """Choose where the next value of ``name`` will go, before anything is written.
+
+        The store records the answer (its ``location``) in a row in state
+        ``writing`` before calling :meth:`save_reserved`, so a save that is
+        interrupted can be found and undone (:meth:`discard`).  The default,
+        ``{}``, is for backends that cannot say in advance.
+        """
+        return {}
+
+    def save_reserved(self, value: Any, name: str, reserved: dict, **kwargs: Any) -> dict:
+        """Store ``value`` where :meth:`reserve` said (default: :meth:`save`)."""
+        return self.save(value, name, **kwargs)
+
+    def discard(self, reserved: dict) -> None:
+        """Remove whatever an interrupted :meth:`save_reserved` left (default: nothing known)."""
+
     def load(self, metadata: dict) -> Any:
         """Return the value saved with ``metadata`` (what :meth:`save` returned)."""
         raise NotImplementedError

@@ -30,7 +30,6 @@ import os
 import pickle
 import posixpath
 import re
-import socket
 import struct
 import sys
 import time
@@ -48,6 +47,7 @@ from lineapy_ext.exceptions import (
     SerializationError,
     StorageError,
 )
+from lineapy_ext.store import writers
 from lineapy_ext.store.names import validate_name
 
 log = logging.getLogger(__name__)
@@ -100,22 +100,6 @@ def fs_options(storage_dir: str, storage_options: dict | None) -> dict:
 
 def _is_s3(storage_dir: str) -> bool:
     return "://" in storage_dir and storage_dir.split("://", 1)[0].lower() in S3_PROTOCOLS
-
-
-def _host() -> str:
-    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:63]
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    except OSError:
-        return True
-    return True
 
 
 def _reason(e: BaseException) -> str:
@@ -292,6 +276,31 @@ class LineaPyBackend(StorageBackend):
         StorageError
             The storage dir cannot be written.
         """
+        return self.save_reserved(value, name, self.reserve(name), **kwargs)
+
+    def reserve(self, name: str) -> dict:
+        """Return ``{"location": "NAME/<uuid>.pkl"}``, where the next value of ``name`` goes."""
+        validate_name(name)
+        return {"location": f"{name}/{uuid.uuid4().hex}{VALUE_SUFFIX}"}
+
+    def discard(self, reserved: dict) -> None:
+        """Remove the value file of ``reserved`` and its temporary file, if any."""
+        final = self._path(reserved["location"])
+        token = posixpath.basename(final)[: -len(VALUE_SUFFIX)]
+        folder = posixpath.dirname(final)
+        try:
+            temps = self.fs.glob(posixpath.join(folder, f"{TEMP_PREFIX}{token}*{TEMP_SUFFIX}"))
+        except FileNotFoundError:
+            temps = []
+        for path in [final, *temps]:
+            try:
+                self.fs.rm(path)
+            except FileNotFoundError:
+                pass
+        self._remove_dir_if_empty(folder)
+
+    def save_reserved(self, value: Any, name: str, reserved: dict, **kwargs: Any) -> dict:
+        """Pickle ``value`` to ``reserved["location"]`` (see :meth:`save`)."""
         if kwargs:
             unknown = ", ".join(sorted(kwargs))
             raise BackendError(
@@ -299,10 +308,12 @@ class LineaPyBackend(StorageBackend):
                 "remove them, or save with the backend they are meant for (e.g. mlflow)"
             )
         validate_name(name)
-        token = uuid.uuid4().hex
-        location = f"{name}/{token}{VALUE_SUFFIX}"
+        location = reserved["location"]
         final = self._path(location)
-        tmp = posixpath.join(posixpath.dirname(final), f"{TEMP_PREFIX}{token}.{os.getpid()}.{_host()}{TEMP_SUFFIX}")
+        if location.split("/")[0] != name:
+            raise InvalidNameError(f"invalid value location {location!r}: not under {name!r}")
+        token = posixpath.basename(final)[: -len(VALUE_SUFFIX)]
+        tmp = posixpath.join(posixpath.dirname(final), f"{TEMP_PREFIX}{token}.{os.getpid()}.{writers.host()}{TEMP_SUFFIX}")
         fs = self.fs
 
         def write_error(e: Exception) -> StorageError:
@@ -312,26 +323,28 @@ class LineaPyBackend(StorageBackend):
                 "check that the storage dir is reachable and writable"
             )
 
-        try:
-            fs.makedirs(posixpath.dirname(final), exist_ok=True)
-        except Exception as e:  # nothing written yet: nothing to clean up
-            raise write_error(e) from e
+        f = self._open_new(tmp, write_error)  # raises before anything is written
         pickling = False
         try:
-            with fs.open(tmp, "wb") as f:
+            with f:
                 pickling = True
                 size, checksum = self._write(value, f)
                 pickling = False
             fs.mv(tmp, final)
         except BaseException as e:
-            self._remove_quietly(tmp)
-            self._remove_quietly(final)
+            # Whether something may remain tells the store whether the
+            # failed save's row must stay for cleanup (it says where to look).
+            clean = self._remove_quietly(tmp) & self._remove_quietly(final)
             self._remove_dir_if_empty(posixpath.dirname(final))
             if isinstance(e, _WriteFailed):
-                raise write_error(e.__cause__) from e.__cause__
-            if isinstance(e, Exception) and not isinstance(e, LineaPyError) and not pickling:
-                raise write_error(e) from e
-            raise  # the value's own pickling error, or an interrupt
+                error = write_error(e.__cause__)
+            elif isinstance(e, Exception) and not isinstance(e, LineaPyError) and not pickling:
+                error = write_error(e)
+            else:  # the value's own pickling error, or an interrupt
+                e.lineapy_value_may_remain = not clean
+                raise
+            error.lineapy_value_may_remain = not clean
+            raise error from (e.__cause__ if isinstance(e, _WriteFailed) else e)
         return {
             "location": location,
             "size": size,
@@ -339,6 +352,20 @@ class LineaPyBackend(StorageBackend):
             "format": FORMAT,
             "storage_dir": mask_url(self.storage_dir),
         }
+
+    def _open_new(self, tmp: str, write_error):
+        # A delete of the name's last version removes the (then empty)
+        # folder; one racing this save may do so between makedirs and open.
+        # The temporary file keeps the folder non-empty from then on.
+        for attempt in range(5):
+            try:
+                self.fs.makedirs(posixpath.dirname(tmp), exist_ok=True)
+                return self.fs.open(tmp, "wb")
+            except FileNotFoundError as e:
+                if attempt == 4:
+                    raise write_error(e) from e
+            except Exception as e:  # nothing written yet: nothing to clean up
+                raise write_error(e) from e
 
     def _write(self, value: Any, f) -> tuple[int, str]:
         import cloudpickle
@@ -508,21 +535,18 @@ class LineaPyBackend(StorageBackend):
             ) from e
         now = time.time()
         old = []
-        host = _host()
         for path in found:
             m = _TEMP_NAME.fullmatch(posixpath.basename(path))
-            if m and m["pid"] and m["host"] == host:
-                if not _pid_alive(int(m["pid"])):
-                    old.append(posixpath.relpath(path, self._root))
-                continue
-            if older_than > 0:
+            pid, where = (m["pid"], m["host"]) if m and m["pid"] else (None, None)
+            age = None
+            if where != writers.host() and older_than > 0:
                 try:
                     modified = _modified(fs.info(path))
                 except FileNotFoundError:  # finished or removed meanwhile
                     continue
-                if modified is not None and now - modified < older_than:
-                    continue
-            old.append(posixpath.relpath(path, self._root))
+                age = None if modified is None else now - modified
+            if writers.is_gone(pid, where, age, older_than):
+                old.append(posixpath.relpath(path, self._root))
         return sorted(old)
 
     def remove_orphaned_temp_files(self, older_than: float = 0, dry_run: bool = False) -> list[str]:
@@ -546,9 +570,12 @@ class LineaPyBackend(StorageBackend):
                 self._remove_dir_if_empty(posixpath.dirname(path))
         return found
 
-    def _remove_quietly(self, path: str) -> None:
+    def _remove_quietly(self, path: str) -> bool:
+        """Remove ``path`` if it exists; False (logged) if that failed."""
         try:
             if self.fs.exists(path):
                 self.fs.rm(path)
         except Exception as e:  # cleanup must not hide the original error
             log.warning("could not remove %s: %s", path, e)
+            return False
+        return True

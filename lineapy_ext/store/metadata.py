@@ -8,12 +8,20 @@ version numbers are serialised per name with a transaction-level advisory
 lock.  On both, the ``(name, version)`` unique constraint is the final
 guarantee and a conflicting insert is retried.
 
-Tables are created on first use; the schema version is checked.
+Tables are created on first use; a database of an older schema version is
+upgraded in place (:mod:`lineapy_ext.store.migrations`).
+
+Artifact rows go through states (:mod:`lineapy_ext.store.models`): a save
+records its intent (``writing``) before its value moves into place and
+makes the row ``ready`` afterwards; a delete marks rows ``deleting`` before
+their values are removed and leaves ``deleted`` tombstones, so version
+numbers are never handed out twice.  Only ``ready`` rows are ever read.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import random
@@ -25,6 +33,7 @@ from typing import Iterable, Iterator
 from lineapy_ext.config import mask_url, normalize_database_url
 from lineapy_ext.exceptions import ConfigError, StorageError
 from lineapy_ext.store.records import ArtifactRecord, CellRecord, SessionRecord
+from lineapy_ext.store.writers import writer_id
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +42,8 @@ CONNECT_TIMEOUT = 5
 #: Seconds SQLite waits for another writer before giving up.
 SQLITE_BUSY_TIMEOUT = 60
 _INSERT_ATTEMPTS = 50
+# Versions are 32-bit integers on PostgreSQL; a larger number names no row.
+_MAX_VERSION = 2**31 - 1
 # Arbitrary constant that names lineapy_ext's schema-creation advisory lock.
 _SCHEMA_LOCK = 0x11AE_A9E0
 
@@ -172,6 +183,7 @@ class MetadataDB:
         from sqlalchemy import select, text
         from sqlalchemy.exc import IntegrityError, OperationalError, InterfaceError, ProgrammingError
 
+        from lineapy_ext.store.migrations import upgrade
         from lineapy_ext.store.models import SCHEMA_VERSION, Base, SchemaInfo
 
         for attempt in range(5):
@@ -186,6 +198,14 @@ class MetadataDB:
                         found = conn.execute(select(SchemaInfo.value).where(SchemaInfo.key == "schema_version")).scalar()
                         if found is None:
                             conn.execute(SchemaInfo.__table__.insert().values(key="schema_version", value=SCHEMA_VERSION))
+                        elif found < SCHEMA_VERSION:
+                            upgrade(conn, found, SCHEMA_VERSION)
+                            conn.execute(
+                                SchemaInfo.__table__.update()
+                                .where(SchemaInfo.key == "schema_version")
+                                .values(value=SCHEMA_VERSION)
+                            )
+                            log.info("upgraded %s from schema version %s to %s", mask_url(self.url), found, SCHEMA_VERSION)
                         elif found > SCHEMA_VERSION:
                             raise StorageError(
                                 f"the metadata database {mask_url(self.url)} has schema version {found}, "
@@ -277,30 +297,37 @@ class MetadataDB:
 
     # -- artifacts -----------------------------------------------------------
 
-    def insert_artifact(self, **fields) -> ArtifactRecord:
-        """Insert the next version of ``fields["name"]`` and return its record.
+    def begin_artifact(self, **fields) -> ArtifactRecord:
+        """Record the intent to save the next version of ``fields["name"]``; return its record.
 
-        The version is ``max(version) + 1`` for the name, unique across
-        processes: writers are serialised (SQLite write lock, PostgreSQL
-        advisory lock per name) and a unique-constraint conflict is retried.
+        The row is in state ``writing`` (invisible to readers) until
+        :meth:`finish_artifact`.  The version is one more than any version the
+        name ever had, deleted ones included, unique across processes:
+        writers are serialised (SQLite write lock, PostgreSQL advisory lock
+        per name) and a unique-constraint conflict is retried.
         """
-        from sqlalchemy import func, select, text
+        from lineapy_ext.store.models import WRITING
+
+        return self._insert_next_version({**fields, "state": WRITING})
+
+    def insert_artifact(self, **fields) -> ArtifactRecord:
+        """Insert the next version of ``fields["name"]``, ready at once; return its record."""
+        from lineapy_ext.store.models import READY
+
+        return self._insert_next_version({**fields, "state": READY})
+
+    def _insert_next_version(self, fields: dict) -> ArtifactRecord:
         from sqlalchemy.exc import IntegrityError
 
         from lineapy_ext.store.models import ArtifactRow
 
         name = fields["name"]
-        fields = {**fields, "created_at": _utcnow()}
+        now = _utcnow()
+        fields = {"writer": writer_id(), **fields, "created_at": now, "updated_at": now}
         for attempt in range(_INSERT_ATTEMPTS):
             try:
                 with self.write() as conn:
-                    if not self.is_sqlite:
-                        conn.execute(
-                            text("SELECT pg_advisory_xact_lock(:a, :b)"),
-                            {"a": _SCHEMA_LOCK, "b": zlib.crc32(name.encode()) - 2**31},
-                        )
-                    latest = conn.execute(select(func.max(ArtifactRow.version)).where(ArtifactRow.name == name)).scalar()
-                    version = (latest or 0) + 1
+                    version = self._next_version(conn, name)
                     new_id = conn.execute(
                         ArtifactRow.__table__.insert().values(version=version, **fields).returning(ArtifactRow.id)
                     ).scalar_one()
@@ -314,6 +341,52 @@ class MetadataDB:
                     raise StorageError(f"could not allocate a version for {name!r}: too many concurrent saves") from e
                 time.sleep(random.uniform(0.001, 0.02) * (attempt + 1))
         raise AssertionError("unreachable")
+
+    def _next_version(self, conn, name: str) -> int:
+        # Tombstones (deleted rows) count: a number once handed out is never
+        # handed out again, so a slice pinned to it can never load other content.
+        from sqlalchemy import func, select, text
+
+        from lineapy_ext.store.models import ArtifactRow
+
+        if not self.is_sqlite:
+            conn.execute(
+                text("SELECT pg_advisory_xact_lock(:a, :b)"),
+                {"a": _SCHEMA_LOCK, "b": zlib.crc32(name.encode()) - 2**31},
+            )
+        latest = conn.execute(select(func.max(ArtifactRow.version)).where(ArtifactRow.name == name)).scalar()
+        return (latest or 0) + 1
+
+    def finish_artifact(self, record: ArtifactRecord, **fields) -> ArtifactRecord:
+        """Make ``record`` (state ``writing``) ready with the backend's ``fields``; return it.
+
+        Raises
+        ------
+        StorageError
+            The row is no longer ``writing`` (a cleanup rolled it back).
+        """
+        from lineapy_ext.store.models import READY, WRITING, ArtifactRow
+
+        t = ArtifactRow.__table__
+        with self.write() as conn:
+            done = conn.execute(
+                t.update()
+                .where((t.c.id == record.id) & (t.c.state == WRITING))
+                .values(state=READY, updated_at=_utcnow(), **fields)
+            ).rowcount
+        if done != 1:
+            raise StorageError(
+                f"version {record.version} of {record.name!r} was rolled back by a cleanup while it was being saved; save again"
+            )
+        return dataclasses.replace(record, **fields, state=READY)
+
+    def discard_artifact(self, record: ArtifactRecord) -> None:
+        """Remove the row of a save that did not complete (state ``writing``)."""
+        from lineapy_ext.store.models import WRITING, ArtifactRow
+
+        t = ArtifactRow.__table__
+        with self.write() as conn:
+            conn.execute(t.delete().where((t.c.id == record.id) & (t.c.state == WRITING)))
 
     @staticmethod
     def _record_from(row) -> ArtifactRecord:
@@ -333,15 +406,18 @@ class MetadataDB:
             slice_cells=[tuple(c) for c in get("slice_cells") or []],
             var_names=list(get("var_names") or []),
             backend_metadata=dict(get("backend_metadata") or {}),
+            state=get("state") or "ready",
         )
 
     def get_artifact(self, name: str, version: int | None = None) -> ArtifactRecord | None:
         """Return version ``version`` (default: latest) of ``name``, or ``None``."""
         from sqlalchemy import select
 
-        from lineapy_ext.store.models import ArtifactRow
+        from lineapy_ext.store.models import READY, ArtifactRow
 
-        query = select(ArtifactRow.__table__).where(ArtifactRow.name == name)
+        if version is not None and not 0 < version <= _MAX_VERSION:
+            return None  # no such row; and the database would refuse the number
+        query = select(ArtifactRow.__table__).where((ArtifactRow.name == name) & (ArtifactRow.state == READY))
         if version is None:
             query = query.order_by(ArtifactRow.version.desc()).limit(1)
         else:
@@ -350,35 +426,51 @@ class MetadataDB:
             row = conn.execute(query).mappings().first()
         return None if row is None else self._record_from(dict(row))
 
-    def versions(self, name: str) -> list[int]:
-        """Return the existing versions of ``name``, ascending."""
+    def artifact_state(self, name: str, version: int) -> str | None:
+        """Return the state of version ``version`` of ``name`` (``None``: never existed)."""
         from sqlalchemy import select
 
         from lineapy_ext.store.models import ArtifactRow
 
+        if not 0 < version <= _MAX_VERSION:
+            return None
         with self.read() as conn:
-            return list(
-                conn.execute(select(ArtifactRow.version).where(ArtifactRow.name == name).order_by(ArtifactRow.version)).scalars()
-            )
+            return conn.execute(
+                select(ArtifactRow.state).where((ArtifactRow.name == name) & (ArtifactRow.version == version))
+            ).scalar()
+
+    def versions(self, name: str) -> list[int]:
+        """Return the existing versions of ``name``, ascending."""
+        from sqlalchemy import select
+
+        from lineapy_ext.store.models import READY, ArtifactRow
+
+        query = select(ArtifactRow.version).where((ArtifactRow.name == name) & (ArtifactRow.state == READY))
+        with self.read() as conn:
+            return list(conn.execute(query.order_by(ArtifactRow.version)).scalars())
 
     def names(self) -> list[str]:
         """Return every artifact name, sorted."""
         from sqlalchemy import select
 
-        from lineapy_ext.store.models import ArtifactRow
+        from lineapy_ext.store.models import READY, ArtifactRow
 
+        query = select(ArtifactRow.name).where(ArtifactRow.state == READY).distinct().order_by(ArtifactRow.name)
         with self.read() as conn:
-            return list(conn.execute(select(ArtifactRow.name).distinct().order_by(ArtifactRow.name)).scalars())
+            return list(conn.execute(query).scalars())
 
     def latest_artifacts(self) -> list[tuple[ArtifactRecord, int]]:
         """Return ``(latest record, number of versions)`` for every name, sorted by name."""
         from sqlalchemy import and_, func, select
 
-        from lineapy_ext.store.models import ArtifactRow
+        from lineapy_ext.store.models import READY, ArtifactRow
 
         t = ArtifactRow.__table__
         latest = (
-            select(t.c.name, func.max(t.c.version).label("v"), func.count().label("n")).group_by(t.c.name).subquery()
+            select(t.c.name, func.max(t.c.version).label("v"), func.count().label("n"))
+            .where(t.c.state == READY)
+            .group_by(t.c.name)
+            .subquery()
         )
         query = (
             select(t, latest.c.n)
@@ -389,15 +481,63 @@ class MetadataDB:
             rows = conn.execute(query).mappings().all()
         return [(self._record_from(dict(r)), r["n"]) for r in rows]
 
-    def delete_artifacts(self, name: str, versions: list[int]) -> list[ArtifactRecord]:
-        """Delete the rows of ``versions`` of ``name``; return what was deleted."""
+    def mark_deleting(self, name: str, versions: list[int]) -> list[ArtifactRecord]:
+        """Hide the ready ``versions`` of ``name`` (state ``deleting``); return them.
+
+        Their values are removed afterwards; :meth:`mark_deleted` then turns
+        the rows into tombstones.  A delete interrupted in between leaves
+        ``deleting`` rows that cleanup completes.
+        """
         from sqlalchemy import select
 
-        from lineapy_ext.store.models import ArtifactRow
+        from lineapy_ext.store.models import DELETING, READY, ArtifactRow
 
         t = ArtifactRow.__table__
-        where = (t.c.name == name) & (t.c.version.in_(versions))
+        rows = []
         with self.write() as conn:
-            rows = conn.execute(select(t).where(where)).mappings().all()
-            conn.execute(t.delete().where(where))
+            for chunk in _chunks(versions):
+                where = (t.c.name == name) & (t.c.version.in_(chunk)) & (t.c.state == READY)
+                rows += conn.execute(select(t).where(where)).mappings().all()
+                conn.execute(t.update().where(where).values(state=DELETING, writer=writer_id(), updated_at=_utcnow()))
         return [self._record_from(dict(r)) for r in rows]
+
+    def mark_deleted(self, records: list[ArtifactRecord]) -> None:
+        """Turn the rows of ``records`` (values removed) into tombstones.
+
+        A tombstone keeps name, version and dates, so the number is never
+        reused and a get of it can say it was deleted; the slice goes.
+        """
+        from lineapy_ext.store.models import DELETED, ArtifactRow
+
+        t = ArtifactRow.__table__
+        with self.write() as conn:
+            for chunk in _chunks([r.id for r in records]):
+                conn.execute(
+                    t.update()
+                    .where(t.c.id.in_(chunk))
+                    .values(state=DELETED, updated_at=_utcnow(), slice_code="", slice_cells=[], var_names=[],
+                            backend_metadata={}, size=None, checksum=None)
+                )
+
+    def unfinished(self) -> list[tuple[ArtifactRecord, str | None, datetime | None]]:
+        """Return ``(record, writer, updated_at)`` of every ``writing`` or ``deleting`` row."""
+        from sqlalchemy import select
+
+        from lineapy_ext.store.models import DELETING, WRITING, ArtifactRow
+
+        t = ArtifactRow.__table__
+        with self.read() as conn:
+            rows = conn.execute(select(t).where(t.c.state.in_([WRITING, DELETING])).order_by(t.c.id)).mappings().all()
+        return [(self._record_from(dict(r)), r["writer"], r["updated_at"] and _aware(r["updated_at"])) for r in rows]
+
+    def delete_artifacts(self, name: str, versions: list[int]) -> list[ArtifactRecord]:
+        """Delete ``versions`` of ``name`` at once (rows only, leaving tombstones); return them."""
+        records = self.mark_deleting(name, versions)
+        self.mark_deleted(records)
+        return records
+
+
+def _chunks(items: list, size: int = 500) -> Iterator[list]:
+    # Bound the IN (...) lists: SQLite has a limit on bound parameters.
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -2,7 +2,15 @@
 
 Tables are prefixed ``lineapy_`` so the database can be shared with other
 applications.  ``lineapy_schema`` holds the schema version; bump
-:data:`SCHEMA_VERSION` with every incompatible change.
+:data:`SCHEMA_VERSION` with every change to an existing table and add the
+step that upgrades older databases in place to
+:mod:`lineapy_ext.store.migrations`.
+
+Artifact rows have a life cycle (``state``): ``writing`` (inserted before the
+value moves into place, so an interrupted save is always findable),
+``ready`` (the only state anyone reads), ``deleting`` (set before the value
+is removed, so an interrupted delete is always findable) and ``deleted``
+(a tombstone: its version number is never handed out again).
 """
 
 from __future__ import annotations
@@ -22,7 +30,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-SCHEMA_VERSION = 1
+from lineapy_ext.store.records import DELETED, DELETING, READY, WRITING  # noqa: F401 - re-exported
+
+SCHEMA_VERSION = 2
 
 
 class Base(DeclarativeBase):
@@ -76,6 +86,11 @@ class ArtifactRow(Base):
     slice_cells: Mapped[list] = mapped_column(JSON, default=list)
     var_names: Mapped[list] = mapped_column(JSON, default=list)
     backend_metadata: Mapped[dict] = mapped_column(JSON, default=dict)
+    # Added in schema version 2 (see migrations.py): keep in step with it.
+    state: Mapped[str] = mapped_column(String(16), default=READY, server_default=READY)
+    #: "pid@host" of the process that last changed the state (for cleanup).
+    writer: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 # Tables of other store modules share this Base so that create_all makes them too.

@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+#: Artifact row states (see :mod:`lineapy_ext.store.models`).
+WRITING, READY, DELETING, DELETED = "writing", "ready", "deleting", "deleted"
+
 
 @dataclass(frozen=True)
 class SessionRecord:
@@ -54,6 +57,9 @@ class ArtifactRecord:
     slice_cells: list = field(default_factory=list)
     var_names: list = field(default_factory=list)
     backend_metadata: dict = field(default_factory=dict)
+    #: ``writing``, ``ready``, ``deleting`` or ``deleted`` (see
+    #: :mod:`lineapy_ext.store.models`); the API only ever sees ``ready``.
+    state: str = "ready"
 
     def backend_view(self) -> dict:
         """The metadata dict the backend's ``save`` returned, rebuilt for ``load``."""

@@ -155,13 +155,14 @@ def test_sigkill_during_a_large_save(lineapy_home):
     rel = temps[0].relative_to(storage).as_posix()
     dry = subprocess.run(cli + ["--dry-run"], env=env, capture_output=True, text=True, timeout=60)
     assert dry.returncode == 0, dry.stderr
-    assert rel in dry.stdout and "would remove 1" in dry.stdout
-    assert _temp_files(storage) == temps
+    assert rel in dry.stdout and "big version 2: interrupted save (rolled back)" in dry.stdout
+    assert "would remove 2" in dry.stdout
+    assert _temp_files(storage) == temps and db.unfinished() != []
     done = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0 and "removed 1" in done.stdout, done.stderr
-    assert _temp_files(storage) == [] and _final_files(storage) == finals
+    assert done.returncode == 0 and "removed 2" in done.stdout, done.stderr
+    assert _temp_files(storage) == [] and _final_files(storage) == finals and db.unfinished() == []
 
-    # The next save of the same name succeeds.
+    # The next save of the same name succeeds (the rolled-back version was never visible).
     art = lineapy_ext.save(np.arange(5), "big")
     assert art.version == 2
     np.testing.assert_array_equal(lineapy_ext.get("big").get_value(), np.arange(5))

@@ -16,7 +16,8 @@ import pytest
 
 import lineapy_ext
 from lineapy_ext.context import get_context, reset_context
-from lineapy_ext.exceptions import SerializationError
+from lineapy_ext.exceptions import ArtifactNotFoundError, SerializationError
+from lineapy_ext.store.models import SCHEMA_VERSION
 
 
 
@@ -84,12 +85,20 @@ def test_versions_start_at_1_and_increase_per_name(db_url):
     assert lineapy_ext.get("x").get_value() == 2
     assert lineapy_ext.get("x", version=1).get_value() == 0
     assert lineapy_ext.delete("x", "latest") == [3]
-    # A deleted latest version number is reused: versions are max + 1.
-    assert lineapy_ext.save(9, "x").version == 3
+    # A deleted number is never handed out again: a slice pinned to version 3
+    # can never load other content.
+    assert lineapy_ext.save(9, "x").version == 4
+    with pytest.raises(ArtifactNotFoundError, match="no version 3"):
+        lineapy_ext.get("x", version=3)
     assert lineapy_ext.delete("x", 1) == [1]
-    assert lineapy_ext.save(10, "x").version == 4
-    assert lineapy_ext.delete("x", "all") == [2, 3, 4]
+    assert lineapy_ext.save(10, "x").version == 5
+    assert lineapy_ext.delete("x", "all") == [2, 4, 5]
     assert [a.name for a in lineapy_ext.artifact_store()] == ["y"]
+    # Not even after --all, nor in a new process (the tombstones are in the database).
+    get_context().store.close()
+    reset_context()
+    assert lineapy_ext.save(11, "x").version == 6
+    assert lineapy_ext.get("x").get_value() == 11 and get_context().store.db.versions("x") == [6]
 
 
 def _save_many(env: dict, name: str, n: int, worker: int, queue) -> None:
@@ -191,6 +200,6 @@ def test_unpicklable_values_write_nothing(db_url, lineapy_home):
 def test_schema_version_is_recorded(lineapy_home):
     lineapy_ext.save(1, "x")
     con = sqlite3.connect(lineapy_home / "db.sqlite")
-    assert con.execute("SELECT value FROM lineapy_schema WHERE key = 'schema_version'").fetchone() == (1,)
+    assert con.execute("SELECT value FROM lineapy_schema WHERE key = 'schema_version'").fetchone() == (SCHEMA_VERSION,)
     assert con.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     con.close()
