@@ -601,7 +601,7 @@ _LINE_HEIGHT = 16
 _PAD = 8
 _H_GAP = 24
 _V_GAP = 40
-_MARGIN = 12
+_MARGIN = 16  # room for edges that go round the outermost boxes
 #: kind -> (fill, stroke): light opaque fills with dark text read the same on
 #: light and dark notebook themes; edges use mid-tones visible on both.
 _STYLE = {"artifact": ("#fde7c4", "#b86e00"), "cell": ("#dce9fb", "#3a6db3"), "file": ("#def2df", "#3b8a40")}
