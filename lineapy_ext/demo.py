@@ -1,12 +1,14 @@
 """``python -m lineapy_ext demo``: the example notebooks, headless, in real kernels.
 
-Each notebook in ``notebooks/`` runs in its own fresh ipykernel process
-(nbclient), all on the embedded default store (SQLite + a local folder under
-one ``LINEAPY_HOME_DIR``): the first saves a model, the second gets it back in
-another kernel and re-runs its slice.  Afterwards a plain ``python`` process
-reads the store through the public API, and a short report says what was
-saved, how long each slice is next to its session, and whether the values
-matched after reload.
+Each bundled example notebook (package data in ``lineapy_ext/notebooks/``,
+a copy of the repository's ``notebooks/``) runs in its own fresh ipykernel
+process (nbclient), all on the embedded default store (SQLite + a local
+folder under one ``LINEAPY_HOME_DIR``): the first saves a model, the second
+gets it back in another kernel and re-runs its slice.  Afterwards a plain
+``python`` process reads the store through the public API, and a short report
+says what was saved, shows the model's slice next to the size of the session
+it was cut from, whether the values matched after reload, and where the
+executed notebooks were written.
 
 The notebook runner (:func:`run_notebook`) is also what the notebook tests use.
 """
@@ -24,8 +26,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-#: Where the example notebooks live in a source checkout.
-NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+#: The example notebooks, shipped as package data (so the demo works from
+#: any install); ``notebooks/make_notebooks.py`` keeps them equal to the
+#: repository's ``notebooks/``.
+NOTEBOOKS_DIR = Path(__file__).resolve().parent / "notebooks"
+
+#: The artifact whose slice the report shows (the first saved one if absent).
+SHOWCASE = "iris_model"
 
 #: Cells tagged with this report a check; their printed output goes in the report.
 CHECK_TAG = "lineapy-check"
@@ -191,6 +198,7 @@ for art in lineapy_ext.artifact_store():
         type=art.value_type, size=art.size,
         slice_lines=len(art.get_code().strip().splitlines()),
         session_lines=len(art.get_session_code().strip().splitlines()),
+        code=art.get_code(), created_at=art.created_at.isoformat(),
     ))
 print(json.dumps(rows))
 """
@@ -203,7 +211,7 @@ def store_summary(home: str | os.PathLike) -> list[dict]:
     -------
     list of dict
         One dict per artifact name (latest version): name, version, backend,
-        type, size, slice_lines, session_lines.
+        type, size, slice_lines, session_lines, code (the slice), created_at.
     """
     proc = subprocess.run(
         [sys.executable, "-c", _SUMMARY_CODE],
@@ -246,11 +254,27 @@ def format_report(home, runs: list[NotebookRun], artifacts: list[dict]) -> str:
             "",
             "Artifacts saved (latest versions):",
             repr(saved),
+            *_showcase(artifacts),
             "",
             "Values matched after reload:",
             *(f"  {c}" for c in checks),
         ]
     )
+
+
+def _showcase(artifacts: list[dict]) -> list[str]:
+    """Report lines: the model's slice, headed by its size next to its session's."""
+    if not artifacts:
+        return []
+    art = next((a for a in artifacts if a["name"] == SHOWCASE), None)
+    art = art or min(artifacts, key=lambda a: a["created_at"])
+    return [
+        "",
+        f"The slice of {art['name']!r} (%lineapy code {art['name']}): {art['slice_lines']} lines, "
+        f"cut from a session of {art['session_lines']} lines (prints, displays and exploration left out):",
+        "",
+        *(f"    {line}".rstrip() for line in art["code"].strip().splitlines()),
+    ]
 
 
 def main(home: str | None = None, notebooks: str | None = None, keep: bool = False) -> int:
@@ -293,8 +317,11 @@ def main(home: str | None = None, notebooks: str | None = None, keep: bool = Fal
         artifacts = store_summary(root)
         print()
         print(format_report(root, runs, artifacts))
-        if home or keep:
-            print(f"\nExecuted notebooks and exported slices: {executed}, {work}")
+        print()
+        print(f"Executed notebooks (with their outputs): {executed}")
+        print(f"Exported slices and files the notebooks wrote: {work}")
+        if not (home or keep):
+            print("Both are removed now with the temporary home; run with --keep (or --home DIR) to keep them.")
         return 0 if all(r.ok for r in runs) and len(runs) == len(paths) else 1
     finally:
         if not (home or keep):

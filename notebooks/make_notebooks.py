@@ -1,9 +1,14 @@
 """Write the example notebooks (without outputs) from the cell sources below.
 
-The notebooks are committed; re-run this script after editing a story:
-``python notebooks/make_notebooks.py``.
+The notebooks are committed; re-run this script after editing a story (or
+after editing a notebook of this folder by hand, such as ``04_mlflow.ipynb``):
+``python notebooks/make_notebooks.py``.  It also copies every notebook of this
+folder to ``lineapy_ext/notebooks/``, the package data that
+``python -m lineapy_ext demo`` runs from any install; a test checks that the
+two folders hold the same files.
 """
 
+import shutil
 from pathlib import Path
 
 import nbformat
@@ -12,6 +17,7 @@ from nbformat import v4
 from lineapy_ext.export import python_notebook
 
 HERE = Path(__file__).resolve().parent
+PACKAGED = HERE.parent / "lineapy_ext" / "notebooks"
 
 
 def md(text):
@@ -168,6 +174,12 @@ def main():
         nbformat.validate(nb)
         nbformat.write(nb, HERE / name)
         print(f"wrote {name}")
+    PACKAGED.mkdir(exist_ok=True)
+    for stale in PACKAGED.glob("*.ipynb"):
+        stale.unlink()
+    for path in sorted(HERE.glob("*.ipynb")):
+        shutil.copyfile(path, PACKAGED / path.name)
+    print(f"copied the notebooks to {PACKAGED}")
 
 
 if __name__ == "__main__":

@@ -3,18 +3,23 @@
 One run of ``python -m lineapy_ext demo`` executes all notebooks (one fresh
 kernel each: the model is saved in the first and reloaded in the second);
 the assertions then read the report, the executed notebooks and the store.
+The notebooks the demo runs are package data, copies of ``notebooks/``; a
+wheel built from the tree carries them.
 """
 
 import re
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import nbformat
 import pytest
 
 from lineapy_ext.demo import NOTEBOOKS_DIR, kernel_env
 
-pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parent.parent
+SOURCE_NOTEBOOKS = REPO / "notebooks"
 
 
 def _text(nb) -> str:
@@ -29,6 +34,15 @@ def _text(nb) -> str:
     return "\n".join(parts)
 
 
+def test_packaged_notebooks_are_the_repository_notebooks():
+    packaged = {p.name: p.read_bytes() for p in NOTEBOOKS_DIR.glob("*.ipynb")}
+    source = {p.name: p.read_bytes() for p in SOURCE_NOTEBOOKS.glob("*.ipynb")}
+    assert NOTEBOOKS_DIR.parent.name == "lineapy_ext"
+    assert sorted(packaged) == sorted(source) and len(source) >= 3
+    stale = [name for name in source if packaged[name] != source[name]]
+    assert not stale, f"{stale} differ from notebooks/: run python notebooks/make_notebooks.py"
+
+
 def test_notebooks_are_committed_without_outputs():
     paths = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
     assert [p.name[:3] for p in paths][:3] == ["01_", "02_", "03_"] and len(paths) >= 3
@@ -38,6 +52,36 @@ def test_notebooks_are_committed_without_outputs():
         for cell in nb.cells:
             if cell.cell_type == "code":
                 assert cell.outputs == [] and cell.execution_count is None, path.name
+
+
+@pytest.mark.slow
+def test_a_wheel_carries_the_notebooks_and_the_demo_finds_them(tmp_path):
+    """Build a wheel as `pip install .` does; outside the tree, the demo sees its notebooks."""
+    src = tmp_path / "src"  # a copy, so the build leaves nothing in the checkout
+    for name in ("lineapy_ext", "kernel_hooks"):
+        shutil.copytree(REPO / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copyfile(REPO / name, src / name)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(src), "-w", str(tmp_path / "dist")],
+        check=True, capture_output=True, timeout=300,
+    )
+    (wheel,) = (tmp_path / "dist").glob("lineapy_ext-*.whl")
+    site = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)],
+        check=True, capture_output=True, timeout=300,
+    )
+    code = (
+        "import lineapy_ext, lineapy_ext.demo as d\n"
+        "print(lineapy_ext.__file__)\n"
+        "print(*sorted(p.name for p in d.NOTEBOOKS_DIR.glob('*.ipynb')))\n"
+    )
+    env = {**kernel_env(tmp_path / "home"), "PYTHONPATH": str(site)}
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    assert out[0].startswith(str(site)), out  # the installed copy, not the checkout
+    assert out[1].split() == sorted(p.name for p in NOTEBOOKS_DIR.glob("*.ipynb"))
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +99,7 @@ def demo(tmp_path_factory):
     return proc.stdout, home
 
 
+@pytest.mark.slow
 def test_save_in_one_kernel_get_in_another(demo):
     report, home = demo
     pids = re.findall(r"^\d\d_\S+\.ipynb +(\d+) ", report, re.M)
@@ -75,6 +120,24 @@ def test_save_in_one_kernel_get_in_another(demo):
     assert 0 < slice_lines < session_lines
 
 
+@pytest.mark.slow
+def test_report_shows_the_model_slice_and_where_the_notebooks_went(demo):
+    report, home = demo
+    head = re.search(r"^The slice of 'iris_model' \(%lineapy code iris_model\): (\d+) lines, "
+                     r"cut from a session of (\d+) lines", report, re.M)
+    assert head, report
+    slice_lines, session_lines = int(head[1]), int(head[2])
+    assert 0 < slice_lines < session_lines
+    body = report[head.end():].split("\nValues matched after reload:")[0].splitlines()[1:]
+    body = "\n".join(body).strip("\n").splitlines()  # the slice, indented, blank lines kept
+    assert len(body) == slice_lines and all(line.startswith("    ") or not line for line in body)
+    code = "\n".join(body)
+    assert "model.fit(X_train, y_train)" in code and "print(" not in code and "describe()" not in code
+    assert f"Executed notebooks (with their outputs): {home / 'executed'}" in report
+    assert "--keep" not in report  # --home keeps everything
+
+
+@pytest.mark.slow
 def test_exported_slice_is_minimal_and_recomputes_the_model(demo, tmp_path):
     _, home = demo
     script = home / "work" / "iris_model_slice.py"
@@ -113,6 +176,7 @@ def test_exported_slice_is_minimal_and_recomputes_the_model(demo, tmp_path):
     assert proc.stdout.split() == ["same", "45"]
 
 
+@pytest.mark.slow
 def test_storage_notebook_versions_and_delete(demo):
     report, home = demo
     text = _text(nbformat.read(home / "executed" / "03_storage_and_config.ipynb", as_version=4))
