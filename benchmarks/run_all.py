@@ -23,6 +23,7 @@ FULL = [
     ["slicing_scale.py"],
     ["save_get.py"],
     ["storage_load.py"],
+    ["lineage_render.py"],
 ]
 QUICK = [
     ["extension_load.py", "--runs", "3"],
@@ -30,6 +31,7 @@ QUICK = [
     ["slicing_scale.py", "--sizes", "100,1000,2000", "--repeats", "7"],
     ["save_get.py", "--reps", "1"],
     ["storage_load.py", "--seconds", "2", "--rounds", "1"],
+    ["lineage_render.py", "--repeats", "5"],
 ]
 
 
