@@ -44,8 +44,7 @@ def mlflow_records(db, name: str | None = None) -> list:
 
 
 def _uris(record, options) -> tuple[str, str | None]:
-    backend = _mlflow().MLflowBackend.from_options(options)
-    return backend._uris(record.backend_view())
+    return _mlflow().MLflowBackend.from_options(options).recorded_uris(record.backend_view())
 
 
 def logged(record, version, registry: str) -> bool:
@@ -136,11 +135,14 @@ class RegistryModel:
         The flavor it was loaded with (after :meth:`get_value`).
     """
 
-    def __init__(self, uri: str, version, tracking_uri: str, registry_uri: str | None, artifact) -> None:
+    def __init__(self, uri: str, version, tracking_uri: str, registry_uri: str | None, record=None) -> None:
+        from lineapy_ext.api import Artifact
+
         self.uri = uri
         self._version = version
         self._uris = (tracking_uri, registry_uri)
-        self.artifact = artifact
+        self._record = record
+        self.artifact = Artifact(record) if record is not None else None
         self.flavor: str | None = None
 
     registered_name = property(lambda self: self._version.name if self._version else None)
@@ -180,7 +182,9 @@ class RegistryModel:
             "flavor": self.flavor,
         }
         if self.artifact is not None:
-            meta.update(artifact_name=self.artifact.name, artifact_version=self.artifact.version)
+            # var_names: the variable the artifact's slice binds (to inline it in later slices).
+            meta.update(artifact_name=self.artifact.name, artifact_version=self.artifact.version,
+                        var_names=list(self._record.var_names))
         return meta
 
 
@@ -193,8 +197,6 @@ def get_model(store, options, uri: str) -> RegistryModel:
         No tracking URI is configured, the URI is malformed, or the
         registered model/alias/version/stage does not exist.
     """
-    from lineapy_ext.api import Artifact
-
     tracking, registry = options.mlflow_tracking_uri, options.mlflow_registry_uri
     if not tracking:
         raise BackendError(
@@ -216,7 +218,7 @@ def get_model(store, options, uri: str) -> RegistryModel:
         match = next((r for r in records if logged(r, version, state.registry)), None)
     else:
         match = next((r for r in records if r.backend_metadata.get("model_id") == wanted["model_id"]), None)
-    return RegistryModel(uri, version, tracking, registry, Artifact(match) if match is not None else None)
+    return RegistryModel(uri, version, tracking, registry, match)
 
 
 def live_registry_metadata(record, options) -> dict:

@@ -537,7 +537,8 @@ class MLflowBackend(StorageBackend):
 
     # -- load, delete, exists ------------------------------------------------------
 
-    def _uris(self, metadata: dict) -> tuple[str, str | None]:
+    def recorded_uris(self, metadata: dict) -> tuple[str, str | None]:
+        """The tracking and registry URIs a model was saved with (passwords restored from the config)."""
         configured = self._options
         tracking = _unmask(metadata.get("tracking_uri"), getattr(configured, "mlflow_tracking_uri", None), "tracking")
         registry = _unmask(metadata.get("registry_uri"), getattr(configured, "mlflow_registry_uri", None), "registry")
@@ -553,7 +554,7 @@ class MLflowBackend(StorageBackend):
         if flavor not in FLAVOR_MODULES:
             raise BackendError(f"unknown MLflow flavor {flavor!r} recorded for {metadata.get('model_uri')!r}: save it again")
         module = flavor_module(flavor)
-        tracking, registry = self._uris(metadata)
+        tracking, registry = self.recorded_uris(metadata)
         uri = metadata.get("model_uri") or metadata.get("location")
         with _mlflow_uris(tracking, registry):
             try:
@@ -584,7 +585,7 @@ class MLflowBackend(StorageBackend):
         """Say whether MLflow still has the logged model."""
         if metadata.get("backend") == "lineapy":
             return self._lineapy().exists(metadata)
-        tracking, registry = self._uris(metadata)
+        tracking, registry = self.recorded_uris(metadata)
         model_id = metadata.get("model_id")
         with _mlflow_uris(tracking, registry) as mlflow:
             try:

@@ -67,7 +67,7 @@ def fit_and_save(shell, c: float, line: str) -> None:
     shell.run_line_magic("lineapy", line)
 
 
-def test_alias_saved_resolved_and_moved_by_plain_mlflow(shell, client, capsys):
+def test_alias_saved_resolved_and_moved_by_plain_mlflow(shell, client, capsys, monkeypatch):
     churn = unique("churn")
     fit_and_save(shell, 0.01, f"save clf churn_model --registered_model_name {churn} --alias champion")
     fit_and_save(shell, 10.0, f"save clf churn_model --registered_model_name {churn}")
@@ -101,6 +101,15 @@ def test_alias_saved_resolved_and_moved_by_plain_mlflow(shell, client, capsys):
     assert meta2["registered_model_aliases"] == ["champion"] and meta2["registry_status"] == "registered"
     table = repr(shell.run_line_magic("lineapy", "list churn_model"))
     assert "registry" in table.splitlines()[0] and f"{churn} v2 @champion" in table
+
+    # Listings reuse registry answers briefly; a get always asks afresh (and refreshes them).
+    monkeypatch.setattr(mlflow_backend, "REGISTRY_TTL", 60.0)
+    client.set_registered_model_alias(churn, "champion", "1")
+    assert lineapy_ext.get("churn_model", 2).get_metadata()["registered_model_aliases"] == ["champion"]  # cached
+    assert lineapy_ext.get("churn_model", alias="champion").version == 1
+    assert lineapy_ext.get("churn_model", 2).get_metadata()["registered_model_aliases"] == []
+    client.set_registered_model_alias(churn, "champion", "2")
+    mlflow_backend.forget_registry_state(churn)
 
     # The slice comes with the version the alias selected.
     assert "LogisticRegression(C=10.0)" in lineapy_ext.get("churn_model", alias="champion").get_code()
@@ -154,6 +163,7 @@ def test_models_uris_of_lineapy_and_of_others(shell, client, mlflow_db, capsys):
     model = lineapy_ext.get(f"models:/{ours}@prod")
     assert model.artifact.name == "our_model" and model.registered_version == 1 and model.aliases == ("prod",)
     assert "LogisticRegression(C=1.0)" in model.get_code()
+    assert model.get_metadata()["var_names"] == ["clf"] and model.get_metadata()["artifact_version"] == 1
 
 
 def test_when_the_registry_and_the_store_disagree(shell, client, capsys):
