@@ -308,3 +308,13 @@ def test_svg_renders_in_headless_chromium(two_sessions, chromium, tmp_path, back
         assert sum(1 for p in inside if max(p) < 90) > 20, f"no dark text in {box.id}"
     if background == "#ffffff":
         shutil.copy(png, os.environ.get("LINEAPY_LINEAGE_PNG", tmp_path / "kept.png"))
+
+
+def test_artifact_saved_without_a_slice_is_a_lone_node(lineapy_home):
+    from lineapy_ext import api
+
+    api.save_value([1, 2], "plain")  # no shell: nothing captured, no slice
+    lineage = api.get("plain").lineage()
+    assert [n["id"] for n in lineage.nodes] == ["artifact:plain:1"] and lineage.edges == []
+    assert lineage.text().startswith("artifact plain v1 (list, saved ")
+    assert lineage._repr_svg_().count("<rect") == 1
