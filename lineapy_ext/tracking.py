@@ -116,12 +116,12 @@ class Tracker:
 
     def _on_cell(self, cell: CellRecord) -> None:
         facts = [self._pin_artifact_version(f) for f in _analyze_safely(cell)]
-        self.graph.add_cell(cell, facts)
+        failed = None
         if not cell.success and cell.completed < len(cell.statements):
             # The statement that raised may have changed things part-way.
-            failed = _analyze_safely(cell, cell.completed + 1)[cell.completed:]
-            if failed:
-                self.graph.note_failed(cell.execution_count, failed[0])
+            rest = _analyze_safely(cell, cell.completed + 1)[cell.completed:]
+            failed = rest[0] if rest else None
+        self.graph.add_cell(cell, facts, failed)
 
     @staticmethod
     def _pin_artifact_version(f: StatementFacts) -> StatementFacts:

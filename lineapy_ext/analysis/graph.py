@@ -1,26 +1,23 @@
 """The dependency graph of a session, built statement by statement.
 
-Each executed top-level statement becomes a :class:`Node`.  The graph keeps,
-as of "now" in the session:
+Each executed top-level statement becomes a :class:`Node`.  When a statement
+is added, its dependencies are fixed from the session's state *at that
+moment* (what it reads, as bound and changed so far), which gives late
+binding for free: a global changed after a value was computed never leaks
+into that value's slice.
 
-- ``bindings``: global name -> object key (two names with one key are
-  aliases), and ``binder``: the statement that last bound the name;
-- ``writers``: object key -> the statements that created or changed that
-  object (in-place mutations included);
-- ``contains``: object key -> keys of objects it may hold references to
-  (containers, views), so a change to an element is a change to the whole.
+The parts, each in its own module:
 
-When a statement is added, its dependencies are fixed from the state *at
-that moment* (what it reads, as bound and mutated so far), which gives
-late binding for free: a global changed after a value was computed never
-leaks into that value's slice.  Calls are resolved here, because only now
-do we know what a name refers to: a function defined in the session is
-analysed through its :class:`FunctionSummary` (transitively), a module
-function by its dotted path, a method by its name and what we know of the
-receiver.  Runtime facts from the capture (object identities at the end of
-the cell) refine the static picture: aliasing that syntax cannot see,
-names bound by ``exec`` or star imports, methods that returned a fresh
-object and so did not mutate their receiver.
+- :class:`~lineapy_ext.analysis.objects.ObjectModel`: names, objects,
+  containment and the heads of each object's history;
+- :class:`~lineapy_ext.analysis.program.Program`: functions, classes and
+  modules the session defined or imported;
+- :class:`~lineapy_ext.analysis.effects.EffectResolver`: what each call
+  read and changed (runtime facts, then the effect registry, then session
+  code, then name-only guesses);
+- this module: statements in, runtime facts of each cell reconciled
+  (identities, types, RNG digests), files and hidden state as resources,
+  and the backward walk a slice is cut from.
 
 Everything uncertain errs on the side of more dependencies.
 """
@@ -28,33 +25,30 @@ Everything uncertain errs on the side of more dependencies.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from dataclasses import dataclass
+from typing import Iterable
 
-from lineapy_ext.analysis.statements import (
-    CLASS_OF,
-    DISPLAYED,
-    MUTATING_BUILTINS,
-    MUTATING_METHODS,
-    MUTATING_MODULE_FUNCS,
-    OPAQUE_BUILTINS,
-    PURE_BUILTINS,
-    PURE_METHODS,
-    RANDOM_READING_METHODS,
-    CallSite,
-    ClassSummary,
-    FunctionSummary,
-    StatementFacts,
-    _looks_like_path,
+from lineapy_ext.analysis.effects import (
+    CALL_BUDGET,
+    INDIRECT,
+    NO_CELL,
+    CellContext,
+    EffectResolver,
+    Env,
+    TooDeep,
 )
+from lineapy_ext.analysis.objects import ObjectModel
+from lineapy_ext.analysis.program import Program
+from lineapy_ext.analysis.registry import EffectRegistry, default_registry
+from lineapy_ext.analysis.statements import StatementFacts, _looks_like_path
 
 __all__ = ["DependencyGraph", "Node"]
 
 _RNG_TYPES = frozenset({
-    ("numpy.random._generator", "Generator"),
-    ("numpy.random.mtrand", "RandomState"),
-    ("random", "Random"),
-    ("random", "SystemRandom"),
+    "numpy.random._generator.Generator",
+    "numpy.random.mtrand.RandomState",
+    "random.Random",
+    "random.SystemRandom",
 })
 
 
@@ -79,326 +73,115 @@ class Node:
         return self.emit if self.emit is not None else self.source
 
 
-def _module_state_key(path: str) -> str | None:
-    """Hidden-state key of a module-level call, e.g. ``numpy.random.rand`` ->
-    ``"state:numpy.random"``; None when the call keeps no hidden state."""
-    parts = path.split(".")
-    if "random" in parts:
-        return "state:" + ".".join(parts[: parts.index("random") + 1])
-    if parts[-1] in ("seed", "manual_seed", "set_seed"):
-        return "state:" + (parts[0] + ".random" if parts[0] != "random" else "random")
-    return None
+@dataclass(slots=True)
+class FailedStatement:
+    """A statement that raised part-way: its partial effects are not replayed."""
+
+    execution_count: int | None
+    position: int  # number of nodes when it ran
+    touched: frozenset[str]
+    error: str | None = None
+    rebound: frozenset[str] = frozenset()  # names it (re)bound before raising
 
 
 class DependencyGraph:
-    """Incrementally built statement-level dependency graph of a session."""
+    """Incrementally built statement-level dependency graph of a session.
 
-    def __init__(self):
+    Parameters
+    ----------
+    registry : EffectRegistry, optional
+        Effects of library callables (default: the process-wide registry).
+    """
+
+    def __init__(self, registry: EffectRegistry | None = None):
         self.nodes: list[Node] = []
-        self.bindings: dict[str, int] = {}
-        self.binder: dict[str, int] = {}
-        self.writers: dict[int, tuple[int, ...]] = {}
-        self.contains: dict[int, frozenset[int]] = {}
-        self.key_of_id: dict[int, int] = {}
-        self.id_of_key: dict[int, int] = {}
-        self.functions: dict[int, FunctionSummary] = {}
-        self.classes: dict[int, ClassSummary] = {}
-        self.instance_of: dict[int, int] = {}
-        self.modules: dict[str, str] = {}
-        self.strings: dict[int, str] = {}
-        self.rng_objects: set[int] = set()
-        self.pending_elements: dict[int, set[int]] = {}
-        self.holders: dict[int, set[int]] = {}  # reverse of ``contains``
-        self.dirty: dict[int, set[int]] = {}  # held objects changed since the holder's head
-        self.atomic: set[int] = set()
-        self.deferred: dict[int, int] = {}
-        self.star_nodes: list[int] = []
-        self.types: dict[int, tuple[str, str]] = {}
-        self.class_bases: dict[int, tuple[int, ...]] = {}
-        self.method_index: dict[str, set[int]] = {}  # method name -> classes defining it
-        self.failed: list[tuple[int | None, int, frozenset[str]]] = []
-        self._ctr_cache: dict[int, frozenset[str]] = {}
-        self._ctr_deps: dict[str, set[int]] = {}
+        self.objects = ObjectModel()
+        self.program = Program()
         self.files: dict[str, tuple[int, ...]] = {}
         self.state: dict[str, tuple[int, ...]] = {}
-        self._next_key = 0
+        self.failed: list[FailedStatement] = []
+        self.problems: list[tuple[int | None, str]] = []
+        self.resolver = EffectResolver(self.objects, self.program, registry or default_registry())
 
-    # -- copies ---------------------------------------------------------------
+    @property
+    def bindings(self) -> dict[str, int]:
+        """Global name -> object key."""
+        return self.objects.bindings
+
+    @property
+    def binder(self) -> dict[str, int]:
+        """Global name -> the statement that last bound it."""
+        return self.objects.binder
+
     def fork(self) -> "DependencyGraph":
-        """A copy that can take more statements without changing this one.
-
-        Used for a save made from inside a running cell: the statements of
-        that cell that already ran are added to the fork only.
-        """
+        """A copy that can take more statements without changing this one
+        (a save made from inside a running cell)."""
         g = DependencyGraph.__new__(DependencyGraph)
-        for k, v in self.__dict__.items():
-            g.__dict__[k] = v.copy() if isinstance(v, (dict, list, set)) else v
-        # Dicts whose values are mutated in place must not be shared.
-        g._ctr_deps = {k: set(v) for k, v in self._ctr_deps.items()}
-        g.pending_elements = {k: set(v) for k, v in self.pending_elements.items()}
-        g.method_index = {k: set(v) for k, v in self.method_index.items()}
-        g.holders = {k: set(v) for k, v in self.holders.items()}
-        g.dirty = {k: set(v) for k, v in self.dirty.items()}
+        g.nodes = list(self.nodes)
+        g.objects = self.objects.copy()
+        g.program = self.program.copy()
+        g.files, g.state = dict(self.files), dict(self.state)
+        g.failed, g.problems = list(self.failed), list(self.problems)
+        g.resolver = EffectResolver(g.objects, g.program, self.resolver.registry)
         return g
 
-    # -- keys -----------------------------------------------------------------
-    def _new_key(self) -> int:
-        self._next_key += 1
-        return self._next_key
-
-    def _add_writer(self, key: int, nid: int) -> None:
-        # ``writers`` holds the *heads* of an object's history: a statement
-        # that changes an object always depends on the previous heads (it
-        # reads the object, and what it holds, first), so the new statement
-        # alone stands for the whole history.  This keeps every read
-        # O(what changed since), not O(history).
-        self.writers[key] = (nid,)
-        self.dirty.pop(key, None)
-        self._dirty_up(key)
-
-    def _add_contains(self, holder: int, held: int) -> None:
-        """``holder`` may hold a reference to ``held`` from now on."""
-        if holder == held:
-            return
-        self.contains[holder] = self.contains.get(holder, frozenset()) | {held}
-        self.holders.setdefault(held, set()).add(holder)
-        # Its history is not (necessarily) part of the holder's yet.
-        self.dirty.setdefault(holder, set()).add(held)
-        self._dirty_up(holder)
-
-    def _dirty_up(self, key: int) -> None:
-        """Tell everything holding ``key`` (transitively) that it changed."""
-        stack, seen = [key], {key}
-        while stack:
-            k = stack.pop()
-            for h in self.holders.get(k, ()):
-                if h in self.atomic:
-                    continue
-                self.dirty.setdefault(h, set()).add(k)
-                if h not in seen:
-                    seen.add(h)
-                    stack.append(h)
-
-    def closure(self, key: int) -> set[int]:
-        """Heads of the history of ``key`` and of everything it holds.
-
-        Only held objects changed since ``key``'s own last change are
-        visited: that change already depended on the rest.
-        """
-        out: set[int] = set()
-        atomic = self.atomic
-        stack, seen = [key], {key}
-        while stack:
-            k = stack.pop()
-            out.update(self.writers.get(k, ()))
-            for c in self.dirty.get(k, ()):
-                if c not in seen and c not in atomic:
-                    seen.add(c)
-                    stack.append(c)
-        return out
-
-    def _reachable(self, key: int) -> set[int]:
-        # Immutable atoms (ints, strings...) cannot change after they were
-        # stored, and the statement storing them already depends on them.
-        atomic = self.atomic
-        stack, seen = [key], {key}
-        while stack:
-            for c in self.contains.get(stack.pop(), ()):
-                if c not in seen and c not in atomic:
-                    seen.add(c)
-                    stack.append(c)
-        return seen
-
     # -- cells ----------------------------------------------------------------
-    def add_cell(self, cell, facts: list[StatementFacts]) -> list[int]:
+    def add_cell(self, cell, facts: list[StatementFacts], failed: StatementFacts | None = None) -> list[int]:
         """Add the completed statements of ``cell`` (a ``kernel_hooks``
-        CellRecord) with their static ``facts``; return the new node ids."""
+        CellRecord) with their static ``facts``; return the new node ids.
+
+        ``failed`` are the facts of the statement that raised, if any: names
+        it bound are not blamed on the statements that completed.
+        """
         n = min(cell.completed, len(facts), len(cell.statements))
         last_def: dict[str, int] = {}
         for i in range(n):
-            for name in facts[i].defs:
+            for name in (*facts[i].defs, *facts[i].maybe_defs):
                 last_def[name] = i
-        ctx = _CellContext(cell, last_def)
+        ctx = CellContext(cell, last_def)
         new = [self._add_statement(cell, cell.statements[i], facts[i], ctx) for i in range(n)]
+        for problem in getattr(cell, "problems", ()):
+            self.problems.append((cell.execution_count, problem))
+        if failed is not None:
+            bound = set(failed.defs) | set(failed.maybe_defs)
+            if cell.has_runtime_facts:
+                bound &= set(cell.bound)
+            self.note_failed(cell.execution_count, failed, getattr(cell, "error", None), frozenset(bound))
         if cell.has_runtime_facts:
-            self._reconcile(cell, facts[:n], new)
+            self._reconcile(cell, facts[:n], new, failed)
         return new
 
-    def _add_statement(self, cell, st, f: StatementFacts, ctx: "_CellContext") -> int:
+    def _add_statement(self, cell, st, f: StatementFacts, ctx: CellContext) -> int:
         nid = len(self.nodes)
         node = Node(nid, cell.index, cell.execution_count, st.index, st.source, f.emit,
                     drop=f.drop, opaque=f.opaque, artifact_get=f.artifact_get)
         self.nodes.append(node)
         if f.drop:
             return nid
-        deps: set[int] = set()
-        mutated: dict[int, bool] = {}
-        extra_defs: list[str] = []
-
-        def read(name: str, lazy: bool = True) -> None:
-            b = self.binder.get(name)
-            if b is not None:
-                deps.add(b)
-            k = self.bindings.get(name)
-            if k is None and self.star_nodes:
-                # Maybe bound by ``from m import *`` in a cell without runtime facts.
-                deps.update(self.star_nodes)
-            if k is not None:
-                deps.update(self.closure(k))
-                if not lazy:
-                    return
-                if k in self.deferred:
-                    # A generator runs its body (and reads its globals) when
-                    # consumed, not when created.
-                    for r in self.call_time_reads(self.deferred[k]):
-                        read(r, lazy=False)
-                if k in self.functions or k in self.classes:
-                    # A function passed along (df.map(f), sorted(key=f)) may be
-                    # called right here, reading its globals as they are now.
-                    for r in self.call_time_reads(k):
-                        read(r, lazy=False)
-
-        def mark(key: int | None, deep: bool = False) -> None:
-            if key is not None:
-                mutated[key] = mutated.get(key, False) or deep
-
-        def touch_state(skey: str, write: bool = True) -> None:
-            deps.update(self.state.get(skey, ()))
-            if write:
-                self.state[skey] = (nid,)
-
-        for u in f.uses:
-            read(u)
-        if f.unknown_effects:
-            # exec(code), globals()[...]: may read and change anything.
-            for name in list(self.bindings):
-                read(name, lazy=False)
-                key = self.bindings[name]
-                if key not in self.atomic:
-                    mark(key, True)
-        env = _Env(self.bindings.get, read, mark, touch_state, extra_defs, [], [CALL_BUDGET])
-        try:
-            for call in f.calls:
-                self._call(call, env, ctx, set(), st.index)
-            callees = {c.chain[0] for c in f.calls if c.chain and len(c.chain) == 1}
-            for u in f.uses:
-                k = self.bindings.get(u)
-                if k in self.functions and u not in callees:
-                    # map(f, xs), sorted(key=f), df.apply(f): f is probably called here.
-                    self._apply(self.functions[k], k, [], {}, _INDIRECT, env, ctx, set(), None)
-            for name, deep in f.mutations:
-                self._mark_name(name, deep, self.bindings.get, mark)
-                key = self.bindings.get(name)
-                for hook in self._setters(key):
-                    # obj.x = v / obj[k] = v run __setattr__/__setitem__/property setters.
-                    self._apply(hook, key, [key], {}, _INDIRECT, env, ctx, set(), None)
-        except _TooDeep:
-            # Too many calls to follow: assume it may read and change anything.
-            for name in list(self.bindings):
-                read(name, lazy=False)
-                key = self.bindings[name]
-                if key not in self.atomic:
-                    mark(key, True)
-
-        self._files(f, nid, deps)
-
-        for key, deep in mutated.items():
-            deps.update(self.closure(key))
-            self._add_writer(key, nid)
-            if deep:
-                for c in self._reachable(key):
-                    self._add_writer(c, nid)
-        for name in f.augmented:
-            if name in self.bindings:
-                self.binder[name] = nid
-        for name in f.defs:
-            if name not in f.augmented or name not in self.bindings:
-                self._bind(name, nid)
-        for name in list(f.maybe_defs) + extra_defs:
-            read(name)
-            self._bind(name, nid)
-        for target, source in f.aliases:
-            if source in self.bindings:
-                self.bindings[target] = self.bindings[source]
-        for holder, held in f.contains:
-            kh, kn = self.bindings.get(holder), self.bindings.get(held)
-            if kh is not None and kn is not None and kh != kn:
-                self._add_contains(kh, kn)
-        for name in f.defs:
-            self.modules.pop(name, None)
-        for name, path in f.imports:
-            self.modules[name] = path
-        for name, summary in f.functions.items():
-            if name in self.bindings:
-                self.functions[self.bindings[name]] = summary
-        for name, summary in f.classes.items():
-            if name in self.bindings:
-                key = self.bindings[name]
-                self.classes[key] = summary
-                for m in summary.methods:
-                    self.method_index.setdefault(m, set()).add(key)
-                self.class_bases[key] = tuple(self.bindings[b] for b in summary.bases if b in self.bindings)
-        for target, cls in f.instances:
-            kc = self.bindings.get(cls)
-            if kc in self.classes and target in self.bindings:
-                self.instance_of[self.bindings[target]] = kc
-        if f.star_imports:
-            self.star_nodes.append(nid)
-        for target, holder in env.returned_from:
-            if target in self.bindings and holder not in self.atomic:
-                self._add_contains(holder, self.bindings[target])
-        for target, fkey in env.generators:
-            if target in self.bindings:
-                self.deferred[self.bindings[target]] = fkey
-        for name in f.deletes:
-            self.bindings.pop(name, None)
-            self.binder.pop(name, None)
-            self.modules.pop(name, None)
-        for name in (*f.defs, *f.maybe_defs, *extra_defs, *f.deletes, *(t for t, _ in f.aliases)):
-            self._rebound(name)
+        stmt = _Statement(self, nid, f, ctx, st.index)
+        stmt.run(st)
+        deps = stmt.deps
         deps.discard(nid)
         node.deps = tuple(sorted(deps))
         return nid
 
-    def _rebound(self, name: str) -> None:
-        """Forget cached call-time reads that looked ``name`` up."""
-        for key in self._ctr_deps.pop(name, ()):
-            self._ctr_cache.pop(key, None)
-
-    def _mark_name(self, name: str, deep: bool, resolve, mark) -> None:
-        """Mark the object ``name`` refers to as changed; ``<class-of>x``
-        (``type(x).attr = ...``) changes the class of ``x`` as well."""
-        if name.startswith(CLASS_OF):
-            key = resolve(name[len(CLASS_OF):])
-            mark(self.instance_of.get(key) if key is not None else None, True)
-            mark(key, True)
-        else:
-            mark(resolve(name), deep)
-
-    def note_failed(self, execution_count: int | None, f: StatementFacts) -> None:
-        """Remember a statement that raised: slices it may have partly
-        changed get a warning (its partial effects are not replayed)."""
-        names = set(f.defs) | set(f.maybe_defs) | {m for m, _ in f.mutations}
-        for c in f.calls:
-            if c.chain and len(c.chain) > 1:
-                names.add(c.chain[0])
-            names.update(a for a in c.args if a)
-        if names:
-            self.failed.append((execution_count, len(self.nodes), frozenset(names)))
-
-    def _bind(self, name: str, nid: int) -> None:
-        key = self._new_key()
-        self.writers[key] = (nid,)
-        self.bindings[name] = key
-        self.binder[name] = nid
-
-    def _files(self, f: StatementFacts, nid: int, deps: set[int]) -> None:
-        paths = list(f.paths)
+    # -- resources: files and hidden state --------------------------------------
+    def _files(self, f: StatementFacts, nid: int, deps: set[int], touched: list) -> None:
+        objects = self.objects
+        reads = list(f.paths)
         for u in f.uses:
-            k = self.bindings.get(u)
-            if k in self.strings and _looks_like_path(self.strings[k]):
-                paths.append(self.strings[k])
-        for p in paths:
+            s = objects.strings.get(objects.bindings.get(u))
+            if s and _looks_like_path(s):
+                reads.append(s)
+        for name, path in f.imports:
+            # a module the session wrote (%%writefile mymod.py; import mymod)
+            top = path.split(".")[0]
+            if top:
+                reads += [top + ".py", top]
+        writes = []
+        for path, w in touched:
+            (writes if w else reads).append(path)
+        for p in reads + writes:
             norm = os.path.normpath(p)
             for known, writers in self.files.items():
                 # Same file, a directory and what is in it, or a name whose
@@ -406,382 +189,177 @@ class DependencyGraph:
                 if (known == norm or known.startswith(norm + os.sep) or norm.startswith(known + os.sep)
                         or norm.startswith(known + ".") or known.startswith(norm + ".")):
                     deps.update(writers)
-            if f.writes_files:
-                self.files[norm] = (nid,)
+        for p in writes:
+            self.files[os.path.normpath(p)] = (nid,)
 
-    # -- calls ----------------------------------------------------------------
-    def _call(self, call: CallSite, env: "_Env", ctx: "_CellContext", visited: set, st_index: int) -> None:
-        chain = call.chain
-        args = [env.resolve(a) if a else None for a in call.args]
-        kwargs = {k: env.resolve(v) for k, v in call.kwargs}
-        for name in call.out:
-            env.mark(env.resolve(name), False)
-        if chain is None:
-            self._mark_args(call, env, args, kwargs)
-            return
-        root = chain[0]
-        rkey = env.resolve(root)
-        path = self._module_path(root, chain, env)
-        if path is not None:
-            skey = _module_state_key(path)
-            if skey:
-                env.touch_state(skey)
-            pos = MUTATING_MODULE_FUNCS.get(chain[-1], -1)
-            if pos is not None and pos >= 0 and pos < len(args):
-                env.mark(args[pos], True)
-            if call.inplace and args:
-                env.mark(args[0], False)
-            return
-        if len(chain) == 1:
-            if rkey in self.functions and not call.receiver_deep:
-                self._apply(self.functions[rkey], rkey, args, kwargs, call, env, ctx, visited, None)
-            elif rkey in self.classes and not call.receiver_deep:
-                init, _ = self._method(rkey, "__init__")
-                if init is not None:
-                    self._apply(init, rkey, [None] + args, kwargs, call, env, ctx, visited, rkey)
-            elif call.receiver_deep and rkey is not None:
-                # fs[0](), handlers["x"](): any session function held there may run.
-                env.mark(rkey, True)
-                self._mark_args(call, env, args, kwargs)
-                for k in self._reachable(rkey):
-                    if k in self.functions:
-                        self._apply(self.functions[k], k, args, kwargs, call, env, ctx, visited, None)
-            elif rkey is None and root in PURE_BUILTINS:
-                pass
-            elif rkey is None and root in MUTATING_BUILTINS:
-                if args:
-                    env.mark(args[0], True)
-            elif rkey is None and root in OPAQUE_BUILTINS:
-                pass
-            else:
-                # A callable object made in the session (a closure, a
-                # functools.partial, an instance with __call__) may keep state.
-                env.mark(rkey, True)
-                self._mark_args(call, env, args, kwargs)
-            return
-        # A method call on (something reached from) ``root``.
-        method = chain[-1]
-        deep = len(chain) > 2 or call.receiver_deep or call.through_call
-        if rkey in self.classes and len(chain) == 2:
-            # C.method(...): a static/class method, or a method given its self.
-            summary, kind = self._method(rkey, method)
-            if summary is not None:
-                self._apply(summary, rkey, ([rkey] if kind == "class" else []) + args, kwargs,
-                            call, env, ctx, visited, rkey)
-                return
-        cls = self.instance_of.get(rkey) if rkey is not None else None
-        if cls is not None and len(chain) > 2 and self._is_class_attr(cls, chain[1]) and (
-                method in MUTATING_METHODS or method not in PURE_METHODS):
-            env.mark(cls, True)  # c.items.append(1) where items lives on the class
-        if cls is not None and not deep:
-            summary, kind = self._method(cls, method)
-            if summary is not None:
-                first = [] if kind == "static" else [cls] if kind == "class" else [rkey]
-                self._apply(summary, rkey, first + args, kwargs, call, env, ctx, visited, cls)
-                return
-            for r in self.classes[cls].all_reads():
-                env.read(r)
-        elif (rkey is None or deep) and self._maybe_session_object(rkey):
-            # objs[0].add(x), a loop variable: the receiver may be an instance
-            # of any session class that has this method.
-            for ckey in list(self.method_index.get(method, ())):
-                cls_summary = self.classes.get(ckey)
-                summary = cls_summary.methods.get(method) if cls_summary is not None else None
-                if summary is None:  # the class was redefined since
-                    continue
-                kind = cls_summary.kinds.get(method)
-                first = [] if kind == "static" else [ckey] if kind == "class" else [rkey]
-                self._apply(summary, rkey, first + args, kwargs, call, env, ctx, visited, ckey)
-        if rkey in self.rng_objects:
-            env.mark(rkey)
-            return
-        if method in RANDOM_READING_METHODS:
-            # Estimators without a random_state draw from the global generator.
-            for skey in list(self.state):
-                env.touch_state(skey)
-        if call.inplace:
-            env.mark(rkey, deep)
-        elif method in MUTATING_METHODS:
-            env.mark(rkey, deep)
-            if rkey is not None:
-                held = {k for k in args if k is not None and k != rkey}
-                if held:
-                    for k in held:
-                        self._add_contains(rkey, k)
-        elif method in PURE_METHODS:
-            pass
-        elif not self._returned_fresh(call, rkey, ctx, st_index):
-            env.mark(rkey, deep)
-
-    def _method(self, cls_key: int, name: str, seen: set | None = None):
-        """(summary, kind) of method ``name`` on a session class, following
-        its session-defined base classes; (None, None) if not found."""
-        seen = seen if seen is not None else set()
-        if cls_key in seen or cls_key not in self.classes:
-            return None, None
-        seen.add(cls_key)
-        cls = self.classes[cls_key]
-        if name in cls.methods:
-            return cls.methods[name], cls.kinds.get(name, "method")
-        for base in self.class_bases.get(cls_key, ()):
-            found = self._method(base, name, seen)
-            if found[0] is not None:
-                return found
-        return None, None
-
-    def _is_class_attr(self, cls_key: int, attr: str, seen: set | None = None) -> bool:
-        seen = seen if seen is not None else set()
-        if cls_key in seen or cls_key not in self.classes:
-            return False
-        seen.add(cls_key)
-        return attr in self.classes[cls_key].attrs or any(
-            self._is_class_attr(b, attr, seen) for b in self.class_bases.get(cls_key, ()))
-
-    def _setters(self, key) -> list[FunctionSummary]:
-        """Methods run by assigning to an attribute or item of ``key``."""
-        out: list[FunctionSummary] = []
-        stack = [self.instance_of.get(key)] if key is not None else []
-        seen: set = set()
-        while stack:
-            c = stack.pop()
-            if c is None or c in seen or c not in self.classes:
-                continue
-            seen.add(c)
-            out.extend(self.classes[c].setters)
-            stack.extend(self.class_bases.get(c, ()))
-        return out
-
-    def _maybe_session_object(self, key) -> bool:
-        if not self.classes:
-            return False
-        t = self.types.get(key) if key is not None else None
-        return t is None or t[0] == "__main__" or t[1] in ("list", "dict", "tuple", "set")
-
-    def _returned_fresh(self, call: CallSite, rkey, ctx: "_CellContext", st_index: int) -> bool:
-        """Runtime rule: a method whose result is a new, non-None object did
-        not (we assume) change its receiver."""
-        cell = ctx.cell
-        if not cell.has_runtime_facts or rkey is None or call.assigned_to is None:
-            return False
-        recv_id = self.id_of_key.get(rkey)
-        if call.assigned_to == DISPLAYED:
-            if st_index != len(cell.statements) - 1 or cell.result_id is None:
-                return False
-            return recv_id is not None and cell.result_id != recv_id
-        if ctx.last_def.get(call.assigned_to) != st_index:
-            return False
-        b = cell.bound.get(call.assigned_to)
-        return (b is not None and b.type_name != "NoneType" and recv_id is not None
-                and b.id != recv_id)
-
-    def _mark_args(self, call, env, args, kwargs) -> None:
-        for k in args:
-            env.mark(k, True)
-        for k in kwargs.values():
-            env.mark(k, True)
-        for name in call.deep_args:
-            env.mark(env.resolve(name), True)
-
-    def _module_path(self, root: str, chain, env) -> str | None:
-        if root not in self.modules or env.resolve(root) != self.bindings.get(root):
-            return None
-        return ".".join((self.modules[root],) + tuple(chain[1:]))
-
-    def _apply(self, summary: FunctionSummary, fkey, args, kwargs, call, env, ctx, visited,
-               self_class=None) -> None:
-        """Apply the call-time effects of a session function.
-
-        ``self_class`` is the class a method runs for: ``type(self).x = ...``
-        in ``__init__`` changes it even though the instance is not known yet.
-        """
-        # One set per statement, shared by the whole call tree: each function
-        # is applied once per distinct argument binding, which bounds the work
-        # (applying twice would change nothing).
-        marker = (fkey, id(summary), tuple(args), tuple(sorted(kwargs.items())), self_class)
-        if marker in visited:
-            return
-        visited.add(marker)
-        env.budget[0] -= 1
-        if env.budget[0] < 0 or env.depth > MAX_CALL_DEPTH:
-            raise _TooDeep
-        pmap: dict[str, int | None] = {}
-        for i, p in enumerate(summary.params):
-            if i < len(args):
-                pmap[p] = args[i]
-        for k, v in kwargs.items():
-            pmap[k] = v
-        params = set(summary.params) | set(summary.kwonly)
-        for r in summary.reads:
-            env.read(r)
-        for w in summary.writes:
-            env.read(w)
-            env.extra_defs.append(w)
-        first = summary.params[0] if summary.params else None
-
-        def resolve(name: str):
-            if name in pmap:
-                return pmap[name]
-            if name in params:
-                return None
-            return self.bindings.get(name)
-
-        def resolve_class_of(name: str):
-            key = resolve(name)
-            return key if key is not None or name != first else -1
-
-        if summary.is_generator and ctx is not _NO_CELL and call.assigned_to:
-            env.generators.append((call.assigned_to, fkey))
-        if summary.returns_parts_of and ctx is not _NO_CELL and call.assigned_to:
-            for name in summary.returns_parts_of:
-                holder = resolve(name)
-                if holder is not None:
-                    env.returned_from.append((call.assigned_to, holder))
-        for name, deep in summary.mutations:
-            bare = name[len(CLASS_OF):] if name.startswith(CLASS_OF) else name
-            if name.startswith(CLASS_OF) and self_class is not None and resolve(bare) is None and bare == first:
-                env.mark(self_class, True)
-            elif bare == first and self_class is not None and pmap.get(bare) == self_class:
-                env.mark(self_class, deep)  # cls.n += 1 in a classmethod
-            elif bare in pmap or bare not in params:
-                self._mark_name(name, deep, resolve, env.mark)
-                if bare not in params and bare in self.bindings:
-                    env.read(bare)
-            elif summary.has_varargs or bare in params:
-                self._mark_args(call, env, args, kwargs)
-
-        inner = _Env(resolve, env.read, env.mark, env.touch_state, env.extra_defs, env.generators,
-                     env.budget, env.depth + 1, env.returned_from)
-        for c in summary.calls:
-            if c.chain and c.chain[0] in params and c.chain[0] not in pmap:
-                continue
-            self._call(c, inner, _NO_CELL, visited, -1)
+    def note_failed(self, execution_count: int | None, f: StatementFacts, error: str | None = None,
+                    rebound: frozenset[str] = frozenset()) -> None:
+        """Remember a statement that raised: slices it may have partly
+        changed get a warning, and a value it last bound cannot be sliced."""
+        names = set(f.defs) | set(f.maybe_defs) | {m for m, _ in f.mutations}
+        for c in f.calls:
+            if c.chain and len(c.chain) > 1:
+                names.add(c.chain[0])
+            names.update(a for a in c.args if a)
+        if names:
+            self.failed.append(FailedStatement(execution_count, len(self.nodes), frozenset(names), error, rebound))
 
     # -- runtime facts ---------------------------------------------------------
-    def _reconcile(self, cell, facts: list[StatementFacts], new: list[int]) -> None:
+    def _reconcile(self, cell, facts: list[StatementFacts], new: list[int], failed) -> None:
+        objects = self.objects
         for name in list(cell.bound) + list(cell.deleted):
-            self._rebound(name)
+            self.program.forget_reads(name)
         static = set()
-        for f in facts:
+        for f in facts + ([failed] if failed is not None else []):
             static.update(f.defs)
             static.update(f.maybe_defs)
             static.update(f.deletes)
+        for name, b in cell.bound.items():
+            if name not in static or name not in objects.bindings:
+                if failed is not None and name in static:
+                    continue  # bound by the statement that raised
+                if not self._adopt_unexplained(name, facts, new):
+                    continue
+            key = objects.bindings[name]
+            other = objects.key_of_id.get(b.id)
+            if other is not None and other != key and not b.atomic and objects.is_live(other, name):
+                objects.merge_into(key, other)
+                objects.bindings[name] = key = other
+            self._apply_binding(name, key, b)
+        for name in cell.deleted:
+            if name not in static:
+                objects.bindings.pop(name, None)
+                objects.binder.pop(name, None)
+
+    def _adopt_unexplained(self, name: str, facts, new) -> bool:
+        """A name bound without a statement saying so (``exec``, star
+        imports, a function's ``globals()``): blame the likely statements."""
+        objects = self.objects
         live = [nid for nid in new if not self.nodes[nid].drop]
         suspects = [nid for nid, f in zip(new, facts) if f.unknown_effects or f.opaque or f.star_imports]
         if not suspects:
             suspects = [nid for nid, f in zip(new, facts) if f.calls and not f.drop] or live
-        for name, b in cell.bound.items():
-            if name not in static or name not in self.bindings:
-                if not suspects:
-                    continue
-                key = self._new_key()
-                self.writers[key] = tuple(suspects)
-                self.bindings[name] = key
-                self.binder[name] = suspects[-1]
-                for nid in suspects:
-                    node = self.nodes[nid]
-                    node.deps = tuple(sorted(set(node.deps) | {s for s in suspects if s < nid}))
-            key = self.bindings[name]
-            other = self.key_of_id.get(b.id)
-            if other is not None and other != key and not b.atomic and self._is_live(other, name):
-                self.writers[other] = tuple(sorted(set(self.writers.get(other, ())) | set(self.writers.get(key, ()))))
-                for holder in list(self.holders.get(key, ())):
-                    self._add_contains(holder, other)
-                for held in self.contains.get(key, ()):
-                    self._add_contains(other, held)
-                self.dirty.setdefault(other, set()).update(self.dirty.get(key, ()))
-                self._dirty_up(other)
-                self.bindings[name] = key = other
-            if b.atomic:
-                self.atomic.add(key)
-                # An int or a string holds no references: drop the edges the
-                # syntax suggested (y = len(results) does not hold results).
-                for held in self.contains.pop(key, ()):
-                    self.holders.get(held, set()).discard(key)
-                self.dirty.pop(key, None)
-            else:
-                self.atomic.discard(key)
-                self.key_of_id[b.id] = key
-                self.id_of_key[key] = b.id
-            if b.str_value is not None:
-                self.strings[key] = b.str_value
-            for holder in self.pending_elements.pop(b.id, ()):
-                if holder != key:
-                    self._add_contains(holder, key)
-            held = set()
-            for e in b.element_ids:
-                if e in self.key_of_id:
-                    held.add(self.key_of_id[e])
-                else:  # bound to a name later, perhaps (lst = d['k'])
-                    self.pending_elements.setdefault(e, set()).add(key)
-            if b.base_id is not None and b.base_id in self.key_of_id:
-                base = self.key_of_id[b.base_id]
-                held.add(base)
-                self._add_contains(base, key)
-            held.discard(key)
-            for k in held:
-                self._add_contains(key, k)
-            self.types[key] = (b.type_module, b.type_name)
-            if b.type_module == "__main__":
-                cls = self.bindings.get(b.type_name.split(".")[0])
-                if cls in self.classes:
-                    self.instance_of[key] = cls
-                    self._ctr_cache.pop(key, None)
-            if (b.type_module, b.type_name) in _RNG_TYPES:
-                self.rng_objects.add(key)
-        for name in cell.deleted:
-            if name not in static:
-                self.bindings.pop(name, None)
-                self.binder.pop(name, None)
+        if not suspects:
+            return False
+        key = objects.new_key()
+        objects.writers[key] = tuple(suspects)
+        objects.bindings[name] = key
+        objects.binder[name] = suspects[-1]
+        for nid in suspects:
+            node = self.nodes[nid]
+            node.deps = tuple(sorted(set(node.deps) | {s for s in suspects if s < nid}))
+        stars = [f.star_imports for f in facts if f.star_imports]
+        if len(stars) == 1 and len(stars[0]) == 1 and not any(f.unknown_effects for f in facts):
+            # from numpy import *: calls of `mean` are calls of numpy.mean
+            self.program.modules[name] = f"{stars[0][0]}.{name}"
+        return True
 
-    def _is_live(self, key: int, except_name: str) -> bool:
-        return any(k == key and n != except_name for n, k in self.bindings.items())
+    def _apply_binding(self, name: str, key: int, b) -> None:
+        """Record what the capture saw of the object ``name`` refers to."""
+        objects, program = self.objects, self.program
+        if b.atomic:
+            objects.atomic.add(key)
+            # An int or a string holds no references: drop the edges the
+            # syntax suggested (y = len(results) does not hold results).
+            objects.drop_contains(key)
+        else:
+            objects.atomic.discard(key)
+            objects.key_of_id[b.id] = key
+            objects.id_of_key[key] = b.id
+        if b.str_value is not None:
+            objects.strings[key] = b.str_value
+        if b.mro:
+            objects.mro[key] = b.mro
+        if b.code_names:
+            objects.code_reads[key] = frozenset(b.code_names)
+        for holder in objects.pending_elements.pop(b.id, ()):
+            if holder != key:
+                objects.add_contains(holder, key)
+        self._link_elements(name, key, b)
+        if b.type_module == "__main__":
+            cls = objects.bindings.get(b.type_name.split(".")[0])
+            if cls in program.classes:
+                program.instance_of[key] = cls
+                program.ctr_cache.pop(key, None)
+        if f"{b.type_module}.{b.type_name}" in _RNG_TYPES:
+            program.rng_objects.add(key)
+
+    def _link_elements(self, name: str, key: int, b) -> None:
+        objects = self.objects
+        held = set()
+        for e in b.element_ids:
+            if e in objects.key_of_id:
+                held.add(objects.key_of_id[e])
+            else:  # bound to a name later, perhaps (lst = d['k'])
+                objects.pending_elements.setdefault(e, set()).add(key)
+        if getattr(b, "elements_exact", False):
+            # A small builtin container: what it holds is known exactly, so
+            # edges the syntax suggested (s2 = sorted(lst)) are dropped.
+            objects.drop_contains(key, keep=held)
+        if b.base_id is not None and b.base_id in objects.key_of_id:
+            base = objects.key_of_id[b.base_id]
+            held.add(base)
+            # A view made from base is not a change of base; a change made
+            # through it (even in the same cell) is.
+            fresh = objects.writers.get(key) == (objects.binder.get(name),)
+            objects.add_contains(base, key, fresh=fresh)
+        held.discard(key)
+        for k in held:
+            objects.add_contains(key, k)
 
     # -- queries ---------------------------------------------------------------
     def call_time_reads(self, key: int) -> frozenset[str]:
         """Global names a function, class or instance reads when used later.
 
         Cached per key; callees are looked up by name, so an entry is dropped
-        when one of the names it looked up is rebound (:meth:`_rebound`).
+        when one of the names it looked up is rebound.
         """
-        cached = self._ctr_cache.get(key)
+        program = self.program
+        cached = program.ctr_cache.get(key)
         if cached is None:
             looked: set[str] = set()
-            cached = self._ctr_cache[key] = frozenset(self._call_time_reads(key, set(), looked))
+            cached = program.ctr_cache[key] = frozenset(self._call_time_reads(key, set(), looked))
             for name in looked:
-                self._ctr_deps.setdefault(name, set()).add(key)
+                program.ctr_deps.setdefault(name, set()).add(key)
         return cached
 
     def _call_time_reads(self, key: int, visited: set, looked: set) -> set[str]:
         if key in visited:
             return set()
         visited.add(key)
-        summaries: list[FunctionSummary] = []
-        if key in self.functions:
-            summaries.append(self.functions[key])
-        cls = self.classes.get(key) or self.classes.get(self.instance_of.get(key, -1))
+        program, bindings = self.program, self.objects.bindings
+        summaries = [program.functions[key]] if key in program.functions else []
+        cls = program.classes.get(key) or program.classes.get(program.instance_of.get(key, -1))
         if cls is not None:
             summaries.extend(cls.methods.values())
         names: set[str] = set()
+        callees = []
         for s in summaries:
             names |= s.reads | s.writes
-            for c in s.calls:
-                if c.chain:
-                    looked.add(c.chain[0])
-                    if c.chain[0] in self.bindings:
-                        names |= self._call_time_reads(self.bindings[c.chain[0]], visited, looked)
+            callees.extend(c.chain[0] for c in s.calls if c.chain)
+        code = self.objects.code_reads.get(key)
+        if code:  # a function made at run time: what its code names
+            found = {n for n in code if n in bindings}
+            names |= found
+            callees.extend(found)
+        for callee in callees:
+            looked.add(callee)
+            if callee in bindings:
+                names |= self._call_time_reads(bindings[callee], visited, looked)
         return names
 
     def seeds(self, name: str) -> set[int]:
         """Statements a slice for ``name`` must start from."""
-        out = {self.binder[name]} if name in self.binder else set()
-        key = self.bindings[name]
-        out |= self.closure(key)
-        for k in self._reachable(key):
+        objects = self.objects
+        out = {objects.binder[name]} if name in objects.binder else set()
+        key = objects.bindings[name]
+        out |= objects.closure(key)
+        for k in objects.reachable(key):
             for r in self.call_time_reads(k):
-                if r in self.binder:
-                    out.add(self.binder[r])
-                if r in self.bindings:
-                    out |= self.closure(self.bindings[r])
+                if r in objects.binder:
+                    out.add(objects.binder[r])
+                if r in objects.bindings:
+                    out |= objects.closure(objects.bindings[r])
         return out
 
     def backward(self, seeds: Iterable[int]) -> list[int]:
@@ -797,42 +375,210 @@ class DependencyGraph:
         return sorted(seen)
 
 
-@dataclass(slots=True)
-class _Env:
-    resolve: Callable[[str], int | None]
-    read: Callable[[str], None]
-    mark: Callable[[int | None, bool], None]
-    touch_state: Callable[..., None]
-    extra_defs: list
-    generators: list
-    budget: list  # [calls left to resolve in this statement], shared by nested envs
-    depth: int = 0
-    returned_from: list = field(default_factory=list)  # (target, key it may be part of)
+class _Statement:
+    """Resolution of one statement: what it reads, changes and binds."""
 
+    def __init__(self, graph: DependencyGraph, nid: int, f: StatementFacts, ctx: CellContext, st_index: int):
+        self.g, self.nid, self.f, self.ctx, self._st_index = graph, nid, f, ctx, st_index
+        self.deps: set[int] = set()
+        self.mutated: dict[int, bool] = {}
+        self.extra_defs: list[str] = []
+        self.env = Env(graph.objects.bindings.get, self.read, self.mark, self.touch_state, self.extra_defs, [],
+                       [CALL_BUDGET], stmt_paths=f.paths, runtime=ctx.cell.has_runtime_facts)
 
-@dataclass(slots=True)
-class _CellContext:
-    cell: object
-    last_def: dict
+    # -- callbacks for the resolver --
+    def read(self, name: str, lazy: bool = True) -> None:
+        g, objects = self.g, self.g.objects
+        b = objects.binder.get(name)
+        if b is not None:
+            self.deps.add(b)
+        k = objects.bindings.get(name)
+        if k is None:
+            if g.program.star_nodes:  # maybe bound by a star import without runtime facts
+                self.deps.update(g.program.star_nodes)
+            return
+        self.deps.update(objects.closure(k))
+        if not lazy:
+            return
+        if k in g.program.deferred:
+            # A generator runs its body (and reads its globals) when consumed.
+            for r in g.call_time_reads(g.program.deferred[k]):
+                self.read(r, lazy=False)
+        if k in g.program.functions or k in g.program.classes or k in objects.code_reads:
+            # A function passed along (df.map(f), sorted(key=f)) may be called
+            # right here, reading its globals as they are now.
+            for r in g.call_time_reads(k):
+                self.read(r, lazy=False)
 
+    def mark(self, key: int | None, deep: bool = False) -> None:
+        if key is not None:
+            self.mutated[key] = self.mutated.get(key, False) or deep
 
-class _NoCell:
-    has_runtime_facts = False
-    statements = ()
-    bound: dict = {}
-    result_id = None
+    def touch_state(self, skey: str, write: bool = True, read: bool = True) -> None:
+        state = self.g.state
+        if read:
+            self.deps.update(state.get(skey, ()))
+        if write:
+            state[skey] = (self.nid,)
 
+    # -- the steps --
+    def run(self, st) -> None:
+        f = self.f
+        for u in f.uses:
+            self.read(u)
+        if f.unknown_effects:
+            self._anything()  # exec(code), globals()[...]
+        try:
+            self._calls()
+        except TooDeep:
+            self._anything()  # too many calls to follow
+        self._observed_state(st)
+        self.g._files(f, self.nid, self.deps, self.env.files)
+        self._apply_marks()
+        self._bind()
 
-_NO_CELL = _CellContext(_NoCell(), {})
+    def _anything(self) -> None:
+        """May read and change anything bound."""
+        objects = self.g.objects
+        for name in list(objects.bindings):
+            self.read(name, lazy=False)
+            key = objects.bindings[name]
+            if key not in objects.atomic:
+                self.mark(key, True)
 
-#: How many session-function applications one statement may take, and how
-#: deep calls are followed, before it is treated as "may change anything".
-CALL_BUDGET = 300
-MAX_CALL_DEPTH = 40
+    def _calls(self) -> None:
+        g, f, env = self.g, self.f, self.env
+        resolver, program = g.resolver, g.program
+        for call in f.calls:
+            resolver.call(call, env, self.ctx, set(), self._st_index)
+        callees = {c.chain[0] for c in f.calls if c.chain and len(c.chain) == 1}
+        for u in f.uses:
+            k = g.objects.bindings.get(u)
+            if k in program.functions and u not in callees:
+                # map(f, xs), sorted(key=f), df.apply(f): f is probably called here.
+                resolver.apply(program.functions[k], k, [], {}, INDIRECT, env, self.ctx, set(), None)
+        for name, deep in f.mutations:
+            key = g.objects.bindings.get(name)
+            if self._module_option(name):
+                continue
+            resolver.mark_name(name, deep, g.objects.bindings.get, self.mark)
+            for hook in program.setters(key):
+                # obj.x = v / obj[k] = v run __setattr__/__setitem__/property setters.
+                resolver.apply(hook, key, [key], {}, INDIRECT, env, self.ctx, set(), None)
 
+    def _module_option(self, name: str) -> bool:
+        """``pd.options.display.max_rows = 10``: an assignment to a module
+        attribute the registry says has no effect on values."""
+        modules = self.g.program.modules
+        if name not in modules:
+            return False
+        chains = [c for c in self.f.attr_targets if c[0] == name]
+        registry = self.g.resolver.registry
+        return bool(chains) and all(
+            (e := registry.function(".".join((modules[name],) + c[1:]))) is not None and e.pure for c in chains)
 
-class _TooDeep(Exception):
-    """Raised inside call resolution when a statement's budget is spent."""
+    def _observed_state(self, st) -> None:
+        """Global random generators the capture saw change during the statement."""
+        for gen in getattr(st, "rng_changed", ()):
+            if gen not in self.env.resets:
+                self.touch_state("state:" + gen)
 
-#: A call made somewhere we cannot see (a function passed as a value).
-_INDIRECT = CallSite(chain=None)
+    def _apply_marks(self) -> None:
+        objects = self.g.objects
+        for key, deep in self.mutated.items():
+            self.deps.update(objects.closure(key))
+            objects.add_writer(key, self.nid)
+            if deep:
+                for c in objects.reachable(key):
+                    objects.add_writer(c, self.nid)
+        files = []
+        for key in self.mutated:
+            path = self._file_behind(key)
+            if path:
+                files.append((path, True))
+        if files:
+            self.g._files(StatementFacts(), self.nid, self.deps, files)
+
+    def _file_behind(self, key: int) -> str | None:
+        """The database file a changed connection (or its cursor) writes."""
+        objects = self.g.objects
+        stack, seen = [key], {key}
+        while stack:
+            k = stack.pop()
+            if k in objects.file_of:
+                return objects.file_of[k]
+            for h in objects.holders.get(k, ()):
+                if h not in seen and len(seen) < 50:
+                    seen.add(h)
+                    stack.append(h)
+        return None
+
+    def _bind(self) -> None:
+        g, f, nid, env = self.g, self.f, self.nid, self.env
+        objects, program = g.objects, g.program
+        for name in f.augmented:
+            if name in objects.bindings:
+                objects.binder[name] = nid
+        for name in f.defs:
+            if name not in f.augmented or name not in objects.bindings:
+                objects.bind(name, nid)
+        for name in list(f.maybe_defs) + self.extra_defs:
+            if not self._surely_rebound(name):
+                self.read(name)
+            objects.bind(name, nid)
+        for target, source in f.aliases:
+            if source in objects.bindings:
+                objects.bindings[target] = objects.bindings[source]
+        for holder, held in f.contains:
+            kh, kn = objects.bindings.get(holder), objects.bindings.get(held)
+            if kh is not None and kn is not None and kh != kn:
+                objects.add_contains(kh, kn, fresh=True)
+        self._bind_definitions()
+        for target, holder in env.returned_from:
+            if target in objects.bindings and holder not in objects.atomic:
+                objects.add_contains(holder, objects.bindings[target], fresh=True)
+        for target, path in env.opened:
+            if target in objects.bindings:
+                objects.file_of[objects.bindings[target]] = path
+        for target, fkey in env.generators:
+            if target in objects.bindings:
+                program.deferred[objects.bindings[target]] = fkey
+        for name in f.deletes:
+            objects.bindings.pop(name, None)
+            objects.binder.pop(name, None)
+            program.modules.pop(name, None)
+        for name in (*f.defs, *f.maybe_defs, *self.extra_defs, *f.deletes, *(t for t, _ in f.aliases)):
+            program.forget_reads(name)
+
+    def _surely_rebound(self, name: str) -> bool:
+        """A loop target (or other conditional binding) that the capture saw
+        bound to a new object, by this statement as the cell's last binder:
+        the old value was not kept, so it is not read."""
+        cell = self.ctx.cell
+        return (cell.has_runtime_facts and name in cell.bound and name in self.f.maybe_defs
+                and self.ctx.last_def.get(name) == self._st_index)
+
+    def _bind_definitions(self) -> None:
+        f, nid = self.f, self.nid
+        objects, program = self.g.objects, self.g.program
+        for name in f.defs:
+            program.modules.pop(name, None)
+        for name, path in f.imports:
+            program.modules[name] = path
+        for name, summary in f.functions.items():
+            if name in objects.bindings:
+                program.functions[objects.bindings[name]] = summary
+        for name, summary in f.classes.items():
+            if name in objects.bindings:
+                key = objects.bindings[name]
+                program.classes[key] = summary
+                for m in summary.methods:
+                    program.method_index.setdefault(m, set()).add(key)
+                program.class_bases[key] = tuple(objects.bindings[b] for b in summary.bases
+                                                 if b in objects.bindings)
+        for target, cls in f.instances:
+            kc = objects.bindings.get(cls)
+            if kc in program.classes and target in objects.bindings:
+                program.instance_of[objects.bindings[target]] = kc
+        if f.star_imports:
+            program.star_nodes.append(nid)

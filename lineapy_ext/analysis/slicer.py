@@ -56,6 +56,7 @@ def slice_graph(graph: DependencyGraph, names: list[str],
         raise SliceError(
             f"cannot slice {', '.join(map(repr, missing))}: not bound by any captured cell "
             "(was it defined before `%load_ext lineapy_ext`, or by code lineapy cannot see?)")
+    _refuse_failed(graph, names)
     seeds: set[int] = set()
     for n in names:
         seeds |= graph.seeds(n)
@@ -70,15 +71,36 @@ def slice_graph(graph: DependencyGraph, names: list[str],
             cells.append((node.execution_count, []))
             last_cell = node.cell
         cells[-1][1].append(text)
-    last = ids[-1] if ids else -1
-    for count, position, touched in graph.failed:
-        hit = sorted(n for n in touched if n in names or (position <= last and _mentions(n, cells)))
-        if hit:
-            warnings.append(f"cell [{count}] raised part-way through a statement that may have changed "
-                            f"{', '.join(map(repr, hit))}; its partial effects are not in the slice")
+    warnings += _failed_warnings(graph, names, ids, cells)
+    warnings += [f"cell [{count}]: {problem}" for count, problem in graph.problems]
     cell_code = [(count, "\n".join(parts)) for count, parts in cells]
     code = "\n\n".join(c for _, c in cell_code)
     return SliceResult(code + "\n" if code else "", cell_code, ids, warnings)
+
+
+def _refuse_failed(graph: DependencyGraph, names: list[str]) -> None:
+    """A value last changed by a statement that raised part-way (a loop
+    stopped by an error) cannot be recomputed: say so instead of slicing."""
+    for failed in graph.failed:
+        for n in names:
+            binder = graph.binder.get(n, -1)
+            if n in failed.rebound and failed.position > binder:
+                why = f" ({failed.error})" if failed.error else ""
+                raise SliceError(
+                    f"cannot slice {n!r}: its value was last changed by cell [{failed.execution_count}], "
+                    f"which raised part-way{why}; fix and re-run that cell, then save again")
+
+
+def _failed_warnings(graph, names, ids, cells) -> list[str]:
+    last = ids[-1] if ids else -1
+    out = []
+    for failed in graph.failed:
+        hit = sorted(n for n in failed.touched
+                     if n in names or (failed.position <= last and _mentions(n, cells)))
+        if hit:
+            out.append(f"cell [{failed.execution_count}] raised part-way through a statement that may have "
+                       f"changed {', '.join(map(repr, hit))}; its partial effects are not in the slice")
+    return out
 
 
 def _mentions(name: str, cells) -> bool:

@@ -41,6 +41,12 @@ class CallSite:
     another call (``d.get(k).append(1)``).  ``args``/``kwargs`` hold the
     arguments that are plain names; ``deep_args`` the roots of arguments that
     are subscripts or attributes (``f(x[0])`` may mutate what ``x`` holds).
+    ``name`` is the called attribute or function name; ``literals`` the
+    string constants passed, as ``(argument spec, value)`` (``"0"`` for the
+    first positional, the keyword otherwise); ``receiver_type`` the type of a
+    literal receiver (``"builtins.str"`` for ``"a b".split()``);
+    ``writes_guess`` the last-resort guess, from the name alone, that the
+    call writes files (used only when nothing better is known).
     """
 
     chain: tuple[str, ...] | None
@@ -52,6 +58,10 @@ class CallSite:
     through_call: bool = False
     assigned_to: str | None = None
     receiver_deep: bool = False
+    name: str | None = None
+    literals: tuple[tuple[str, str], ...] = ()
+    receiver_type: str | None = None
+    writes_guess: bool = False
 
 
 @dataclass(slots=True)
@@ -119,7 +129,7 @@ class StatementFacts:
     classes: dict[str, ClassSummary] = field(default_factory=dict)
     instances: tuple[tuple[str, str], ...] = ()
     paths: tuple[str, ...] = ()
-    writes_files: bool = False
+    attr_targets: tuple[tuple[str, ...], ...] = ()
     unknown_effects: bool = False
     emit: str | None = None
     drop: bool = False
@@ -210,6 +220,21 @@ def _looks_like_path(s: str) -> bool:
     if not s or len(s) > 300 or "\n" in s or not _PATH_LIKE.match(s):
         return False
     return "/" in s or bool(re.search(r"\.[A-Za-z0-9]{1,10}$", s))
+
+
+def _string_literals(call: ast.Call) -> tuple[tuple[str, str], ...]:
+    """``(argument spec, value)`` of the short string constants a call passes."""
+    out = []
+    for i, a in enumerate(call.args):
+        if isinstance(a, ast.Constant) and isinstance(a.value, str) and a.value \
+                and "\n" not in a.value and len(a.value) < 300:
+            out.append((str(i), a.value))
+    for k in call.keywords:
+        v = k.value
+        if k.arg and isinstance(v, ast.Constant) and isinstance(v.value, str) and v.value \
+                and "\n" not in v.value and len(v.value) < 300:
+            out.append((k.arg, v.value))
+    return tuple(out)
 
 
 def _chain(node) -> tuple[tuple[str, ...] | None, bool, bool]:
@@ -436,7 +461,7 @@ class _Walker:
         self.functions: dict[str, FunctionSummary] = {}
         self.classes: dict[str, ClassSummary] = {}
         self.paths: list[str] = []
-        self.writes_files = False
+        self.attr_targets: list[tuple[str, ...]] = []
         self.unknown = False
         self.cond = 0
         self.nested_writes: set[str] = set()  # globals assigned by nested functions
@@ -536,6 +561,8 @@ class _Walker:
                 self.visit(node.slice)
             self.visit(node.value)
             owner = _class_of(node.value)
+            if isinstance(node, ast.Attribute) and chain and not deep:
+                self.attr_targets.append(chain + (node.attr,))
             if owner is not None:
                 self.mutate(CLASS_OF + owner, True)
             elif chain:
@@ -583,24 +610,29 @@ class _Walker:
             if roots:  # [r.append(0) for r in rows]: a method call on an element of rows
                 chain, deep = (roots[0],) + chain[1:], True
         name = chain[-1] if chain else (node.func.attr if isinstance(node.func, ast.Attribute) else None)
+        literals = _string_literals(node)
         if name in _WRITE_CALLS or name in _READ_CALLS:
             # np.save("a", x), os.makedirs("out"): paths without the usual look.
-            for a in list(node.args) + [k.value for k in node.keywords]:
-                if isinstance(a, ast.Constant) and isinstance(a.value, str) and a.value \
-                        and "\n" not in a.value and len(a.value) < 300 and a.value not in self.paths:
-                    self.paths.append(a.value)
-        if name in _WRITE_CALLS:
-            self.writes_files = True
-        elif name == "open":
+            for _, v in literals:
+                if v not in self.paths:
+                    self.paths.append(v)
+        writes = name in _WRITE_CALLS
+        if name == "open" and chain == ("open",):
             mode = node.args[1] if len(node.args) > 1 else next(
                 (k.value for k in node.keywords if k.arg == "mode"), None)
-            if isinstance(mode, ast.Constant) and isinstance(mode.value, str) and set(mode.value) & set("wax+"):
-                self.writes_files = True
+            writes = isinstance(mode, ast.Constant) and isinstance(mode.value, str) and bool(set(mode.value) & set("wax+"))
         if chain and len(chain) == 1 and chain[0] in OPAQUE_BUILTINS:
             self._opaque_call(chain[0], node)
+        receiver = node.func.value if isinstance(node.func, ast.Attribute) else None
+        rtype = None
+        if isinstance(receiver, ast.Constant):
+            rtype = "builtins." + type(receiver.value).__name__
+        elif isinstance(receiver, (ast.JoinedStr,)):
+            rtype = "builtins.str"
         self.calls.append(CallSite(
             chain=chain, args=tuple(args), kwargs=tuple(kwargs), deep_args=tuple(deep_args),
             inplace=inplace, out=tuple(out), through_call=through, receiver_deep=deep,
+            name=name, literals=literals, receiver_type=rtype, writes_guess=writes,
         ))
 
     def _opaque_call(self, name: str, node: ast.Call) -> None:
@@ -1134,7 +1166,7 @@ def analyze(node: ast.stmt) -> StatementFacts:
         classes=w.classes,
         instances=tuple(instances),
         paths=tuple(dict.fromkeys(w.paths)),
-        writes_files=w.writes_files,
+        attr_targets=tuple(w.attr_targets),
         unknown_effects=w.unknown,
         emit=emit,
         opaque=opaque,

@@ -60,7 +60,7 @@ def test_history_heads_keep_reads_linear():
     for i in range(300):
         add(g, f"acc.append({i})")
     key = g.bindings["acc"]
-    assert len(g.writers[key]) == 1  # one head stands for the whole history
+    assert len(g.objects.writers[key]) == 1  # one head stands for the whole history
     assert code_for(g, "acc").count("append") == 300
 
 
@@ -94,7 +94,7 @@ def test_accumulator_reads_do_not_walk_old_elements():
         add(g, f"x{i} = [{i}]\nresults.append(x{i})")
     key = g.bindings["results"]
     # Only what changed since the last append is revisited on a read.
-    assert len(g.dirty.get(key, ())) <= 1
+    assert len(g.objects.dirty.get(key, ())) <= 1
     add(g, "x199.append(-1)")
     assert "x199.append(-1)" in code_for(g, "results")
     assert code_for(g, "results").count("results.append") == 200

@@ -144,9 +144,21 @@ def test_exec_literal_is_analysed_and_other_exec_is_unknown():
     assert facts("exec(code)").unknown_effects
 
 
+def _writes(f) -> bool:
+    return any(c.writes_guess for c in f.calls)
+
+
 def test_paths_and_file_direction():
+    # The per-call guess from the name; the graph prefers what the receiver's
+    # runtime type and the effect registry say.
     f = facts("df.to_csv('out/data.csv')")
-    assert f.paths == ("out/data.csv",) and f.writes_files
+    assert f.paths == ("out/data.csv",) and _writes(f)
+    assert f.calls[0].literals == (("0", "out/data.csv"),)
     f = facts("text = open('notes.txt').read()")
-    assert f.paths == ("notes.txt",) and not f.writes_files
-    assert facts("open('log.txt', 'a').write('x')").writes_files
+    assert f.paths == ("notes.txt",) and not _writes(f)
+    assert _writes(facts("open('log.txt', 'a').write('x')"))
+
+
+def test_literal_receiver_has_its_type():
+    f = facts("t = 'qq'.replace('a', 'r')")
+    assert f.calls[0].receiver_type == "builtins.str" and f.calls[0].name == "replace"

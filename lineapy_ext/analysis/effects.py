@@ -1,0 +1,456 @@
+"""The effect resolver: what one call read and changed.
+
+Given a :class:`~lineapy_ext.analysis.statements.CallSite` and the session
+as it is when the statement ran, decide which objects the call changed,
+which hidden state it touched, which files it read or wrote.  The evidence,
+strongest first:
+
+1. what the capture observed at run time (the receiver's type and MRO, an
+   atomic receiver, a method that returned a new object, a function's code
+   and closure) -- the RNG digests are applied per statement by the graph;
+2. the effect registry (:mod:`lineapy_ext.analysis.registry`), keyed by the
+   function's import path or a class of the receiver's MRO;
+3. session code: functions and classes defined in the session, applied
+   through their summaries, transitively, with a bounded budget;
+4. name-only guesses (``MUTATING_METHODS``...), always erring toward
+   "it may change its receiver".
+
+The resolver reports through an :class:`Env` of callbacks owned by the graph;
+it never touches statement nodes itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from lineapy_ext.analysis.objects import ObjectModel
+from lineapy_ext.analysis.program import Program
+from lineapy_ext.analysis.registry import Effect, EffectRegistry, arg_value
+from lineapy_ext.analysis.statements import (
+    CLASS_OF,
+    DISPLAYED,
+    MUTATING_BUILTINS,
+    MUTATING_METHODS,
+    MUTATING_MODULE_FUNCS,
+    OPAQUE_BUILTINS,
+    PURE_BUILTINS,
+    PURE_METHODS,
+    RANDOM_READING_METHODS,
+    CallSite,
+    FunctionSummary,
+    _looks_like_path,
+)
+
+__all__ = ["Env", "EffectResolver", "TooDeep", "CALL_BUDGET", "MAX_CALL_DEPTH", "NO_CELL", "INDIRECT",
+           "module_state_key"]
+
+#: How many session-function applications one statement may take, and how
+#: deep calls are followed, before it is treated as "may change anything".
+CALL_BUDGET = 300
+MAX_CALL_DEPTH = 40
+
+
+class TooDeep(Exception):
+    """Raised inside call resolution when a statement's budget is spent."""
+
+
+@dataclass(slots=True)
+class Env:
+    """Callbacks and accumulators of the statement being resolved."""
+
+    resolve: Callable[[str], int | None]
+    read: Callable[..., None]
+    mark: Callable[..., None]
+    touch_state: Callable[..., None]
+    extra_defs: list
+    generators: list
+    budget: list  # [calls left in this statement], shared by nested envs
+    depth: int = 0
+    returned_from: list = field(default_factory=list)  # (target, key it may be part of)
+    files: list = field(default_factory=list)  # (path, writes)
+    opened: list = field(default_factory=list)  # (target, path of the file it is tied to)
+    resets: set = field(default_factory=set)  # hidden states overwritten without reading
+    stmt_paths: tuple = ()  # path-like literals of the statement (for name guesses)
+    runtime: bool = False  # the cell has runtime facts
+
+    def nested(self, resolve) -> "Env":
+        """The env of a call one level down (same accumulators)."""
+        return Env(resolve, self.read, self.mark, self.touch_state, self.extra_defs, self.generators,
+                   self.budget, self.depth + 1, self.returned_from, self.files, self.opened, self.resets,
+                   self.stmt_paths, self.runtime)
+
+
+@dataclass(slots=True)
+class CellContext:
+    """The cell a statement belongs to, and the last statement binding each name."""
+
+    cell: object
+    last_def: dict
+
+
+class _NoCell:
+    has_runtime_facts = False
+    statements = ()
+    bound: dict = {}
+    result_id = None
+
+
+NO_CELL = CellContext(_NoCell(), {})
+
+#: A call made somewhere we cannot see (a function passed as a value).
+INDIRECT = CallSite(chain=None)
+
+
+_STATEFUL_CALLABLES = frozenset({"builtins.function", "functools.partial", "builtins.method"})
+
+
+def module_state_key(path: str) -> str | None:
+    """Name-only guess of the hidden state a module function keeps:
+    ``numpy.random.rand`` -> ``"state:numpy.random"``."""
+    parts = path.split(".")
+    if "random" in parts:
+        return "state:" + ".".join(parts[: parts.index("random") + 1])
+    if parts[-1] in ("seed", "manual_seed", "set_seed"):
+        return "state:" + (parts[0] + ".random" if parts[0] != "random" else "random")
+    return None
+
+
+def _sqlite_path(value: str) -> str | None:
+    if value.startswith("sqlite:///"):
+        return value[len("sqlite:///"):] or None
+    if value.startswith(("sqlite://", ":memory:")) or "://" in value:
+        return None
+    return value
+
+
+class EffectResolver:
+    """Resolve calls against the session's objects and definitions."""
+
+    def __init__(self, objects: ObjectModel, program: Program, registry: EffectRegistry):
+        self.objects = objects
+        self.program = program
+        self.registry = registry
+
+    # -- entry point ----------------------------------------------------------
+    def call(self, call: CallSite, env: Env, ctx: CellContext, visited: set, st_index: int) -> None:
+        """Apply the effects of ``call`` to ``env``."""
+        args = [env.resolve(a) if a else None for a in call.args]
+        kwargs = {k: env.resolve(v) for k, v in call.kwargs}
+        for name in call.out:
+            env.mark(env.resolve(name), False)
+        chain = call.chain
+        if chain is None:
+            effect = self.registry.method((call.receiver_type,), call.name or "") if call.receiver_type else None
+            if effect is not None:
+                self._apply_effect(effect, call, None, args, kwargs, env)
+            else:
+                self._mark_args(call, env, args, kwargs)
+            return
+        path = self._module_path(chain[0], chain, env) if not call.through_call or len(chain) == 1 else None
+        if path is not None:
+            self._module_call(path, call, args, kwargs, env)
+        elif len(chain) == 1:
+            self._plain_call(call, env.resolve(chain[0]), args, kwargs, env, ctx, visited)
+        else:
+            self._method_call(call, env.resolve(chain[0]), args, kwargs, env, ctx, visited, st_index)
+
+    # -- registry effects -------------------------------------------------------
+    def _apply_effect(self, effect: Effect, call: CallSite, rkey, args, kwargs, env: Env) -> None:
+        for spec in effect.mutates:
+            env.mark(rkey if spec == "self" else arg_value(spec, args, kwargs), True)
+        for s in effect.state:
+            env.touch_state("state:" + s)
+        for s in effect.state_reset:
+            env.touch_state("state:" + s, read=False)
+            env.resets.add(s)
+        for spec in effect.reads_files:
+            env.files.extend((p, False) for p in self._paths(spec, call, rkey, args, kwargs))
+        for spec in effect.writes_files:
+            env.files.extend((p, True) for p in self._paths(spec, call, rkey, args, kwargs))
+        if effect.returns == "part" and call.assigned_to and rkey is not None:
+            env.returned_from.append((call.assigned_to, rkey))
+        if effect.opens_file and call.assigned_to:
+            for p in self._paths(effect.opens_file, call, rkey, args, kwargs):
+                db = _sqlite_path(p)
+                if db:
+                    env.opened.append((call.assigned_to, db))
+                    env.files.append((db, False))
+
+    def _paths(self, spec: str, call: CallSite, rkey, args, kwargs) -> list[str]:
+        """The path(s) an argument spec names: a literal, or a string variable."""
+        if spec == "self":
+            s = self.objects.strings.get(rkey)
+            return [s] if s else []
+        positional = {int(k): v for k, v in call.literals if k.isdigit()}
+        lit = arg_value(spec, tuple(positional.get(i) for i in range(max(positional, default=-1) + 1)),
+                        {k: v for k, v in call.literals if not k.isdigit()})
+        if lit:
+            return [lit]
+        key = arg_value(spec, tuple(args), kwargs)
+        s = self.objects.strings.get(key) if key is not None else None
+        return [s] if s else []
+
+    def _guess_files(self, call: CallSite, args, kwargs, env: Env) -> None:
+        """Last resort: the name says it writes files (``x.to_csv(p)``,
+        ``open(p, "w")``): any path in the statement may be written."""
+        if not call.writes_guess:
+            return
+        paths = [v for _, v in call.literals] + list(env.stmt_paths)
+        for k in list(args) + list(kwargs.values()):
+            s = self.objects.strings.get(k) if k is not None else None
+            if s and _looks_like_path(s):
+                paths.append(s)
+        env.files.extend((p, True) for p in dict.fromkeys(paths))
+
+    # -- module functions -----------------------------------------------------------
+    def _module_path(self, root: str, chain, env: Env) -> str | None:
+        modules = self.program.modules
+        if root not in modules or env.resolve(root) != self.objects.bindings.get(root):
+            return None
+        return ".".join((modules[root],) + tuple(chain[1:]))
+
+    def _module_call(self, path: str, call: CallSite, args, kwargs, env: Env) -> None:
+        effect = self.registry.function(path)
+        if effect is not None:
+            self._apply_effect(effect, call, None, args, kwargs, env)
+            if call.inplace and args:
+                env.mark(args[0], False)
+            return
+        if not env.runtime:  # draws are observed when the cell has runtime facts
+            skey = module_state_key(path)
+            if skey:
+                env.touch_state(skey)
+        pos = MUTATING_MODULE_FUNCS.get(call.chain[-1], -1)
+        if pos is not None and 0 <= pos < len(args):
+            env.mark(args[pos], True)
+        if call.inplace and args:
+            env.mark(args[0], False)
+        self._guess_files(call, args, kwargs, env)
+
+    # -- f(...) -----------------------------------------------------------------------
+    def _plain_call(self, call: CallSite, rkey, args, kwargs, env: Env, ctx, visited) -> None:
+        root = call.chain[0]
+        program = self.program
+        if rkey in program.functions and not call.receiver_deep:
+            self.apply(program.functions[rkey], rkey, args, kwargs, call, env, ctx, visited, None)
+        elif rkey in program.classes and not call.receiver_deep:
+            init, _ = program.method(rkey, "__init__")
+            if init is not None:
+                self.apply(init, rkey, [None] + args, kwargs, call, env, ctx, visited, rkey)
+        elif call.receiver_deep and rkey is not None:
+            # fs[0](), handlers["x"](): any session function held there may run.
+            env.mark(rkey, True)
+            self._mark_args(call, env, args, kwargs)
+            for k in self.objects.reachable(rkey):
+                self._read_code(k, env)
+                if k in program.functions:
+                    self.apply(program.functions[k], k, args, kwargs, call, env, ctx, visited, None)
+        elif rkey is None and root == "open":
+            env.files.extend((v, call.writes_guess) for _, v in call.literals[:1])
+            for k in args[:1]:
+                s = self.objects.strings.get(k) if k is not None else None
+                if s:
+                    env.files.append((s, call.writes_guess))
+        elif rkey is None and root in MUTATING_BUILTINS:
+            if args:
+                env.mark(args[0], True)
+        elif rkey is None and (root in PURE_BUILTINS or root in OPAQUE_BUILTINS):
+            pass
+        else:
+            self._callable_object(call, rkey, args, kwargs, env)
+
+    def _callable_object(self, call: CallSite, rkey, args, kwargs, env: Env) -> None:
+        """A closure, a partial, a bound method, an instance with ``__call__``:
+        it reads what its code reads, now, and may keep state."""
+        self._read_code(rkey, env)
+        mro = self.objects.type_of(rkey)
+        # Python functions keep state in closures and defaults; a builtin or
+        # a library's callable object (a ufunc) does not change when called.
+        library = bool(mro) and mro[0] not in _STATEFUL_CALLABLES and not mro[0].startswith("__main__.")
+        if not library:
+            env.mark(rkey, True)
+        self._mark_args(call, env, args, kwargs)
+
+    def _read_code(self, key, env: Env) -> None:
+        names = self.objects.code_reads.get(key) if key is not None else None
+        if names:
+            bound = self.objects.bindings
+            for r in names:
+                if r in bound:
+                    env.read(r)
+
+    # -- x.m(...) -----------------------------------------------------------------------
+    def _method_call(self, call: CallSite, rkey, args, kwargs, env: Env, ctx, visited, st_index) -> None:
+        chain = call.chain
+        method = chain[-1]
+        deep = len(chain) > 2 or call.receiver_deep or call.through_call
+        if self._session_method(call, rkey, method, deep, args, kwargs, env, ctx, visited):
+            return
+        objects = self.objects
+        if rkey is not None and not deep:
+            if rkey in objects.atomic:
+                return  # ints, strings, tuples of them: nothing can change
+            effect = self.registry.method(objects.type_of(rkey), method)
+            if effect is not None:
+                self._apply_effect(effect, call, rkey, args, kwargs, env)
+                if call.inplace:
+                    env.mark(rkey, False)
+                return
+        if rkey in self.program.rng_objects:
+            env.mark(rkey)
+            return
+        if method in RANDOM_READING_METHODS and not env.runtime:
+            # Estimators without a random_state draw from the global generator.
+            for skey in ("state:numpy.random", "state:random"):
+                env.touch_state(skey)
+        self._guess_files(call, args, kwargs, env)
+        if call.inplace:
+            env.mark(rkey, deep)
+        elif method in MUTATING_METHODS:
+            env.mark(rkey, deep)
+            if rkey is not None:
+                for k in {k for k in args if k is not None and k != rkey}:
+                    objects.add_contains(rkey, k, fresh=True)
+        elif method in PURE_METHODS:
+            pass
+        elif not self._returned_fresh(call, rkey, ctx, st_index):
+            env.mark(rkey, deep)
+
+    def _session_method(self, call, rkey, method, deep, args, kwargs, env, ctx, visited) -> bool:
+        """Methods of classes defined in the session; True when resolved."""
+        program = self.program
+        if rkey in program.classes and len(call.chain) == 2:
+            # C.method(...): a static/class method, or a method given its self.
+            summary, kind = program.method(rkey, method)
+            if summary is not None:
+                self.apply(summary, rkey, ([rkey] if kind == "class" else []) + args, kwargs,
+                           call, env, ctx, visited, rkey)
+                return True
+        cls = program.instance_of.get(rkey) if rkey is not None else None
+        if cls is not None and len(call.chain) > 2 and program.is_class_attr(cls, call.chain[1]) and (
+                method in MUTATING_METHODS or method not in PURE_METHODS):
+            env.mark(cls, True)  # c.items.append(1) where items lives on the class
+        if cls is not None and not deep:
+            summary, kind = program.method(cls, method)
+            if summary is not None:
+                first = [] if kind == "static" else [cls] if kind == "class" else [rkey]
+                self.apply(summary, rkey, first + args, kwargs, call, env, ctx, visited, cls)
+                return True
+            for r in program.classes[cls].all_reads():
+                env.read(r)
+        elif (rkey is None or deep) and self._maybe_session_object(rkey):
+            # objs[0].add(x), a loop variable: the receiver may be an instance
+            # of any session class that has this method.
+            for ckey in list(program.method_index.get(method, ())):
+                cls_summary = program.classes.get(ckey)
+                summary = cls_summary.methods.get(method) if cls_summary is not None else None
+                if summary is None:  # the class was redefined since
+                    continue
+                kind = cls_summary.kinds.get(method)
+                first = [] if kind == "static" else [ckey] if kind == "class" else [rkey]
+                self.apply(summary, rkey, first + args, kwargs, call, env, ctx, visited, ckey)
+        return False
+
+    def _maybe_session_object(self, key) -> bool:
+        if not self.program.classes:
+            return False
+        mro = self.objects.type_of(key)
+        return not mro or mro[0].startswith("__main__.") or mro[0] in (
+            "builtins.list", "builtins.dict", "builtins.tuple", "builtins.set")
+
+    def _returned_fresh(self, call: CallSite, rkey, ctx: CellContext, st_index: int) -> bool:
+        """Runtime rule: a method whose result is a new, non-None object did
+        not (we assume) change its receiver."""
+        cell = ctx.cell
+        if not cell.has_runtime_facts or rkey is None or call.assigned_to is None:
+            return False
+        recv_id = self.objects.id_of_key.get(rkey)
+        if call.assigned_to == DISPLAYED:
+            if st_index != len(cell.statements) - 1 or cell.result_id is None:
+                return False
+            return recv_id is not None and cell.result_id != recv_id
+        if ctx.last_def.get(call.assigned_to) != st_index:
+            return False
+        b = cell.bound.get(call.assigned_to)
+        return (b is not None and b.type_name != "NoneType" and recv_id is not None
+                and b.id != recv_id)
+
+    @staticmethod
+    def _mark_args(call, env: Env, args, kwargs) -> None:
+        for k in args:
+            env.mark(k, True)
+        for k in kwargs.values():
+            env.mark(k, True)
+        for name in call.deep_args:
+            env.mark(env.resolve(name), True)
+
+    # -- session functions ----------------------------------------------------------
+    def apply(self, summary: FunctionSummary, fkey, args, kwargs, call, env: Env, ctx, visited,
+              self_class=None) -> None:
+        """Apply the call-time effects of a session function.
+
+        ``self_class`` is the class a method runs for: ``type(self).x = ...``
+        in ``__init__`` changes it even though the instance is not known yet.
+        """
+        # One set per statement, shared by the whole call tree: each function
+        # is applied once per distinct argument binding.
+        marker = (fkey, id(summary), tuple(args), tuple(sorted(kwargs.items())), self_class)
+        if marker in visited:
+            return
+        visited.add(marker)
+        env.budget[0] -= 1
+        if env.budget[0] < 0 or env.depth > MAX_CALL_DEPTH:
+            raise TooDeep
+        pmap: dict[str, int | None] = dict(zip(summary.params, args))
+        pmap.update(kwargs)
+        params = set(summary.params) | set(summary.kwonly)
+        for r in summary.reads:
+            env.read(r)
+        for w in summary.writes:
+            env.read(w)
+            env.extra_defs.append(w)
+
+        def resolve(name: str):
+            if name in pmap:
+                return pmap[name]
+            return None if name in params else self.objects.bindings.get(name)
+
+        if summary.is_generator and ctx is not NO_CELL and call.assigned_to:
+            env.generators.append((call.assigned_to, fkey))
+        if summary.returns_parts_of and ctx is not NO_CELL and call.assigned_to:
+            for name in summary.returns_parts_of:
+                holder = resolve(name)
+                if holder is not None:
+                    env.returned_from.append((call.assigned_to, holder))
+        self._apply_mutations(summary, pmap, params, resolve, call, env, args, kwargs, self_class)
+        inner = env.nested(resolve)
+        for c in summary.calls:
+            if c.chain and c.chain[0] in params and c.chain[0] not in pmap:
+                continue
+            self.call(c, inner, NO_CELL, visited, -1)
+
+    def _apply_mutations(self, summary, pmap, params, resolve, call, env, args, kwargs, self_class) -> None:
+        first = summary.params[0] if summary.params else None
+        for name, deep in summary.mutations:
+            bare = name[len(CLASS_OF):] if name.startswith(CLASS_OF) else name
+            if name.startswith(CLASS_OF) and self_class is not None and resolve(bare) is None and bare == first:
+                env.mark(self_class, True)
+            elif bare == first and self_class is not None and pmap.get(bare) == self_class:
+                env.mark(self_class, deep)  # cls.n += 1 in a classmethod
+            elif bare in pmap or bare not in params:
+                self.mark_name(name, deep, resolve, env.mark)
+                if bare not in params and bare in self.objects.bindings:
+                    env.read(bare)
+            elif summary.has_varargs or bare in params:
+                self._mark_args(call, env, args, kwargs)
+
+    def mark_name(self, name: str, deep: bool, resolve, mark) -> None:
+        """Mark the object ``name`` refers to as changed; ``<class-of>x``
+        (``type(x).attr = ...``) changes the class of ``x`` as well."""
+        if name.startswith(CLASS_OF):
+            key = resolve(name[len(CLASS_OF):])
+            mark(self.program.instance_of.get(key) if key is not None else None, True)
+            mark(key, True)
+        else:
+            mark(resolve(name), deep)

@@ -1,0 +1,166 @@
+"""The object model of a session: names, objects, containment, history heads.
+
+Objects are identified by *keys* (small ints).  The model keeps, as of "now"
+in the session:
+
+- ``bindings``: global name -> key (two names with one key are aliases) and
+  ``binder``: the statement that last bound the name;
+- ``writers``: key -> the *heads* of the object's history, the statements
+  that last created or changed it (a statement that changes an object
+  depends on its previous heads, so the heads stand for the whole history);
+- ``contains``/``holders``: which objects may hold references to which
+  (containers, views, closures), and ``dirty``: for a holder, the held
+  objects changed since the holder's own last change, so that a read visits
+  only what changed since (never the whole history);
+- runtime facts the capture saw: identities, types (MRO names), short
+  strings (paths), the global names a runtime-made function reads, the file
+  a connection is tied to.
+
+:meth:`ObjectModel.copy` is the one explicit copy used to fork a graph.
+"""
+
+from __future__ import annotations
+
+import copy as _copy
+from dataclasses import dataclass, field, fields
+
+__all__ = ["ObjectModel"]
+
+
+@dataclass
+class ObjectModel:
+    """Names, objects and their histories (see the module docstring)."""
+
+    bindings: dict[str, int] = field(default_factory=dict)
+    binder: dict[str, int] = field(default_factory=dict)
+    writers: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    contains: dict[int, frozenset[int]] = field(default_factory=dict)
+    holders: dict[int, set[int]] = field(default_factory=dict)
+    dirty: dict[int, set[int]] = field(default_factory=dict)
+    atomic: set[int] = field(default_factory=set)
+    key_of_id: dict[int, int] = field(default_factory=dict)
+    id_of_key: dict[int, int] = field(default_factory=dict)
+    mro: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    strings: dict[int, str] = field(default_factory=dict)
+    code_reads: dict[int, frozenset[str]] = field(default_factory=dict)
+    file_of: dict[int, str] = field(default_factory=dict)
+    pending_elements: dict[int, set[int]] = field(default_factory=dict)
+    next_key: int = 0
+
+    def copy(self) -> "ObjectModel":
+        """An independent copy (sets held in dicts are copied too)."""
+        out = ObjectModel()
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.name in ("holders", "dirty", "pending_elements"):
+                v = {k: set(s) for k, s in v.items()}
+            elif isinstance(v, (dict, set)):
+                v = _copy.copy(v)
+            setattr(out, f.name, v)
+        return out
+
+    # -- keys and names ------------------------------------------------------
+    def new_key(self) -> int:
+        """A key for a new object."""
+        self.next_key += 1
+        return self.next_key
+
+    def bind(self, name: str, nid: int) -> int:
+        """``name`` now refers to a new object made by statement ``nid``."""
+        key = self.new_key()
+        self.writers[key] = (nid,)
+        self.bindings[name] = key
+        self.binder[name] = nid
+        return key
+
+    def type_of(self, key) -> tuple[str, ...]:
+        """MRO names of the object's type as seen at run time, or ()."""
+        return self.mro.get(key, ()) if key is not None else ()
+
+    # -- histories -------------------------------------------------------------
+    def add_writer(self, key: int, nid: int) -> None:
+        """Statement ``nid`` changed ``key``: it becomes the history's head."""
+        self.writers[key] = (nid,)
+        self.dirty.pop(key, None)
+        self.dirty_up(key)
+
+    def add_contains(self, holder: int, held: int, fresh: bool = False) -> None:
+        """``holder`` may hold a reference to ``held`` from now on.
+
+        ``fresh`` says that ``held``'s history so far is already part of the
+        holder's (the statement that linked them read ``held``, or ``held``
+        was taken out of ``holder``): only later changes of ``held`` count.
+        """
+        if holder == held:
+            return
+        self.contains[holder] = self.contains.get(holder, frozenset()) | {held}
+        self.holders.setdefault(held, set()).add(holder)
+        if not fresh:
+            self.dirty.setdefault(holder, set()).add(held)
+            self.dirty_up(holder)
+
+    def drop_contains(self, holder: int, keep: set[int] | None = None) -> None:
+        """Forget what ``holder`` holds (all of it, or all but ``keep``)."""
+        for held in self.contains.get(holder, ()):
+            if keep is None or held not in keep:
+                self.holders.get(held, set()).discard(holder)
+        if keep is None:
+            self.contains.pop(holder, None)
+            self.dirty.pop(holder, None)
+        else:
+            self.contains[holder] = frozenset(k for k in self.contains.get(holder, ()) if k in keep)
+            if holder in self.dirty:
+                self.dirty[holder] &= keep
+
+    def dirty_up(self, key: int) -> None:
+        """Tell everything holding ``key`` (transitively) that it changed."""
+        stack, seen = [key], {key}
+        while stack:
+            k = stack.pop()
+            for h in self.holders.get(k, ()):
+                if h in self.atomic:
+                    continue
+                self.dirty.setdefault(h, set()).add(k)
+                if h not in seen:
+                    seen.add(h)
+                    stack.append(h)
+
+    def closure(self, key: int) -> set[int]:
+        """Heads of the history of ``key`` and of everything it holds that
+        changed since ``key``'s own last change."""
+        out: set[int] = set()
+        atomic = self.atomic
+        stack, seen = [key], {key}
+        while stack:
+            k = stack.pop()
+            out.update(self.writers.get(k, ()))
+            for c in self.dirty.get(k, ()):
+                if c not in seen and c not in atomic:
+                    seen.add(c)
+                    stack.append(c)
+        return out
+
+    def reachable(self, key: int) -> set[int]:
+        """``key`` and every non-atomic object it may hold, transitively."""
+        atomic = self.atomic
+        stack, seen = [key], {key}
+        while stack:
+            for c in self.contains.get(stack.pop(), ()):
+                if c not in seen and c not in atomic:
+                    seen.add(c)
+                    stack.append(c)
+        return seen
+
+    def merge_into(self, key: int, other: int) -> None:
+        """``key`` turned out (at run time) to be the same object as ``other``."""
+        self.writers[other] = tuple(sorted(set(self.writers.get(other, ())) | set(self.writers.get(key, ()))))
+        for holder in list(self.holders.get(key, ())):
+            self.add_contains(holder, other)
+        for held in self.contains.get(key, ()):
+            self.add_contains(other, held)
+        self.dirty.setdefault(other, set()).update(self.dirty.get(key, ()))
+        self.dirty_up(other)
+
+    def is_live(self, key: int, except_name: str) -> bool:
+        """Whether a name other than ``except_name`` refers to ``key``."""
+        return any(k == key and n != except_name for n, k in self.bindings.items())

@@ -1,0 +1,201 @@
+"""The effect registry: what library callables do, kept as data.
+
+Knowledge about library functions is keyed by *what the program called*,
+never by a method name alone:
+
+- ``[function."numpy.random.seed"]``: a module-level function, by the dotted
+  path it was reached through after imports are resolved (``np.random.seed``
+  with ``import numpy as np``).  Keys may be ``fnmatch`` patterns
+  (``"matplotlib.pyplot.*"``); exact keys win over patterns.
+- ``[method."pandas.core.generic.NDFrame.to_sql"]``: a method, by
+  ``module.QualName`` of any class in the receiver's MRO as the capture saw it
+  at run time (the first class of the MRO with an entry wins).
+- ``[type."builtins.float"]``: facts about every method of a type
+  (``pure = true``: nothing it does changes the receiver or the world).
+
+Each entry says (all optional; an argument is named by an *argument spec*:
+``"self"`` for the receiver, ``"2"`` for the third positional argument,
+``"con"`` for a keyword, ``"con@1"`` for either):
+
+``pure``
+    changes nothing (receiver, arguments, files, hidden state);
+``mutates``
+    the arguments it changes in place;
+``state`` / ``state_reset``
+    hidden global state it reads and changes (``"numpy.random"``,
+    ``"matplotlib.pyplot"``) / overwrites without reading (a seed);
+``reads_files`` / ``writes_files``
+    arguments holding paths of files it reads / writes;
+``opens_file``
+    the argument holding the path (or ``sqlite:///`` URL) of a file the
+    returned object reads and writes through (a database connection);
+``returns``
+    ``"part"`` when the result is a part of the receiver (a cursor of a
+    connection, a view of an array); ``"new"`` when it never is.
+
+The shipped entries live in ``effects.toml`` next to this module; users add
+their own with the ``effect_registry_files`` option (files in the same
+format, loaded after the shipped one, so they can override it).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = ["Effect", "EffectRegistry", "RegistryError", "default_registry", "arg_value"]
+
+_SHIPPED = Path(__file__).with_name("effects.toml")
+_FIELDS = {"pure", "mutates", "state", "state_reset", "reads_files", "writes_files", "opens_file",
+           "returns", "doc"}
+_SECTIONS = ("function", "method", "type")
+
+
+class RegistryError(ValueError):
+    """An effect registry file is malformed (names the file and the entry)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Effect:
+    """What one library callable does (see the module docstring)."""
+
+    pure: bool = False
+    mutates: tuple[str, ...] = ()
+    state: tuple[str, ...] = ()
+    state_reset: tuple[str, ...] = ()
+    reads_files: tuple[str, ...] = ()
+    writes_files: tuple[str, ...] = ()
+    opens_file: str | None = None
+    returns: str | None = None
+
+
+def _effect(raw: dict, where: str) -> Effect:
+    unknown = set(raw) - _FIELDS
+    if unknown:
+        raise RegistryError(f"{where}: unknown field(s) {sorted(unknown)}; valid: {sorted(_FIELDS)}")
+    kw = {}
+    for k, v in raw.items():
+        if k == "doc":
+            continue
+        if k in ("pure",):
+            kw[k] = bool(v)
+        elif k in ("opens_file", "returns"):
+            kw[k] = str(v)
+        else:
+            if isinstance(v, str):
+                v = [v]
+            kw[k] = tuple(str(x) for x in v)
+    if kw.get("returns") not in (None, "part", "new"):
+        raise RegistryError(f"{where}: returns must be 'part' or 'new', not {kw['returns']!r}")
+    return Effect(**kw)
+
+
+class EffectRegistry:
+    """Effects of library callables, looked up by function path or receiver MRO.
+
+    Parameters
+    ----------
+    paths : list of path-like, optional
+        Registry files (TOML) to load after the shipped one.
+    """
+
+    def __init__(self, paths=()) -> None:
+        self._exact: dict[str, dict[str, Effect]] = {s: {} for s in _SECTIONS}
+        self._patterns: dict[str, list[tuple[str, Effect]]] = {s: [] for s in _SECTIONS}
+        self.files: list[str] = []
+        for p in [_SHIPPED, *paths]:
+            self.load(p)
+
+    def load(self, path) -> None:
+        """Add (or override) the entries of one registry file."""
+        try:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        except OSError as e:
+            raise RegistryError(f"effect registry file {str(path)!r} cannot be read: {e.strerror or e}") from e
+        except tomllib.TOMLDecodeError as e:
+            raise RegistryError(f"effect registry file {str(path)!r} is not valid TOML: {e}") from e
+        for section, entries in data.items():
+            if section not in _SECTIONS or not isinstance(entries, dict):
+                raise RegistryError(f"{path}: unknown section [{section}]; valid: {', '.join(_SECTIONS)}")
+            for key, raw in entries.items():
+                effect = _effect(raw, f"{path}: [{section}.\"{key}\"]")
+                if any(c in key for c in "*?["):
+                    self._patterns[section].insert(0, (key, effect))
+                else:
+                    self._exact[section][key] = effect
+        self.files.append(str(path))
+
+    def _find(self, section: str, key: str) -> Effect | None:
+        found = self._exact[section].get(key)
+        if found is not None:
+            return found
+        for pattern, effect in self._patterns[section]:
+            if fnmatch.fnmatchcase(key, pattern):
+                return effect
+        return None
+
+    def function(self, path: str) -> Effect | None:
+        """The effect of module function ``path`` (``"numpy.random.seed"``)."""
+        return self._find("function", path)
+
+    def method(self, mro: tuple[str, ...], name: str) -> Effect | None:
+        """The effect of method ``name`` on a receiver whose type's MRO
+        (``module.QualName`` strings, most derived first) is ``mro``."""
+        for cls in mro:
+            found = self._find("method", f"{cls}.{name}")
+            if found is not None:
+                return found
+            if cls != "builtins.object":
+                typ = self._find("type", cls)
+                if typ is not None:
+                    return typ
+        return None
+
+
+def arg_value(spec: str, positional: tuple, keywords: dict):
+    """The argument ``spec`` names, from a call's positional and keyword
+    arguments (``"self"`` is looked up as the keyword ``"self"``); None when
+    the call did not pass it."""
+    name, _, pos = spec.partition("@")
+    if name.isdigit():
+        name, pos = "", name
+    if name and name in keywords:
+        return keywords[name]
+    if pos:
+        i = int(pos)
+        if i < len(positional):
+            return positional[i]
+    return None
+
+
+_default: EffectRegistry | None = None
+
+
+def default_registry() -> EffectRegistry:
+    """The process-wide registry: the shipped entries plus the files set by
+    :func:`configure`."""
+    global _default
+    if _default is None:
+        _default = EffectRegistry()
+    return _default
+
+
+def configure(paths) -> EffectRegistry:
+    """Rebuild the process-wide registry with extra files ``paths``.
+
+    Raises
+    ------
+    RegistryError
+        When a file cannot be read or is malformed (nothing is changed then).
+    """
+    global _default
+    _default = EffectRegistry(list(paths))
+    return _default
