@@ -260,33 +260,40 @@ def _cmp_ndarray(a, b, path, ctx):
     return f"{path}{where}: {_short(a[index])} != {_short(b[index])}"
 
 
+#: Elements compared at a time: bounds the temporary masks of a big array to a few MB.
+_CHUNK = 1 << 22
+
+
 def _first_mismatch(a, b, path, ctx):
     """Index tuple of the first unequal element, a description, or ``None``."""
     import numpy as np
 
-    kind = a.dtype.kind
-    if kind == "O":
+    if a.dtype.kind == "O":
         for index in np.ndindex(a.shape):
             found = _diff(a[index], b[index], f"{path}[{', '.join(map(str, index))}]", ctx)
             if found:
                 return found
         return None
-    if kind in "fc":
-        if ctx.tolerance:
-            equal = np.isclose(a, b, rtol=ctx.tolerance, atol=0.0, equal_nan=True)
-        elif np.array_equal(a, b, equal_nan=True):
-            return None
-        else:
-            equal = (a == b) | (np.isnan(a) & np.isnan(b))
-    elif kind in "mM":
-        equal = (a == b) | (np.isnat(a) & np.isnat(b))
-    elif np.array_equal(a, b):
-        return None
-    else:
-        equal = a == b
-    if np.all(equal):
-        return None
-    return tuple(int(i) for i in np.argwhere(~equal)[0])
+    flat_a, flat_b = a.reshape(-1), b.reshape(-1)  # views when contiguous
+    for start in range(0, flat_a.size, _CHUNK):
+        equal = _equal_mask(flat_a[start:start + _CHUNK], flat_b[start:start + _CHUNK], ctx.tolerance)
+        if not equal.all():
+            return tuple(int(i) for i in np.unravel_index(start + int(np.argmin(equal)), a.shape))
+    return None
+
+
+def _equal_mask(a, b, tolerance: float):
+    """Element-wise equality of two flat arrays, NaN (NaT) equal to NaN (NaT)."""
+    import numpy as np
+
+    kind = a.dtype.kind
+    if kind in "fc" and tolerance:
+        return np.isclose(a, b, rtol=tolerance, atol=0.0, equal_nan=True)
+    equal = np.asarray(a == b)
+    if kind in "fcmM" and not equal.all():  # NaNs are rare: look for them only when needed
+        missing = np.isnat if kind in "mM" else np.isnan
+        equal |= missing(a) & missing(b)
+    return equal
 
 
 def _cmp_numpy_scalar(a, b, path, ctx):
