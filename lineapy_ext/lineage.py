@@ -32,7 +32,8 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-__all__ = ["Lineage", "build_lineage"]
+__all__ = ["Lineage", "build_lineage", "layout", "lineage_details_html", "read_slice_cell", "render_html",
+           "render_svg", "text_tree"]
 
 _ARTIFACT_FN = "_lineapy_artifact_"
 _LEFT_OUT = re.compile(r"^# lineapy: left out `%lineapy get ([^`\s]+)`", re.M)
@@ -536,7 +537,19 @@ def _short(text: str, limit: int = MAX_LINE) -> str:
 
 
 def label(node: dict) -> str:
-    """One line naming ``node`` (as the text tree shows it)."""
+    """One line naming ``node`` as the text tree shows it.
+
+    Parameters
+    ----------
+    node : dict
+        A node of :attr:`Lineage.nodes`.
+
+    Returns
+    -------
+    str
+        ``artifact NAME vN (type, saved ..., session ...)``, ``cell [N] first
+        line`` or ``file PATH (input)``.
+    """
     if node["kind"] == "artifact":
         version = f"v{node['version']}" if node["version"] is not None else "(version unknown)"
         if node["missing"]:
@@ -567,6 +580,15 @@ def text_tree(lineage: Lineage) -> str:
 
     Kept statements are listed under their cell; a node reached a second
     time says ``(see above)`` instead of repeating its inputs.
+
+    Parameters
+    ----------
+    lineage : Lineage
+
+    Returns
+    -------
+    str
+        One line per node (box-drawing characters show the nesting).
     """
     nodes = {n["id"]: n for n in lineage.nodes}
     inputs = defaultdict(list)
@@ -617,6 +639,7 @@ class _Box:
     lines: list[tuple[str, bool]]
     w: float
     h: float
+    title: str = ""
     layer: int = 0
     x: float = 0.0
     y: float = 0.0
@@ -642,7 +665,10 @@ def _box_lines(node: dict) -> list[tuple[str, bool]]:
 def _make_box(node: dict) -> _Box:
     lines = [(_short(t), bold) for t, bold in _box_lines(node)]
     width = max(len(t) for t, _ in lines) * _CHAR_WIDTH + 2 * _PAD
-    return _Box(node["id"], node["kind"], lines, max(width, 80.0), len(lines) * _LINE_HEIGHT + 2 * _PAD - 4)
+    # The tooltip has what the box cuts short, and which session a cell ran in.
+    title = "\n".join([label(node), *node.get("statements", ())]
+                      + ([f"session {node['session_id']}"] if node["kind"] == "cell" else []))
+    return _Box(node["id"], node["kind"], lines, max(width, 80.0), len(lines) * _LINE_HEIGHT + 2 * _PAD - 4, title)
 
 
 def _assign_layers(boxes: dict[str, _Box], preds, succs) -> None:
@@ -809,7 +835,7 @@ def _marker(kind: str, colour: str) -> str:
 def _box_svg(box: _Box, root: bool) -> str:
     fill, stroke = _STYLE[box.kind]
     esc = html.escape
-    parts = [f'<g class="lineapy-{box.kind}"><title>{esc(chr(10).join(t for t, _ in box.lines))}</title>',
+    parts = [f'<g class="lineapy-{box.kind}"><title>{esc(box.title)}</title>',
              f'<rect x="{box.x:.1f}" y="{box.y:.1f}" width="{box.w:.1f}" height="{box.h:.1f}" rx="6" '
              f'fill="{fill}" stroke="{stroke}" stroke-width="{2.5 if root else 1.2}"/>']
     for i, (text, bold) in enumerate(box.lines):
@@ -820,7 +846,18 @@ def _box_svg(box: _Box, root: bool) -> str:
 
 
 def render_svg(lineage: Lineage) -> str:
-    """The lineage as a standalone SVG document (no external fonts, scripts or files)."""
+    """Draw the lineage as a standalone SVG document.
+
+    Parameters
+    ----------
+    lineage : Lineage
+
+    Returns
+    -------
+    str
+        ``<svg>...</svg>`` sized to the picture: no scripts, external fonts or
+        files; each box carries its full text as a tooltip.
+    """
     placed, width, height = layout(lineage)
     boxes = {b.id: b for b in placed}
     edges = [e for e in lineage.edges if e["source"] in boxes and e["target"] in boxes]
@@ -853,7 +890,17 @@ def summary(lineage: Lineage) -> str:
 
 
 def render_html(lineage: Lineage) -> str:
-    """The SVG picture with a one-line caption (in the notebook's own text colour)."""
+    """The SVG picture with a one-line caption (in the notebook's own text colour).
+
+    Parameters
+    ----------
+    lineage : Lineage
+
+    Returns
+    -------
+    str
+        A ``<div>`` for Jupyter's ``text/html`` output.
+    """
     return (f'<div class="lineapy-lineage"><div>{html.escape(summary(lineage))}</div>'
             f'<div style="overflow:auto">{render_svg(lineage)}</div></div>')
 
@@ -867,6 +914,17 @@ def lineage_details_html(artifact, row: int) -> str:
 
     Past :data:`LIST_LINEAGE_LIMIT` rows, or when the lineage cannot be
     built, it names the ``%lineapy lineage`` command to run instead.
+
+    Parameters
+    ----------
+    artifact : lineapy_ext.api.Artifact
+    row : int
+        The row's position in the table (from 0).
+
+    Returns
+    -------
+    str
+        HTML for the table cell.
     """
     command = html.escape(f"%lineapy lineage {artifact.name} --version {artifact.version}")
     if row >= LIST_LINEAGE_LIMIT:
