@@ -585,16 +585,14 @@ class MLflowBackend(StorageBackend):
         """Say whether MLflow still has the logged model."""
         if metadata.get("backend") == "lineapy":
             return self._lineapy().exists(metadata)
-        tracking, registry = self.recorded_uris(metadata)
+        client = registry_client(*self.recorded_uris(metadata))
         model_id = metadata.get("model_id")
-        with _mlflow_uris(tracking, registry) as mlflow:
+        with bounded_requests():
             try:
                 if model_id:
-                    mlflow.MlflowClient().get_logged_model(model_id)
+                    client.get_logged_model(model_id)
                     return True
-                mlflow.MlflowClient().get_model_version(
-                    metadata["registered_model_name"], str(metadata["registered_model_version"])
-                )
+                client.get_model_version(metadata["registered_model_name"], str(metadata["registered_model_version"]))
                 return True
             except Exception as e:
                 log.debug("MLflow model %s not found: %s", metadata.get("model_uri"), e)

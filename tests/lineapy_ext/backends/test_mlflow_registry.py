@@ -200,7 +200,10 @@ def test_when_the_registry_and_the_store_disagree(shell, client, capsys):
     assert f"{churn} v2" in repr(shell.run_line_magic("lineapy", "list gone_model"))
 
     # The logged model is deleted in MLflow: the row stays, get shows the slice that recomputes it.
+    backend = mlflow_backend.MLflowBackend.from_options(lineapy_ext.options)
+    assert backend.exists(meta)
     client.delete_logged_model(meta["model_id"])
+    assert not backend.exists(meta)
     capsys.readouterr()
     said = error("get gone_model --version 1")
     out = capsys.readouterr().out
