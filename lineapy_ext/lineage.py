@@ -431,19 +431,20 @@ def _fits(cell: _SliceCell, source: str) -> bool:
 def _match_cells(cells: list[_SliceCell], stored: list) -> list:
     """The stored session cell each slice cell came from (None when it is not stored).
 
-    Slice cells are in execution order, so the match moves forward only;
-    among stored cells with the same execution count (a shell that does
-    not count), the first whose text holds a kept statement wins.
+    Slice cells are in execution order, so the match moves forward only; a
+    stored cell matches when its count is the slice cell's and its text
+    holds a kept statement.  The count of a cell that saved while it ran
+    can be recorded one too high (IPython 9 advances the counter before the
+    cell runs), so the count before it is tried next.
     """
     by_count = defaultdict(list)
     for c in stored:
         by_count[c.execution_count].append(c)
     found, position = [], 0
     for cell in cells:
-        candidates = [c for c in by_count.get(cell.count, ()) if c.index >= position]
-        pick = next((c for c in candidates if _fits(cell, c.source)), None)
-        if pick is None and len(candidates) == 1 and len(by_count[cell.count]) == 1:
-            pick = candidates[0]  # counts are unique: the cell, even if rewritten past recognition
+        counts = [cell.count] if cell.count is None else [cell.count, cell.count - 1]
+        pick = next((c for n in counts for c in by_count.get(n, ())
+                     if c.index >= position and _fits(cell, c.source)), None)
         found.append(pick)
         if pick is not None:
             position = pick.index + 1

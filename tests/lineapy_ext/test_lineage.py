@@ -318,3 +318,18 @@ def test_artifact_saved_without_a_slice_is_a_lone_node(lineapy_home):
     assert [n["id"] for n in lineage.nodes] == ["artifact:plain:1"] and lineage.edges == []
     assert lineage.text().startswith("artifact plain v1 (list, saved ")
     assert lineage._repr_svg_().count("<rect") == 1
+
+
+def test_save_in_the_computing_cell_matches_that_cell(lineapy_home):
+    from lineapy_ext import api
+
+    with shell_session() as shell:
+        run(shell, "a = 1")
+        run(shell, "b = a + 1\nprint(b)\n%lineapy save b")
+        run(shell, "c = b * 2")
+        run(shell, "%lineapy save c")  # stores the cells run so far, the one that saved b included
+        lineage = api.get("b").lineage()
+    cells = [n for n in lineage.nodes if n["kind"] == "cell"]
+    assert [(c["execution_count"], c["first_line"], c["stored"]) for c in cells] == [
+        (1, "a = 1", True), (2, "b = a + 1 …", True)]
+    assert cells[1]["statements"] == ["b = a + 1"]
