@@ -14,6 +14,8 @@ The engine (no IPython here):
   address-space cap; the child pickles the value to a file outside its
   working directory.  The child runs in its own process group (killed whole
   on timeout) and dies with its parent (``PR_SET_PDEATHSIG`` on Linux).
+  Its environment is the one the kernel *started* with
+  (:func:`fresh_environment`): ``%env`` changes are not inherited.
 - :func:`verify_code` compares the result with the saved value
   (:mod:`lineapy_ext.compare`) and returns a
   :class:`~lineapy_ext.store.verifications.Verdict`: ``verified``,
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import ast
 import atexit
+import functools
 import json
 import logging
 import os
@@ -223,13 +226,31 @@ def memory_limit() -> int:
         return 0
 
 
-def _child_env() -> dict:
-    env = dict(os.environ)
+def fresh_environment() -> dict:
+    """The environment variables this process started with.
+
+    A new interpreter launched the way this kernel was gets these; what the
+    session changed since (``%env X=1``, ``os.environ["X"] = ...``) is not
+    in them, so a slice that needs such a change must contain it.  Read
+    from ``/proc/self/environ`` (Linux: it keeps the start-up block);
+    elsewhere the current ``os.environ``.
+    """
+    try:
+        with open("/proc/self/environ", "rb") as f:
+            items = f.read().split(b"\0")
+    except OSError:
+        return dict(os.environ)
+    return dict(os.fsdecode(i).split("=", 1) for i in items if b"=" in i)
+
+
+def _child_env(env: dict | None) -> dict:
+    env = dict(fresh_environment() if env is None else env)
     env["MPLBACKEND"] = "Agg"  # a plotting slice must not open windows
     return env
 
 
-def run_slice(code: str, var: str, *, scratch: str, cwd: str, inputs: list[str], timeout: float) -> RunResult:
+def run_slice(code: str, var: str, *, scratch: str, cwd: str, inputs: list[str], timeout: float,
+              env: dict | None = None) -> RunResult:
     """Run ``code`` in a child ``python`` and pickle the value of ``var``.
 
     Parameters
@@ -244,6 +265,8 @@ def run_slice(code: str, var: str, *, scratch: str, cwd: str, inputs: list[str],
         Where the input files are and which (see :func:`find_input_files`).
     timeout : float
         Seconds before the child's process group is killed.
+    env : dict, optional
+        The child's environment (default: :func:`fresh_environment`).
 
     Returns
     -------
@@ -259,7 +282,7 @@ def run_slice(code: str, var: str, *, scratch: str, cwd: str, inputs: list[str],
     argv = [sys.executable, "-c", _RUNNER, slice_path, out, var, str(memory_limit()), str(os.getpid())]
     with open(os.path.join(out, "stderr.txt"), "wb") as err:
         start = time.perf_counter()
-        proc = subprocess.Popen(argv, cwd=work, env=_child_env(), stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen(argv, cwd=work, env=_child_env(env), stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
         try:
             proc.wait(timeout=timeout)
@@ -327,6 +350,7 @@ def verify_code(
     timeout: float = DEFAULT_TIMEOUT,
     tolerance: float = 0.0,
     second_run: bool = True,
+    env: dict | None = None,
 ) -> Verdict:
     """Run ``code`` in a fresh interpreter and compare ``var`` with ``saved``.
 
@@ -349,6 +373,8 @@ def verify_code(
     second_run : bool
         Whether a value that differs is recomputed once more to tell
         ``differs`` from ``nondeterministic`` (without: ``differs``).
+    env : dict, optional
+        Environment of the slice runs (default: :func:`fresh_environment`).
 
     Returns
     -------
@@ -361,7 +387,8 @@ def verify_code(
     inputs = find_input_files(code, cwd, since)
     scratch = tempfile.mkdtemp(prefix="lineapy-verify-")
     try:
-        first = run_slice(code, var, scratch=os.path.join(scratch, "1"), cwd=cwd, inputs=inputs, timeout=timeout)
+        run = functools.partial(run_slice, code, var, cwd=cwd, inputs=inputs, timeout=timeout, env=env)
+        first = run(scratch=os.path.join(scratch, "1"))
         if first.status != "ok":
             verdict = _failure_verdict(first, code, timeout)
         else:
@@ -372,7 +399,7 @@ def verify_code(
             elif not second_run:
                 verdict = Verdict("differs", difference)
             else:
-                verdict = _second_opinion(code, var, recomputed, difference, scratch, cwd, inputs, timeout, tolerance)
+                verdict = _second_opinion(run, code, var, recomputed, difference, scratch, timeout, tolerance)
     except NotComparable as e:
         verdict = Verdict("not run", f"the values cannot be compared: {e}")
     except Exception as e:  # e.g. a value that unpickles only in its own process
@@ -382,11 +409,11 @@ def verify_code(
     return Verdict(verdict.status, verdict.detail, time.perf_counter() - start)
 
 
-def _second_opinion(code, var, recomputed, difference, scratch, cwd, inputs, timeout, tolerance) -> Verdict:
+def _second_opinion(run, code, var, recomputed, difference, scratch, timeout, tolerance) -> Verdict:
     """A second run tells a wrong slice (both runs agree) from a random one."""
     from lineapy_ext.compare import first_difference
 
-    second = run_slice(code, var, scratch=os.path.join(scratch, "2"), cwd=cwd, inputs=inputs, timeout=timeout)
+    second = run(scratch=os.path.join(scratch, "2"))
     if second.status != "ok":
         return Verdict("nondeterministic", f"a second run ended differently: {_failure_verdict(second, code, timeout).detail}")
     between = first_difference(recomputed, _load(second.value_path), tolerance=tolerance, root=var)
@@ -437,13 +464,14 @@ def load_saved(store, record) -> tuple[Any, Verdict | None]:
         return None, Verdict("not run", f"the saved value cannot be loaded: {type(e).__name__}: {e}")
 
 
-def verify_record(store, record, *, cwd: str, since: float | None, timeout: float, tolerance: float) -> Verdict:
+def verify_record(store, record, *, cwd: str, since: float | None, timeout: float, tolerance: float,
+                  env: dict | None = None) -> Verdict:
     """Verify the slice of artifact version ``record``; the verdict is not stored."""
     saved, refusal = load_saved(store, record)
     if refusal is not None:
         return refusal
     return verify_code(record.slice_code, record.var_names[0], saved,
-                       cwd=cwd, since=since, timeout=timeout, tolerance=tolerance)
+                       cwd=cwd, since=since, timeout=timeout, tolerance=tolerance, env=env)
 
 
 # -- background ------------------------------------------------------------------------------
@@ -598,7 +626,7 @@ def _worker_main(parent: int) -> int:
             return 0  # deleted meanwhile
         try:
             verdict = verify_record(store, record, cwd=job["cwd"], since=job["since"],
-                                    timeout=job["timeout"], tolerance=job["tolerance"])
+                                    timeout=job["timeout"], tolerance=job["tolerance"], env=job["env"])
         except Exception as e:  # say so in the metadata rather than leave "pending" forever
             verdict = Verdict("not run", f"the verification itself failed: {type(e).__name__}: {e}")
         record_verdict(store.db, record.id, _masked(verdict, options), record.slice_code)
@@ -702,6 +730,7 @@ def schedule(store, record, options, *, cwd: str, since: float | None) -> bool:
         "timeout": float(options.verify_timeout),
         "tolerance": float(options.verify_tolerance),
         "options": {k: getattr(options, k) for k in JOB_OPTIONS},
+        "env": fresh_environment(),  # the kernel's, not the worker's
     }
     background().submit((record.name, record.version), job)
     return True

@@ -149,6 +149,18 @@ def test_input_files_are_copied_but_session_outputs_are_not_and_cwd_is_untouched
 
 
 @pytest.mark.slow
+def test_env_changes_of_the_session_do_not_reach_the_slice(shell, monkeypatch):
+    monkeypatch.delenv("LINEAPY_TEST_SCALE", raising=False)
+    cell(shell, "%env LINEAPY_TEST_SCALE=3")
+    cell(shell, "import os\nfactor = int(os.environ['LINEAPY_TEST_SCALE']) * 2\n")
+    out = cell(shell, "%lineapy save factor --verify")
+    assert out.splitlines()[1] == ("Verification: failed: KeyError: 'LINEAPY_TEST_SCALE' "
+                                   "(slice line 2: factor = int(os.environ['LINEAPY_TEST_SCALE']) * 2)")
+    out = cell(shell, "%lineapy verify factor --repair")
+    assert "no repair found" in out  # %env is IPython, not replayable Python
+
+
+@pytest.mark.slow
 def test_unseeded_random_is_nondeterministic_and_slow_slice_times_out(shell):
     cell(shell, "import random\nr = [random.random() for _ in range(3)]\n")
     out = cell(shell, "%lineapy save r --verify")
@@ -232,7 +244,8 @@ def test_background_worker_and_its_slice_die_at_shutdown(shell, lineapy_home):
     options = get_context().options
     bg = BackgroundVerifier()  # not the process-wide one: this one is shut down
     bg.submit(("x", 1), {"name": "x", "version": 1, "cwd": os.getcwd(), "since": None, "timeout": 120.0,
-                         "tolerance": 0.0, "options": {k: getattr(options, k) for k in JOB_OPTIONS}})
+                         "tolerance": 0.0, "options": {k: getattr(options, k) for k in JOB_OPTIONS},
+                         "env": None})
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:  # wait for the worker to start the slice
         worker = bg._current
