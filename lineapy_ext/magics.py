@@ -260,6 +260,8 @@ def _verify(shell, args, _):
     print(f"{art.name!r} version {art.version}: {verdict}")
     if repaired is not None and not repaired.found:
         print(repaired.verdict.detail)
+        for note in repaired.notes:
+            print(f"  ({note})")
 
 
 def _location(art) -> str:

@@ -145,7 +145,7 @@ def session_statements(cells, name: str, earlier_saves: int) -> tuple[list[State
         All statements up to the save (replayable or not: ``dump`` is empty
         for those that are not) and notes on what was skipped.
     """
-    out, notes, seen = [], [], 0
+    out, notes, unusable, seen = [], [], [], 0
     for cell in cells:
         src = _python(cell.source)
         tree = None
@@ -160,12 +160,21 @@ def session_statements(cells, name: str, earlier_saves: int) -> tuple[list[State
         for node, text in zip(tree.body, _sources(tree, src)):
             seen += _saves(node, name)
             if seen > earlier_saves:
-                return out, notes
+                return out, notes + _unusable_note(unusable)
             usable = cell.success and _replayable(node)
             out.append(Statement((len(out), 0), text, cell.execution_count, ast.dump(node) if usable else ""))
+            if cell.success and not usable and "'lineapy'" not in text:
+                unusable.append(f"[{cell.execution_count}] {text}")
         if not cell.success:
             notes.append(f"cell [{cell.execution_count}] raised; its statements were not offered")
-    return out, notes
+    return out, notes + _unusable_note(unusable)
+
+
+def _unusable_note(unusable: list[str]) -> list[str]:
+    if not unusable:
+        return []
+    shown = "; ".join(unusable[:3]) + ("; ..." if len(unusable) > 3 else "")
+    return [f"{len(unusable)} statement(s) call IPython or lineapy_ext and cannot be replayed: {shown}"]
 
 
 def plan(slice_code: str, statements: list[Statement]) -> Plan:
