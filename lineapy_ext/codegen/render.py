@@ -395,7 +395,24 @@ def _run_all_sessions(groups, functions, taken, result) -> tuple[str, dict]:
     given = ("def _given(**kwargs):\n    \"\"\"The keyword arguments not left at SESSION_VALUE.\"\"\"\n"
              f"    return {{k: v for k, v in kwargs.items() if v is not {SENTINEL}}}")
     sig = ("*, " + ", ".join(f"{k}={v}" for k, v in defaults.items())) if defaults else ""
-    doc = '"""Recompute every artifact.\n\nReturns\n-------\ndict\n    Artifact name -> value.\n"""'
+    doc = _sessions_docstring(groups, defaults)
     body = [doc, f"{result} = {{}}", *calls, f"return {result}"]
     run_all = f"def run_all({sig}):\n" + textwrap.indent("\n".join(body), "    ")
     return "\n\n\n".join([given, *parts, run_all]), defaults
+
+
+def _sessions_docstring(groups: list[Group], defaults: dict) -> str:
+    """Docstring of a ``run_all`` over several sessions: each parameter and what it replaces in each."""
+    parts = ["Recompute every artifact (those of each saving session run together).", ""]
+    if defaults:
+        parts += ["Parameters", "----------"]
+        for name, default in defaults.items():
+            where = [f"`{b.item.stmt.first_line()}` ({b.where()})"
+                     for g in groups for b in g.bindings.values() if b.name == name]
+            body = "Replaces " + "; ".join(where) + "."
+            if default == SENTINEL:
+                body += f" With {SENTINEL} each session keeps its own value."
+            parts += [f"{name} : default {default}", textwrap.indent(textwrap.fill(body, 84), "    ")]
+        parts.append("")
+    parts += ["Returns", "-------", "dict", "    Artifact name -> value."]
+    return '"""' + "\n".join(parts) + '\n"""'

@@ -164,6 +164,18 @@ def test_merge_shares_common_statements_and_detects_later_changes():
     assert f() == {"x_art": [1, 2], "z_art": 6}
 
 
+def test_artifacts_of_one_variable_and_of_two_sessions():
+    # 'raw' and 'clean' hold the same variable at two points: 'raw' is computed alone.
+    raw = "import json\ndata = json.loads('[3, 1, null]')\n"
+    clean = raw + "data = sorted(x for x in data if x is not None)\n"
+    other = "n = 5\nsquare = n * n\n"  # saved in another session, also reads a variable n
+    targets = [Target("raw", 1, "data", raw, "s1"), Target("clean", 1, "data", clean, "s1"),
+               Target("square", 1, "square", other, "s2"), Target("cube", 1, "cube", "n = 2\ncube = n ** 3\n", "s3")]
+    f = get_function_from_targets(targets, ["n"])
+    assert f() == {"raw": [3, 1, None], "clean": [1, 3], "square": 25, "cube": 8}
+    assert f(n=3) == {"raw": [3, 1, None], "clean": [1, 3], "square": 9, "cube": 27}
+
+
 def get_function_from_targets(targets, params=()):
     from lineapy_ext.codegen import load_module
     from lineapy_ext.codegen.render import render_module
