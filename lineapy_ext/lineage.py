@@ -627,7 +627,9 @@ _V_GAP = 40
 _MARGIN = 16  # room for edges that go round the outermost boxes
 #: kind -> (fill, stroke): light opaque fills with dark text read the same on
 #: light and dark notebook themes; edges use mid-tones visible on both.
-_STYLE = {"artifact": ("#fde7c4", "#b86e00"), "cell": ("#dce9fb", "#3a6db3"), "file": ("#def2df", "#3b8a40")}
+_STYLE = {"artifact": ("#fde7c4", "#b86e00"), "cell": ("#dce9fb", "#3a6db3"), "file": ("#def2df", "#3b8a40"),
+          # Cells of other sessions than the artifact's: counts repeat across kernels.
+          "earlier cell": ("#e9e2f7", "#6b56a8")}
 _TEXT = "#1d1d1d"
 _EDGE = {"loads": "#c98a2b", "reads": "#4e9a55", "writes": "#4e9a55"}
 _EDGE_DEFAULT = "#8a8a8a"
@@ -636,7 +638,7 @@ _EDGE_DEFAULT = "#8a8a8a"
 @dataclass
 class _Box:
     id: str
-    kind: str
+    style: str  # a key of _STYLE
     lines: list[tuple[str, bool]]
     w: float
     h: float
@@ -663,13 +665,17 @@ def _box_lines(node: dict) -> list[tuple[str, bool]]:
     return [(node["path"], True), ("input file" if node["role"] == "input" else "written, then read", False)]
 
 
-def _make_box(node: dict) -> _Box:
+def _style(node: dict, session: str | None) -> str:
+    return "earlier cell" if node["kind"] == "cell" and node["session_id"] != session else node["kind"]
+
+
+def _make_box(node: dict, session: str | None = None) -> _Box:
     lines = [(_short(t), bold) for t, bold in _box_lines(node)]
     width = max(len(t) for t, _ in lines) * _CHAR_WIDTH + 2 * _PAD
     # The tooltip has what the box cuts short, and which session a cell ran in.
     title = "\n".join([label(node), *node.get("statements", ())]
                       + ([f"session {node['session_id']}"] if node["kind"] == "cell" else []))
-    return _Box(node["id"], node["kind"], lines, max(width, 80.0), len(lines) * _LINE_HEIGHT + 2 * _PAD - 4, title)
+    return _Box(node["id"], _style(node, session), lines, max(width, 80.0), len(lines) * _LINE_HEIGHT + 2 * _PAD - 4, title)
 
 
 def _assign_layers(boxes: dict[str, _Box], preds, succs) -> None:
@@ -737,7 +743,8 @@ def layout(lineage: Lineage) -> tuple[list[_Box], float, float]:
     (list of _Box, float, float)
         The boxes (``x``, ``y`` are the top-left corner) and the picture's width and height.
     """
-    boxes = {n["id"]: _make_box(n) for n in lineage.nodes}
+    session = lineage.node(lineage.root).get("session_id") if lineage.nodes else None
+    boxes = {n["id"]: _make_box(n, session) for n in lineage.nodes}
     preds, succs = defaultdict(list), defaultdict(list)
     for e in lineage.edges:
         if e["source"] in boxes and e["target"] in boxes:
@@ -834,9 +841,9 @@ def _marker(kind: str, colour: str) -> str:
 
 
 def _box_svg(box: _Box, root: bool) -> str:
-    fill, stroke = _STYLE[box.kind]
+    fill, stroke = _STYLE[box.style]
     esc = html.escape
-    parts = [f'<g class="lineapy-{box.kind}"><title>{esc(box.title)}</title>',
+    parts = [f'<g class="lineapy-{box.style.replace(" ", "-")}"><title>{esc(box.title)}</title>',
              f'<rect x="{box.x:.1f}" y="{box.y:.1f}" width="{box.w:.1f}" height="{box.h:.1f}" rx="6" '
              f'fill="{fill}" stroke="{stroke}" stroke-width="{2.5 if root else 1.2}"/>']
     for i, (text, bold) in enumerate(box.lines):
@@ -886,8 +893,12 @@ def summary(lineage: Lineage) -> str:
     for n in lineage.nodes:
         counts[n["kind"]] += 1
     root = lineage.node(lineage.root)
-    return (f"Lineage of {root['name']} v{root['version']}: {counts['cell']} cell(s), "
+    sessions = {n["session_id"] for n in lineage.nodes if n["kind"] == "cell"}
+    text = (f"Lineage of {root['name']} v{root['version']}: {counts['cell']} cell(s), "
             f"{counts['artifact'] - 1} artifact(s) it was built from, {counts['file']} file(s) read")
+    if sessions - {root["session_id"]}:
+        text += f"; cells of the {len(sessions - {root['session_id']})} earlier session(s) are violet"
+    return text
 
 
 def render_html(lineage: Lineage) -> str:

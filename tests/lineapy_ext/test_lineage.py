@@ -170,6 +170,7 @@ def test_list_links_rows_to_lineage_in_html_only(two_sessions):
     assert html.count("<details><summary>show lineage</summary>") == 2
     assert html.count("<svg") == 2 and "<th>lineage</th>" in html
     assert "Lineage of double v1" in html and "Lineage of total v2" in html
+    assert "cells of the 1 earlier session(s) are violet" in html
 
 
 def test_deleted_upstream_version_is_marked_missing(two_sessions):
@@ -299,10 +300,11 @@ def test_svg_renders_in_headless_chromium(two_sessions, chromium, tmp_path, back
     assert sum((v - mean) ** 2 for v in values) / len(values) > 500, "the screenshot is (nearly) blank"
     # Every box is drawn where the layout put it, filled, with dark text on it
     # (readable whatever the page's theme).
-    fills = {"cell": "#dce9fb", "artifact": "#fde7c4", "file": "#def2df"}
+    fills = {"cell": "#dce9fb", "earlier cell": "#e9e2f7", "artifact": "#fde7c4", "file": "#def2df"}
+    assert {b.style for b in boxes} == set(fills)
     for box in boxes:
         x, y = int(box.x + box.w - 5), int(box.y + box.h - 5)
-        assert near(pixel(rows, x, y), fills[box.kind]), (box.id, pixel(rows, x, y))
+        assert near(pixel(rows, x, y), fills[box.style]), (box.id, pixel(rows, x, y))
         inside = [pixel(rows, int(box.x) + dx, int(box.y) + dy)
                   for dy in range(6, int(box.h) - 4) for dx in range(6, int(box.w) - 4, 2)]
         assert sum(1 for p in inside if max(p) < 90) > 20, f"no dark text in {box.id}"
