@@ -466,27 +466,43 @@ class MLflowBackend(StorageBackend):
         if not requirements_given:
             kwargs["pip_requirements"] = pip_requirements_for(flavor, modules, extra)
 
-        with _mlflow_uris(self.tracking_uri, self.registry_uri):
-            try:
-                info = module.log_model(value, **kwargs)
-            except Exception as e:
-                if flavor == "sklearn" and "serialization_format" not in kwargs and _is_skops_failure(e):
-                    kwargs["serialization_format"] = "cloudpickle"
-                    if not requirements_given:
-                        kwargs["pip_requirements"] = pip_requirements_for(flavor, modules, ("cloudpickle",))
-                    note = "skops could not hold the model: logged in MLflow's cloudpickle format"
-                    try:
-                        info = module.log_model(value, **kwargs)
-                    except Exception as e2:
-                        raise self._log_error(flavor, name, e2) from e2
-                else:
-                    raise self._log_error(flavor, name, e) from e
+        info, note = self._log(module, flavor, value, name, kwargs, modules, requirements_given, note)
         if note:
             warnings.warn(f"{name!r}: {note}", LineaPyWarning, stacklevel=3)
         registered_version = getattr(info, "registered_model_version", None)
-        registered_name = kwargs.get("registered_model_name")
         if aliases:
-            self._set_aliases(registered_name, registered_version, aliases)
+            self._set_aliases(kwargs.get("registered_model_name"), registered_version, aliases)
+        meta = self._metadata(info, flavor, kwargs, requirements_given)
+        if aliases:
+            meta["aliases_at_save"] = aliases
+        if note:
+            meta["note"] = note
+        return meta
+
+    def _log(self, module, flavor, value, name, kwargs, modules, requirements_given, note):
+        """``module.log_model(value, **kwargs)``; sklearn models skops refuses go again as cloudpickle.
+
+        Returns ``(ModelInfo, note)``; ``kwargs`` is updated with what was used.
+        """
+        with _mlflow_uris(self.tracking_uri, self.registry_uri):
+            try:
+                return module.log_model(value, **kwargs), note
+            except Exception as e:
+                if not (flavor == "sklearn" and "serialization_format" not in kwargs and _is_skops_failure(e)):
+                    raise self._log_error(flavor, name, e) from e
+            kwargs["serialization_format"] = "cloudpickle"
+            if not requirements_given:
+                kwargs["pip_requirements"] = pip_requirements_for(flavor, modules, ("cloudpickle",))
+            try:
+                info = module.log_model(value, **kwargs)
+            except Exception as e2:
+                raise self._log_error(flavor, name, e2) from e2
+        return info, "skops could not hold the model: logged in MLflow's cloudpickle format"
+
+    def _metadata(self, info, flavor: str, kwargs: dict, requirements_given: bool) -> dict:
+        """What a save records: where the model is in MLflow (passwords masked) and how it was logged."""
+        registered_version = getattr(info, "registered_model_version", None)
+        registered_name = kwargs.get("registered_model_name")
         meta = {
             "location": info.model_uri,
             "model_uri": info.model_uri,
@@ -501,12 +517,8 @@ class MLflowBackend(StorageBackend):
         }
         if registered_name and registered_version is not None:
             meta["registered_model_uri"] = f"models:/{registered_name}/{registered_version}"
-        if aliases:
-            meta["aliases_at_save"] = aliases
         if flavor == "sklearn":
             meta["serialization_format"] = kwargs.get("serialization_format") or "skops"
-        if note:
-            meta["note"] = note
         return meta
 
     def _set_aliases(self, registered_name: str, version, aliases: list[str]) -> None:
