@@ -11,6 +11,8 @@ of what the slices import, and a short ``README.md``:
 - ``airflow``: ``dag.py``, a TaskFlow DAG with one task per artifact; each
   task calls ``pipeline.run_task`` (a plain function), which writes the value
   to a data folder (DAG param ``data_dir``) and returns only its path.
+  Artifacts sharing code run in order and pass the shared results on
+  through files under ``data_dir/.shared/RUN_ID/``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 
 from lineapy_ext.codegen.plan import CodegenError
 from lineapy_ext.codegen.render import SENTINEL, Module, render_module
-from lineapy_ext.codegen.runner import RUNNER_CODE, RUNNER_NAMES
+from lineapy_ext.codegen.runner import RUNNER_CODE, RUNNER_NAMES, WRAP_MARKER
 
 #: The targets ``%lineapy pipeline --to`` accepts.
 TARGETS = ("script", "dvc", "airflow")
@@ -91,7 +93,10 @@ def write_pipeline(targets, kind: str, output_dir, parameters=(), force: bool = 
         raise CodegenError(f"unknown pipeline target {kind!r}: choose script, dvc or airflow")
     title = f"Pipeline recomputing {', '.join(repr(t.name) for t in targets)} ({kind} target)."
     module = render_module(list(targets), list(dict.fromkeys(parameters)), title, reserved=RUNNER_NAMES)
-    files = {"pipeline.py": module.source.rstrip("\n") + "\n\n" + RUNNER_CODE.lstrip("\n"),
+    wraps = "\n".join(f"{name} = _passed_through_file({name})" for name in module.passable)
+    runner = RUNNER_CODE.replace(WRAP_MARKER, "# Shared code runs once per Airflow run (see run_task).\n" + wraps
+                                 if wraps else "")
+    files = {"pipeline.py": module.source.rstrip("\n") + "\n\n" + runner.lstrip("\n"),
              "requirements.txt": requirements_text(module)}
     if kind == "dvc":
         files["params.yaml"] = params_yaml(module)
@@ -226,22 +231,26 @@ def {func}():
 '''
 
 _TASK_TEMPLATE = '''    @task(task_id={task_id!r})
-    def {func}(params=None):
+    def {func}(params=None, run_id=None):
         params = dict(params or {{}})
-        return pipeline.run_task({name!r}, params.pop("data_dir", DATA_DIR), params)
-
-    {func}()
+        return pipeline.run_task({name!r}, params.pop("data_dir", DATA_DIR), params, run_id)
 '''
 
 
 def airflow_dag(module: Module, dag_id: str) -> str:
     """``dag.py``: a TaskFlow DAG with a task per artifact."""
     params = {"data_dir": None, **_literal_params(module)}
-    tasks = []
-    for n, (artifact, func) in enumerate(module.functions.items()):
+    tasks, calls, funcs = [], [], {}
+    for n, artifact in enumerate(module.functions):
         task_id = re.sub(r"[^\w.-]", "_", artifact)
-        func_name = f"task_{n}_" + re.sub(r"\W", "_", artifact)
-        tasks.append(_TASK_TEMPLATE.format(task_id=task_id, func=func_name, name=artifact))
+        funcs[artifact] = f"task_{n}_" + re.sub(r"\W", "_", artifact)
+        tasks.append(_TASK_TEMPLATE.format(task_id=task_id, func=funcs[artifact], name=artifact))
+        calls.append(f"    {funcs[artifact]}_ = {funcs[artifact]}()")
+    # Artifacts sharing code run one after the other: the first writes the
+    # shared results, the next read them (same values, computed once).
+    for owners in module.passable.values():
+        calls += [f"    {funcs[a]}_ >> {funcs[b]}_" for a, b in zip(owners, owners[1:])]
+    tasks.append("\n".join(dict.fromkeys(calls)))
     source = _DAG_TEMPLATE.format(dag_id=dag_id, params=repr(params), func=dag_id, tasks="\n".join(tasks))
     return source.replace('"data_dir": None', '"data_dir": DATA_DIR').replace("'data_dir': None", "'data_dir': DATA_DIR")
 

@@ -3,7 +3,8 @@
 The text below runs in the generated module (without lineapy_ext).  It adds
 ``write_artifacts`` (compute artifacts, write each value to
 ``OUTPUT_DIR/NAME.pickle`` atomically), ``run_task`` (one artifact, for an
-Airflow task), ``load_artifact`` and ``main``: an argparse CLI taking each
+Airflow task; shared helpers then run once per run and pass their results
+on through a file), ``load_artifact`` and ``main``: an argparse CLI taking each
 parameter as ``--NAME VALUE`` (a Python literal, else a string), optionally
 from a flat ``params.yaml``.  Standard-library imports happen inside the
 functions so that they cannot clash with the names of the recomputed code.
@@ -11,9 +12,12 @@ functions so that they cannot clash with the names of the recomputed code.
 
 from __future__ import annotations
 
+#: Line of :data:`RUNNER_CODE` where the shared helpers get wrapped.
+WRAP_MARKER = "# (helpers passed on through files)"
+
 #: Module-level names the runner defines (generated functions avoid them).
 RUNNER_NAMES = frozenset({"OUTPUT_DIR", "write_artifacts", "run_task", "load_artifact", "main",
-                          "read_params", "parse_value", "_accepted",
+                          "read_params", "parse_value", "_accepted", "_SHARED_DIR", "_passed_through_file",
                           "_outputs_next_to_this_file"})
 
 RUNNER_CODE = '''
@@ -92,10 +96,55 @@ def write_artifacts(names=None, output_dir=None, **params):
     return paths
 
 
-def run_task(name, data_dir, params=None):
-    """Compute artifact ``name`` with ``params`` (unknown keys ignored), write it to ``data_dir``; return the path."""
+#: Set by run_task: the folder where shared helpers pass their results on.
+_SHARED_DIR = None
+
+
+def _passed_through_file(helper):
+    """Run ``helper`` once per run folder: the first task writes its results, the next ones read them."""
+    import functools
+
+    @functools.wraps(helper)
+    def once(*args):
+        import os
+        import pickle
+
+        if _SHARED_DIR is None:
+            return helper(*args)
+        path = os.path.join(_SHARED_DIR, helper.__name__ + ".pickle")
+        if os.path.exists(path):
+            with open(path, "rb") as f:
+                return pickle.load(f)
+        result = helper(*args)
+        os.makedirs(_SHARED_DIR, exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        try:
+            with open(tmp, "wb") as f:
+                pickle.dump(result, f)
+            os.replace(tmp, path)
+        except Exception:  # not picklable: the next task computes it again
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        return result
+
+    return once
+
+
+def run_task(name, data_dir, params=None, run_id=None):
+    """Compute artifact ``name`` with ``params`` (unknown keys ignored), write it to ``data_dir``; return the path.
+
+    With ``run_id``, code shared with other artifacts runs once per run: its
+    results go to ``data_dir/.shared/RUN_ID/`` and later tasks of the run read them.
+    """
+    import os
+
+    global _SHARED_DIR
     params = {k: v for k, v in (params or {}).items() if k in PARAMETERS}
-    return write_artifacts([name], data_dir, **params)[name]
+    _SHARED_DIR = os.path.join(data_dir, ".shared", str(run_id)) if run_id else None
+    try:
+        return write_artifacts([name], data_dir, **params)[name]
+    finally:
+        _SHARED_DIR = None
 
 
 def load_artifact(name, output_dir=None):
@@ -126,6 +175,8 @@ def main(argv=None):
     for name, path in write_artifacts(names, output_dir, **params).items():
         print(f"{name} -> {path}")
 
+
+# (helpers passed on through files)
 
 if __name__ == "__main__":
     main()

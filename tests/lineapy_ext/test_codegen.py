@@ -307,7 +307,7 @@ def test_dvc_pipeline_stages_run_in_order(session, tmp_path):
 @pytest.mark.slow
 def test_airflow_dag_compiles_and_its_task_functions_run(session, tmp_path):
     root = tmp_path / "a"
-    lineapy_ext.to_pipeline(["features", "model"], "airflow", root, ["n_estimators"])
+    lineapy_ext.to_pipeline(["features", "model"], "airflow", root, ["n_estimators", "path"])
     source = (root / "dag.py").read_text()
     tree = ast.parse(source)
     compile(tree, "dag.py", "exec")
@@ -319,16 +319,23 @@ def test_airflow_dag_compiles_and_its_task_functions_run(session, tmp_path):
     imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))
                 for a in (n.names if isinstance(n, ast.Import) else [ast.alias(n.module or "")])}
     assert len(tasks) == 2 and "lineapy_ext" not in imported and "xcom_push" not in source
-    # What the tasks call, with the params Airflow would pass (data_dir included).
+    assert "task_0_features_ >> task_1_model_" in source  # shared code: model reads what features wrote
+    # What the tasks call, as Airflow would (params incl. data_dir, run_id).  The
+    # data file is gone before the model task: it must read the shared
+    # features from the file the features task wrote.
+    copy = tmp_path / "copy.csv"
+    copy.write_bytes(session.data.read_bytes())
     (tmp_path / "tasks.py").write_text(textwrap.dedent(f'''
-        import pipeline
-        params = {{"data_dir": {str(tmp_path / "data")!r}, "n_estimators": 7}}
+        import os, pipeline
+        params = {{"data_dir": {str(tmp_path / "data")!r}, "n_estimators": 7, "path": {str(copy)!r}}}
         for name in ("features", "model"):
             p = dict(params)
-            print(pipeline.run_task(name, p.pop("data_dir"), p))
+            print(pipeline.run_task(name, p.pop("data_dir"), p, "manual__1"))
+            os.remove(params["path"]) if os.path.exists(params["path"]) else None
     '''))
     (tmp_path / "pipeline.py").write_text((root / "pipeline.py").read_text())
     printed = run_fresh([tmp_path / "tasks.py"], cwd=tmp_path).split()
     assert printed == [str(tmp_path / "data" / "features.pickle"), str(tmp_path / "data" / "model.pickle")]
+    assert (tmp_path / "data" / ".shared" / "manual__1" / "_shared_1.pickle").exists()
     assert load(tmp_path / "data" / "features.pickle").equals(session.saved["features"])
     assert len(load(tmp_path / "data" / "model.pickle").estimators_) == 7
