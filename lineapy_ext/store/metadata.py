@@ -110,7 +110,8 @@ class MetadataDB:
                 dbapi_conn.isolation_level = None
                 cur = dbapi_conn.cursor()
                 cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT * 1000}")
-                cur.execute("PRAGMA journal_mode = WAL")
+                _check_foreign_sqlite(cur, self.url)
+                _use_wal(cur)
                 cur.execute("PRAGMA synchronous = NORMAL")
                 cur.execute("PRAGMA foreign_keys = ON")
                 cur.close()
@@ -281,8 +282,14 @@ class MetadataDB:
             for i, c in enumerate(cells)
         ]
         if rows:
+            # Threads of one kernel saving at once may both persist the same
+            # new cells: the first insert wins, the others add nothing.
+            if self.is_sqlite:
+                from sqlalchemy.dialects.sqlite import insert
+            else:
+                from sqlalchemy.dialects.postgresql import insert
             with self.write() as conn:
-                conn.execute(CellRow.__table__.insert(), rows)
+                conn.execute(insert(CellRow.__table__).on_conflict_do_nothing(), rows)
         return start + len(rows)
 
     def cells(self, session_id: str) -> list[CellRecord]:
@@ -535,6 +542,44 @@ class MetadataDB:
         records = self.mark_deleting(name, versions)
         self.mark_deleted(records)
         return records
+
+
+def _use_wal(cur) -> None:
+    """Switch the SQLite database of ``cur`` to WAL mode, waiting for other connections.
+
+    Switching a new database to WAL is a write that SQLite does not retry:
+    two processes opening a new file at once could fail at once with
+    "database is locked", so this retries up to the busy timeout.
+    """
+    import sqlite3
+
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT
+    while True:
+        try:
+            if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                cur.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(random.uniform(0.005, 0.05))
+
+
+def _check_foreign_sqlite(cur, url: str) -> None:
+    """Refuse a non-empty SQLite file without our tables before changing anything in it.
+
+    Raises
+    ------
+    ConfigError
+        Naming the file and the tables found.
+    """
+    found = [r[0] for r in cur.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+    if found and not any(name.startswith("lineapy_") for name in found):
+        listed = ", ".join(found[:3]) + (", ..." if len(found) > 3 else "")
+        raise ConfigError(
+            f"database_url {mask_url(url)!r} is another application's SQLite file (tables: {listed}): "
+            "point database_url at a new or lineapy_ext file"
+        )
 
 
 def _chunks(items: list, size: int = 500) -> Iterator[list]:
