@@ -203,3 +203,13 @@ def test_schema_version_is_recorded(lineapy_home):
     assert con.execute("SELECT value FROM lineapy_schema WHERE key = 'schema_version'").fetchone() == (SCHEMA_VERSION,)
     assert con.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     con.close()
+
+
+@pytest.mark.parametrize("version", [10**20, 2**31, 2**63])
+def test_huge_version_numbers_are_not_found_in_one_line(db_url, version):
+    # Overflowed SQLite's integer (OverflowError) and PostgreSQL's (DataError
+    # printing the SQL) before.
+    lineapy_ext.save(1, "x")
+    for call in (lambda: lineapy_ext.get("x", version), lambda: lineapy_ext.delete("x", version)):
+        with pytest.raises(ArtifactNotFoundError, match=f"no version {version}: existing versions are 1$"):
+            call()
