@@ -70,6 +70,9 @@ class Binding:
         name their code (nested code included) may read when called.
     callable_kind : str or None
         ``"function"``, ``"partial"`` or ``"method"`` for those callables.
+    elements_exact : bool
+        ``element_ids`` lists every non-atomic object a small builtin
+        container holds (nothing else is held).
     """
 
     id: int
@@ -82,6 +85,7 @@ class Binding:
     mro: tuple[str, ...] = ()
     code_names: tuple[str, ...] = ()
     callable_kind: str | None = None
+    elements_exact: bool = False
 
 
 def _class_name(cls) -> str:
@@ -171,10 +175,10 @@ def binding_facts(value) -> Binding:
         b.str_value = str(value)
     elif tp in (list, tuple, set, frozenset):
         if len(value) <= MAX_ELEMENT_IDS:
-            held = list(value)
+            held, b.elements_exact = list(value), True
     elif tp is dict:
         if len(value) <= MAX_ELEMENT_IDS:
-            held = list(value.values())
+            held, b.elements_exact = list(value.values()), True
     else:
         facts = _callable_facts(value, tp)
         if facts is not None:

@@ -305,11 +305,19 @@ class EffectResolver:
             for skey in ("state:numpy.random", "state:random"):
                 env.touch_state(skey)
         self._guess_files(call, args, kwargs, env)
+        for effect in self.registry.methods_named(method):
+            # Unknown receiver: what any registered method of that name does
+            # to its arguments (x.to_sql("t", con) writes con).
+            self._apply_effect(Effect(mutates=tuple(m for m in effect.mutates if m != "self"),
+                                      reads_files=effect.reads_files, writes_files=effect.writes_files),
+                               call, rkey, args, kwargs, env)
+        if call.through_call and not call.inplace and self._returned_fresh(call, rkey, ctx, st_index):
+            return  # Model().fit(X, y) bound to a name: a new object, the root is untouched
         if call.inplace:
             env.mark(rkey, deep)
         elif method in MUTATING_METHODS:
             env.mark(rkey, deep)
-            if rkey is not None:
+            if rkey is not None and not call.through_call:
                 for k in {k for k in args if k is not None and k != rkey}:
                     objects.add_contains(rkey, k, fresh=True)
         elif method in PURE_METHODS:
@@ -427,6 +435,9 @@ class EffectResolver:
         inner = env.nested(resolve)
         for c in summary.calls:
             if c.chain and c.chain[0] in params and c.chain[0] not in pmap:
+                if (len(c.chain) > 1 and call is not INDIRECT and fkey is not None
+                        and c.chain[-1] not in PURE_METHODS):
+                    env.mark(fkey, True)  # memo.append(x) on a default argument: state of the function
                 continue
             self.call(c, inner, NO_CELL, visited, -1)
 
@@ -442,6 +453,8 @@ class EffectResolver:
                 self.mark_name(name, deep, resolve, env.mark)
                 if bare not in params and bare in self.objects.bindings:
                     env.read(bare)
+            elif bare in params and bare not in pmap and fkey is not None and call is not INDIRECT:
+                env.mark(fkey, True)  # def f(x, memo=[]): memo.append(x) changes f's default
             elif summary.has_varargs or bare in params:
                 self._mark_args(call, env, args, kwargs)
 

@@ -292,17 +292,18 @@ class DependencyGraph:
                 held.add(objects.key_of_id[e])
             else:  # bound to a name later, perhaps (lst = d['k'])
                 objects.pending_elements.setdefault(e, set()).add(key)
-        if getattr(b, "elements_exact", False):
+        if b.elements_exact:
             # A small builtin container: what it holds is known exactly, so
             # edges the syntax suggested (s2 = sorted(lst)) are dropped.
             objects.drop_contains(key, keep=held)
         if b.base_id is not None and b.base_id in objects.key_of_id:
             base = objects.key_of_id[b.base_id]
-            held.add(base)
             # A view made from base is not a change of base; a change made
-            # through it (even in the same cell) is.
+            # through it (even in the same cell) is.  The view's creation
+            # read base, so base's history is already the view's.
             fresh = objects.writers.get(key) == (objects.binder.get(name),)
             objects.add_contains(base, key, fresh=fresh)
+            objects.add_contains(key, base, fresh=True)
         held.discard(key)
         for k in held:
             objects.add_contains(key, k)

@@ -110,6 +110,7 @@ class EffectRegistry:
         self._exact: dict[str, dict[str, Effect]] = {s: {} for s in _SECTIONS}
         self._patterns: dict[str, list[tuple[str, Effect]]] = {s: [] for s in _SECTIONS}
         self.files: list[str] = []
+        self._by_name: dict[str, list[Effect]] | None = None
         for p in [_SHIPPED, *paths]:
             self.load(p)
 
@@ -132,6 +133,7 @@ class EffectRegistry:
                 else:
                     self._exact[section][key] = effect
         self.files.append(str(path))
+        self._by_name = None
 
     def _find(self, section: str, key: str) -> Effect | None:
         found = self._exact[section].get(key)
@@ -145,6 +147,18 @@ class EffectRegistry:
     def function(self, path: str) -> Effect | None:
         """The effect of module function ``path`` (``"numpy.random.seed"``)."""
         return self._find("function", path)
+
+    def methods_named(self, name: str) -> list[Effect]:
+        """Every method entry called ``name``, whatever its class: the
+        last-resort guess for a receiver whose type is unknown."""
+        index = self._by_name
+        if index is None:
+            index = self._by_name = {}
+            for key, effect in self._exact["method"].items():
+                index.setdefault(key.rpartition(".")[2], []).append(effect)
+            for key, effect in self._patterns["method"]:
+                index.setdefault(key.rpartition(".")[2], []).append(effect)
+        return index.get(name, [])
 
     def method(self, mro: tuple[str, ...], name: str) -> Effect | None:
         """The effect of method ``name`` on a receiver whose type's MRO

@@ -286,14 +286,16 @@ def _root(node) -> str | None:
 
 _CODE_LINE_MAGICS = frozenset({"time", "prun", "capture"})
 _CODE_CELL_MAGICS = frozenset({"time", "prun", "capture", "python", "python3"})
+_TIMEIT = "timeit"
+_TIMEIT_FLAGS = {"-n": True, "-r": True, "-p": True, "-t": False, "-c": False, "-q": False, "-o": False}
 _DROP_MAGICS = frozenset("""
 matplotlib load_ext unload_ext reload_ext config pip conda who whos who_ls
-timeit lsmagic magic history hist pwd ls env alias_magic pinfo pinfo2 psearch
+lsmagic magic history hist pwd ls env alias_magic pinfo pinfo2 psearch
 precision xmode colors doctest_mode automagic autocall autoawait page pdoc
 pdef psource pfile debug pdb tb notebook save recall rerun edit logstart
 logstop logon logoff logstate reset_selective sx system sc bookmark dhist
 dirs popd pushd cd load_ipython_extension html javascript js latex markdown
-svg writefile script bash sh sx lineapy
+svg script bash sh sx lineapy
 """.split())
 
 
@@ -322,7 +324,9 @@ def _magic_code(call) -> tuple[str, str | None] | None:
     if method == "run_line_magic" and len(args) >= 2 and args[0]:
         name, line = args[0], args[1]
         if name in _CODE_LINE_MAGICS and line is not None:
-            return "code", line
+            return "code", _line_magics_to_python(line)
+        if name == _TIMEIT and line is not None:
+            return "timeit", line
         if name == "lineapy":
             return "lineapy", line
         if name in _DROP_MAGICS:
@@ -331,16 +335,75 @@ def _magic_code(call) -> tuple[str, str | None] | None:
     if method == "run_cell_magic" and len(args) >= 3 and args[0]:
         name, body = args[0], args[2]
         if name in _CODE_CELL_MAGICS and body is not None:
-            return "code", body
+            return "code", _line_magics_to_python(body)
+        if name == _TIMEIT and body is not None:
+            return "timeit", (args[1] or "") + "\n" + body
+        if name == "writefile" and body is not None and args[1]:
+            return "writefile", (args[1], body)
         if name in _DROP_MAGICS:
-            # %%writefile creates a file a later cell may read.
-            return ("opaque", None) if name == "writefile" else ("drop", None)
+            return "drop", None
         return "opaque", None
     if method in ("system", "run_line_magic", "run_cell_magic"):
         return "drop", None
     if method == "getoutput" and args and args[0] is not None:
         return "getoutput", args[0]
     return "opaque", None
+
+
+def _line_magics_to_python(code: str) -> str:
+    """``%name args`` lines (and ``x = %name args``) of a magic's body as the
+    ``get_ipython()`` calls IPython would run, so nested magics are analysed
+    like top-level ones (``%time %lineapy get clf``)."""
+    out = []
+    for line in code.splitlines():
+        stripped = line.lstrip()
+        indent = line[: len(line) - len(stripped)]
+        target = ""
+        head, eq, rest = stripped.partition("=")
+        if eq and rest.lstrip().startswith("%") and head.strip().isidentifier():
+            target, stripped = head.strip() + " = ", rest.lstrip()
+        if stripped.startswith("%") and not stripped.startswith("%%"):
+            name, _, args = stripped[1:].partition(" ")
+            line = f"{indent}{target}get_ipython().run_line_magic({name!r}, {args.strip()!r})"
+        out.append(line)
+    return "\n".join(out)
+
+
+def _timeit_code(text: str) -> tuple[str, int | None]:
+    """(statement, number of runs or None) of a ``%timeit`` line or cell."""
+    first, _, body = text.partition("\n")
+    words = first.split()
+    n = r = None
+    i = 0
+    while i < len(words) and words[i] in _TIMEIT_FLAGS:
+        takes = _TIMEIT_FLAGS[words[i]]
+        if takes and i + 1 < len(words):
+            if words[i] == "-n" and words[i + 1].isdigit():
+                n = int(words[i + 1])
+            if words[i] == "-r" and words[i + 1].isdigit():
+                r = int(words[i + 1])
+            i += 1
+        i += 1
+    setup = " ".join(words[i:])
+    runs = n * (r or 7) if n is not None else None
+    return (setup + "\n" + body if body else setup), runs
+
+
+def _timeit_statements(text: str) -> list[ast.stmt] | None:
+    """``%timeit STMT`` ran STMT (at least once) in a namespace of its own
+    whose globals are the user's: a function called as often as we know."""
+    code, runs = _timeit_code(text)
+    try:
+        body = ast.parse(code).body
+    except SyntaxError:
+        return None
+    if not body:
+        return None
+    fn = ast.FunctionDef(name="_lineapy_timeit_body", args=ast.arguments([], [], None, [], [], None, []),
+                         body=body, decorator_list=[], returns=None, type_params=[])
+    call = "_lineapy_timeit_body()"
+    loop = ast.parse(f"for _ in range({runs}):\n    {call}" if runs and runs > 1 else call).body
+    return [ast.fix_missing_locations(fn), *loop]
 
 
 def _lineapy_get(line: str | None) -> tuple[str, int | None, str] | None:
@@ -376,11 +439,25 @@ def _rewrite_magics(stmt: ast.stmt) -> tuple[list[ast.stmt] | None, str, object]
     if call is None:
         return None, "", None
     kind, code = _magic_code(call)
+    if kind == "timeit" and isinstance(stmt, ast.Expr):
+        body = _timeit_statements(code)
+        return (body, "timeit", None) if body else (None, "opaque", None)
+    if kind == "writefile":
+        path, text = code
+        flags, _, target = path.rpartition(" ")
+        mode = "a" if "-a" in flags.split() or "--append" in flags.split() else "w"
+        src = f"with open({target.strip()!r}, {mode!r}) as _lineapy_file:\n    _lineapy_file.write({text!r})"
+        return ast.parse(src).body, "code", None
     if kind == "code":
         try:
             body = ast.parse(code).body
         except SyntaxError:
             return None, "opaque", None
+        if len(body) == 1 and _ipython_call(getattr(body[0], "value", None)) is not None and not (
+                isinstance(stmt, ast.Assign) and isinstance(body[0], ast.Assign)):
+            # %time %lineapy get clf: the inner magic decides
+            inner = body[0] if isinstance(stmt, ast.Expr) else ast.Assign(targets=stmt.targets, value=body[0].value)
+            return _rewrite_magics(ast.fix_missing_locations(ast.copy_location(inner, stmt)))
         if isinstance(stmt, ast.Expr):
             return body, "code", None
         if len(body) == 1 and isinstance(body[0], ast.Expr):
@@ -1122,6 +1199,8 @@ def analyze(node: ast.stmt) -> StatementFacts:
                               artifact_get=(name, version, tuple(names)))
     if kind == "opaque":
         return StatementFacts(unknown_effects=True, opaque=True)
+    if kind == "timeit":
+        return _timeit_facts(body)
     api = _lineapy_api_call(node)
     if api is not None:
         return api
@@ -1172,6 +1251,15 @@ def analyze(node: ast.stmt) -> StatementFacts:
         opaque=opaque,
     )
 
+
+
+def _timeit_facts(stmts: list[ast.stmt]) -> StatementFacts:
+    """A ``%timeit`` body binds nothing in the user's namespace; what it reads,
+    changes and calls is what its function body (``stmts[0]``) does."""
+    summary = summarize_function(stmts[0])
+    mutations = tuple((n, d) for n, d in summary.mutations)
+    return StatementFacts(uses=summary.reads | summary.writes, mutations=mutations, calls=summary.calls,
+                          maybe_defs=summary.writes, emit="\n".join(ast.unparse(s) for s in stmts))
 
 
 _API_MODULES = frozenset({"lineapy_ext", "lineapy"})
