@@ -165,8 +165,18 @@ class RegistryModel:
         return value
 
     def get_code(self) -> str:
-        """The slice of the artifact that logged the model ("" when lineapy did not log it)."""
-        return self.artifact.get_code() if self.artifact is not None else ""
+        """The slice of the artifact that logged the model.
+
+        Raises
+        ------
+        SliceError
+            lineapy did not log this model, so no slice is known.
+        """
+        if self.artifact is None:
+            from lineapy_ext.exceptions import SliceError
+
+            raise SliceError(f"no slice is known for {self.uri}: it was not logged by lineapy_ext")
+        return self.artifact.get_code()
 
     def get_metadata(self) -> dict:
         """Return what the registry said about this version, and the artifact that logged it."""

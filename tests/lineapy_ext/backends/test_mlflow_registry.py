@@ -23,7 +23,7 @@ pytest.importorskip("mlflow")
 
 import lineapy_ext
 from lineapy_ext.backends import mlflow as mlflow_backend
-from lineapy_ext.exceptions import BackendError, LineaPyWarning, ValueGoneError
+from lineapy_ext.exceptions import BackendError, LineaPyWarning, SliceError, ValueGoneError
 
 pytestmark = pytest.mark.slow
 
@@ -154,7 +154,9 @@ def test_models_uris_of_lineapy_and_of_others(shell, client, mlflow_db, capsys):
     assert "no slice is known" in said
     np.testing.assert_array_equal(shell.user_ns[theirs].predict(X), tree.predict(X))
     foreign = lineapy_ext.get(f"models:/{theirs}/1")
-    assert foreign.artifact is None and foreign.get_code() == ""
+    assert foreign.artifact is None and foreign.registered_version == 1
+    with pytest.raises(SliceError, match=f"no slice is known for models:/{theirs}/1: it was not logged by lineapy_ext"):
+        foreign.get_code()
 
     shell.run_line_magic("lineapy", f"get models:/{ours}/1 --as by_uri")
     said = capsys.readouterr().out
