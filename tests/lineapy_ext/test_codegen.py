@@ -176,6 +176,13 @@ def test_artifacts_of_one_variable_and_of_two_sessions():
     assert f(n=3) == {"raw": [3, 1, None], "clean": [1, 3], "square": 9, "cube": 27}
 
 
+def test_codegen_imports_neither_ipython_nor_the_capture():
+    code = ("import sys, lineapy_ext.codegen, lineapy_ext.codegen.pipeline, lineapy_ext.api; "
+            "print(sorted(m for m in ('IPython', 'kernel_hooks') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr
+
+
 def get_function_from_targets(targets, params=()):
     from lineapy_ext.codegen import load_module
     from lineapy_ext.codegen.render import render_module
