@@ -51,10 +51,18 @@ def merge_slices(targets: list[Target]) -> list[Item]:
     -------
     list of Item
         The program in execution order.
+
+    Raises
+    ------
+    CodegenError
+        If a slice does not bind its artifact's variable.
     """
     program: list[Item] = []
     for target in targets:
         stmts = parse_slice(target.code, target.name)
+        if not any(target.var in s.binds | s.globals_declared for s in stmts):
+            raise CodegenError(f"the slice of {target.name!r} never binds {target.var!r}, so it cannot be "
+                               f"recomputed; %lineapy code {target.name} shows the slice")
         program = _merge_one(program, stmts, target.name)
     expand_calls([item.stmt for item in program])
     return program

@@ -30,9 +30,8 @@ import lineapy_ext
 from lineapy_ext.codegen import Target, get_function
 from lineapy_ext.codegen.plan import combinable, merge_slices, resolve_parameter
 from lineapy_ext.exceptions import CodegenError
+from tests.conftest import _ENV_VARS
 
-_ENV = ("LINEAPY_DATABASE_URL", "LINEAPY_ARTIFACT_STORAGE_DIR", "LINEAPY_MLFLOW_TRACKING_URI",
-        "LINEAPY_DEFAULT_ML_MODELS_STORAGE_BACKEND", "LINEAPY_MLFLOW_REGISTRY_URI")
 
 # A fresh interpreter that cannot import lineapy_ext (the editable install is
 # on the venv's path, so it is refused explicitly) runs scripts one after the
@@ -87,7 +86,7 @@ def session(tmp_path_factory):
     _write_data(data, 0)
     _write_data(other, 1)
     mp = pytest.MonkeyPatch()
-    for var in _ENV:
+    for var in _ENV_VARS:  # as the lineapy_home fixture, for the whole module
         mp.delenv(var, raising=False)
     mp.setenv("LINEAPY_HOME_DIR", str(home))
     mp.setenv("LINEAPY_DATABASE_URL", f"sqlite:///{home / 'db.sqlite'}")
@@ -150,6 +149,27 @@ def test_parameter_replaces_the_binding_that_was_used():
     with pytest.raises(CodegenError, match=r"^'d' cannot be a parameter: the slices do not read it; "
                                            r"variables they read: a, b$"):
         resolve_parameter(program, "d")
+
+
+class _Point:
+    v = 7
+
+
+@pytest.mark.parametrize("code, var, param, value, default, changed", [
+    ("rate = 0.1\ndef apply(x):\n    return x * rate\ny = apply(10)\n", "y", "rate", 0.5, 1.0, 5.0),
+    ("k = 2\nacc = []\nfor i in range(3):\n    acc.append(i * k)\n", "acc", "k", 10, [0, 2, 4], [0, 10, 20]),
+    ('s = """a\n  b"""\nt = s.upper()\n', "t", "s", "x", "A\n  B", "X"),
+    ("a, b = 1, 2\nc = a + b\n", "c", "a", 10, 3, 12),
+    ("n = 1\nn += 4\nr = n * 2\n", "r", "n", 100, 10, 200),
+    ("class P:\n    def __init__(self, v):\n        self.v = v\np = P(3)\nw = p.v * 2\n", "w", "p", _Point(), 6, 14),
+    ("data = {'a': 1}\ndata['b'] = 2\nout = sorted(data)\n", "out", "data", {"q": 0}, ["a", "b"], ["b", "q"]),
+    ("def make():\n    global model\n    model = 41\nmake()\nmodel += 1\nfactor = 2\nscaled = model * factor\n",
+     "scaled", "factor", 3, 84, 126),
+])
+def test_parameters_in_functions_loops_unpacking_and_globals(code, var, param, value, default, changed):
+    f = get_function_from_targets([Target("art", 1, var, code)], [param])
+    assert f()["art"] == default
+    assert f(**{param: value})["art"] == changed
 
 
 def test_merge_shares_common_statements_and_detects_later_changes():
