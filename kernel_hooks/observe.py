@@ -70,6 +70,9 @@ class Binding:
         name their code (nested code included) may read when called.
     callable_kind : str or None
         ``"function"``, ``"partial"`` or ``"method"`` for those callables.
+    code_qualname : str or None
+        ``co_qualname`` of a function's code (``tracked.<locals>.wrapper``
+        for a decorated function): tells a ``def`` from what replaced it.
     elements_exact : bool
         ``element_ids`` lists every non-atomic object a small builtin
         container holds (nothing else is held).
@@ -86,6 +89,7 @@ class Binding:
     code_names: tuple[str, ...] = ()
     callable_kind: str | None = None
     elements_exact: bool = False
+    code_qualname: str | None = None
 
 
 def _class_name(cls) -> str:
@@ -184,6 +188,9 @@ def binding_facts(value) -> Binding:
         if facts is not None:
             b.callable_kind, held, names = facts
             b.code_names = tuple(sorted(names))
+            if tp is types.FunctionType:
+                code = value.__code__
+                b.code_qualname = getattr(code, "co_qualname", code.co_name)
         else:
             base = _ndarray_base(value, tp)
             if base is not None:

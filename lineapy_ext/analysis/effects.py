@@ -270,6 +270,14 @@ class EffectResolver:
         library = bool(mro) and mro[0] not in _STATEFUL_CALLABLES and not mro[0].startswith("__main__.")
         if not library:
             env.mark(rkey, True)
+            # What its code does to the globals it names is unknown: they
+            # may have changed (a decorator's wrapper appending to a log).
+            objects = self.objects
+            for r in objects.code_reads.get(rkey, ()):
+                k = objects.bindings.get(r)
+                if k is not None and k not in objects.atomic and r not in self.program.modules \
+                        and k not in self.program.functions and k not in self.program.classes:
+                    env.mark(k, False)
         self._mark_args(call, env, args, kwargs)
 
     def _read_code(self, key, env: Env) -> None:

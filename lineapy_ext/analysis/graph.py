@@ -272,6 +272,11 @@ class DependencyGraph:
             objects.mro[key] = b.mro
         if b.code_names:
             objects.code_reads[key] = frozenset(b.code_names)
+        if key in program.functions and b.code_qualname and b.code_qualname.rpartition(".")[2] != name:
+            # @decorator def f: the name refers to what the decorator returned
+            # (a wrapper), not to the body we summarised.
+            program.functions.pop(key, None)
+            program.ctr_cache.pop(key, None)
         for holder in objects.pending_elements.pop(b.id, ()):
             if holder != key:
                 objects.add_contains(holder, key)

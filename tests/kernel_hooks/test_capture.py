@@ -326,3 +326,45 @@ def test_deleted_names_are_recorded(shell, cap):
     run(shell, "globals().pop('b')")
     assert cap.cells[1].deleted == {"a"}
     assert cap.cells[2].deleted == {"b"}
+
+
+# --- hostile objects and runtime observations (issue 10, families 1, 2, 4) ----------
+
+
+def test_hostile_objects_never_run_and_never_drop_cells(shell, cap):
+    run(shell, "import lazy_object_proxy\ncalls = []\n"
+               "def factory():\n    calls.append(1)\n    raise RuntimeError('factory failed')\n"
+               "p = lazy_object_proxy.Proxy(factory)")
+    run(shell, "class ndarray:\n    @property\n    def base(self):\n        calls.append(2)\n"
+               "        raise KeyError('no base')\nfake = ndarray()")
+    run(shell, "x = 1")
+    run(shell, "y = x + 1")
+    assert shell.user_ns["calls"] == []  # neither the proxy's factory nor the property ran
+    assert [c.raw_source.splitlines()[0] for c in cap.cells][-2:] == ["x = 1", "y = x + 1"]
+    assert all(c.has_runtime_facts for c in cap.cells)
+    assert {"p", "fake"} <= set(cap.cells[0].bound) | set(cap.cells[1].bound)
+
+
+def test_rng_changes_are_seen_per_statement(shell, cap):
+    run(shell, "import random\nrandom.seed(1)\nk = 3\nd = random.random()")
+    stmts = cap.cells[-1].statements
+    assert [sorted(s.rng_changed) for s in stmts] == [[], ["random"], [], ["random"]]
+
+
+def test_rng_seen_in_a_cell_that_raised(shell, cap):
+    run(shell, "import random\nv = random.random()\n1 / 0\nw = 2")
+    stmts = cap.cells[-1].statements
+    assert stmts[1].rng_changed == frozenset({"random"}) and not stmts[2].rng_changed
+
+
+def test_probes_do_not_change_what_a_cell_displays(shell, cap):
+    result = run(shell, "a = 2\na * 21")
+    assert result.result == 42
+    assert "__lineapy_probe__" not in cap.cells[-1].source
+
+
+def test_function_facts_name_what_the_code_reads(shell, cap):
+    run(shell, "def foo():\n    def inner():\n        return limit * 2\n    return inner\nfn = foo()")
+    b = cap.cells[-1].bound["fn"]
+    assert b.callable_kind == "function" and "limit" in b.code_names
+    assert b.code_qualname == "foo.<locals>.inner"

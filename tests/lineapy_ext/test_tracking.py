@@ -96,3 +96,44 @@ def test_a_failing_hook_never_breaks_the_cell(ipython, monkeypatch):
     monkeypatch.setattr(tracker.graph, "add_cell", broken)
     result = ipython.run_cell("y = 41 + 1", store_history=True)
     assert result.success and ipython.user_ns["y"] == 42
+
+
+# --- issue 10: loops that raised, magics wrapping the API, lost facts -----------------
+
+import pytest  # noqa: E402
+
+from lineapy_ext.exceptions import SliceError  # noqa: E402
+
+
+@pytest.mark.parametrize("cell", [
+    "for i in range(5):\n    if i == 3:\n        raise ValueError('stop')",
+    "warm = 1\nfor i in range(5):\n    if i == 3:\n        raise ValueError('stop')",
+])
+def test_loop_variable_of_a_loop_that_raised_is_refused(ipython, cell):
+    run(ipython, "i = -1")
+    ipython.run_cell(cell, store_history=True)
+    assert ipython.user_ns["i"] == 3
+    with pytest.raises(SliceError, match=r"cannot slice 'i'.*raised part-way.*re-run"):
+        get_context().tracker.slice(["i"])
+
+
+def test_time_around_lineapy_get_is_inlined(ipython, tmp_path):
+    run(ipython, "base = [1, 2, 3]\ntotal = sum(base)")
+    run(ipython, "%lineapy save total")
+    run(ipython, "%time %lineapy get total")
+    run(ipython, "%%time\n%lineapy get total --as again")
+    run(ipython, "double = total * 2 + again")
+    code = get_context().tracker.slice(["double"]).code
+    assert "left out" not in code and "get_ipython" not in code
+    assert replay(code, "double", tmp_path) == "18"
+
+
+def test_lost_runtime_facts_are_reported_by_the_next_slice(ipython, caplog):
+    run(ipython, "class Weird:\n    pass\nw = Weird()")
+    tracker = get_context().tracker
+    tracker.capture.cells[-1].problems.append("no runtime facts for 'w': KeyError: 'x'")
+    tracker.graph.problems.append((None, "no runtime facts for 'w': KeyError: 'x'"))
+    run(ipython, "v = 1")
+    with caplog.at_level(logging.WARNING):
+        tracker.slice(["v"])
+    assert "no runtime facts for 'w'" in caplog.text

@@ -56,6 +56,12 @@ CASES = [
                                    "acc(2)", "n = acc(3)"], "n"),
     Case("lambda_from_factory", ["def scaler(f):\n    return lambda x: x * f * offset", "offset = 1",
                                  "double = scaler(2)", "offset = 5", "r = double(3)"], "r"),
+    Case("decorated_call_mutates_global", ["LOG = []", "def tracked(fn):\n    def wrapper(*a, **k):\n"
+                                           "        LOG.append(fn.__name__)\n        return fn(*a, **k)\n    return wrapper",
+                                           "@tracked\ndef revenue(x):\n    return x * 2", "r = revenue(3)",
+                                           "n_calls = len(LOG)"], "n_calls", present=("r = revenue(3)",)),
+    Case("mutable_default_fn_object", ["def append_to(x, acc=[]):\n    acc.append(x)\n    return acc", "append_to(1)"],
+         "append_to", probe="v.__defaults__", present=("append_to(1)",)),
     # --- 3. databases as side channels ---
     Case("db_to_sql_read_sql", ["import sqlite3, pandas as pd", "conn = sqlite3.connect('t.db')",
                                 "df = pd.DataFrame({'a': [1, 2]})", "df.to_sql('t', conn, index=False)",
