@@ -34,6 +34,7 @@ from traitlets import (
     CaselessStrEnum,
     CFloat,
     Dict,
+    List,
     TraitError,
     Unicode,
     observe,
@@ -90,11 +91,16 @@ def mask_url(url: str | None) -> str | None:
     Returns
     -------
     str or None
-        ``postgresql://user:***@host/db``; URLs without a password unchanged.
+        ``postgresql://user:***@host/db`` (also ``...?password=***``); URLs
+        without a password unchanged.
     """
     if not url:
         return url
-    return _URL_USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", url)
+    url = _URL_USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", url)
+    # ...?password=...: credentials given as query parameters (lineapy_ext.secrets has the rules).
+    from lineapy_ext.secrets import mask_query_credentials
+
+    return mask_query_credentials(url)
 
 
 def mask_options(options: dict | None) -> dict:
@@ -194,6 +200,26 @@ class LineaPy(Configurable):
         help="Relative tolerance for floats when a recomputed value is compared with the saved one; "
         "0 compares exactly (env LINEAPY_VERIFY_TOLERANCE).",
     ).tag(config=True)
+
+    effect_registry_files = List(
+        Unicode(),
+        help="Extra effect registry files (TOML, the format of lineapy_ext/analysis/effects.toml) "
+        "describing what your own libraries' functions and methods change; loaded after the shipped "
+        "entries, so they can override them.",
+    ).tag(config=True)
+
+    @validate("effect_registry_files")
+    def _valid_registry_files(self, proposal):
+        # Loaded (and checked) now, so a bad file is a one-line TraitError at
+        # %config time, not a surprise at the next cell.
+        from lineapy_ext.analysis.registry import RegistryError, configure
+
+        paths = [os.path.expanduser(p) for p in proposal["value"]]
+        try:
+            configure(paths)
+        except RegistryError as e:
+            raise TraitError(f"effect_registry_files: {e}") from e
+        return paths
 
     def __init__(self, **kwargs):
         self._sources: dict[str, str] = {}

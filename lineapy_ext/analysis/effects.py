@@ -26,7 +26,7 @@ from typing import Callable
 
 from lineapy_ext.analysis.objects import ObjectModel
 from lineapy_ext.analysis.program import Program
-from lineapy_ext.analysis.registry import Effect, EffectRegistry, arg_value
+from lineapy_ext.analysis.registry import Effect, EffectRegistry, arg_value, default_registry
 from lineapy_ext.analysis.statements import (
     CLASS_OF,
     DISPLAYED,
@@ -73,12 +73,13 @@ class Env:
     resets: set = field(default_factory=set)  # hidden states overwritten without reading
     stmt_paths: tuple = ()  # path-like literals of the statement (for name guesses)
     runtime: bool = False  # the cell has runtime facts
+    read_key: Callable[[int], None] = lambda key: None  # depend on an object's history
 
     def nested(self, resolve) -> "Env":
         """The env of a call one level down (same accumulators)."""
         return Env(resolve, self.read, self.mark, self.touch_state, self.extra_defs, self.generators,
                    self.budget, self.depth + 1, self.returned_from, self.files, self.opened, self.resets,
-                   self.stmt_paths, self.runtime)
+                   self.stmt_paths, self.runtime, self.read_key)
 
 
 @dataclass(slots=True)
@@ -127,10 +128,15 @@ def _sqlite_path(value: str) -> str | None:
 class EffectResolver:
     """Resolve calls against the session's objects and definitions."""
 
-    def __init__(self, objects: ObjectModel, program: Program, registry: EffectRegistry):
+    def __init__(self, objects: ObjectModel, program: Program, registry: EffectRegistry | None = None):
         self.objects = objects
         self.program = program
-        self.registry = registry
+        self._registry = registry
+
+    @property
+    def registry(self) -> EffectRegistry:
+        """The registry given, or the process-wide one as configured now."""
+        return self._registry if self._registry is not None else default_registry()
 
     # -- entry point ----------------------------------------------------------
     def call(self, call: CallSite, env: Env, ctx: CellContext, visited: set, st_index: int) -> None:
@@ -347,6 +353,8 @@ class EffectResolver:
         if cls is not None and len(call.chain) > 2 and program.is_class_attr(cls, call.chain[1]) and (
                 method in MUTATING_METHODS or method not in PURE_METHODS):
             env.mark(cls, True)  # c.items.append(1) where items lives on the class
+        if cls is not None:
+            env.read_key(cls)  # methods live on the class, as it is now (C.m = ... later)
         if cls is not None and not deep:
             summary, kind = program.method(cls, method)
             if summary is not None:

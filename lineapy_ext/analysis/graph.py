@@ -39,7 +39,7 @@ from lineapy_ext.analysis.effects import (
 )
 from lineapy_ext.analysis.objects import ObjectModel
 from lineapy_ext.analysis.program import Program
-from lineapy_ext.analysis.registry import EffectRegistry, default_registry
+from lineapy_ext.analysis.registry import EffectRegistry
 from lineapy_ext.analysis.statements import StatementFacts, _looks_like_path
 
 __all__ = ["DependencyGraph", "Node"]
@@ -101,7 +101,7 @@ class DependencyGraph:
         self.state: dict[str, tuple[int, ...]] = {}
         self.failed: list[FailedStatement] = []
         self.problems: list[tuple[int | None, str]] = []
-        self.resolver = EffectResolver(self.objects, self.program, registry or default_registry())
+        self.resolver = EffectResolver(self.objects, self.program, registry)
 
     @property
     def bindings(self) -> dict[str, int]:
@@ -122,7 +122,7 @@ class DependencyGraph:
         g.program = self.program.copy()
         g.files, g.state = dict(self.files), dict(self.state)
         g.failed, g.problems = list(self.failed), list(self.problems)
-        g.resolver = EffectResolver(g.objects, g.program, self.resolver.registry)
+        g.resolver = EffectResolver(g.objects, g.program, self.resolver._registry)
         return g
 
     # -- cells ----------------------------------------------------------------
@@ -390,7 +390,8 @@ class _Statement:
         self.mutated: dict[int, bool] = {}
         self.extra_defs: list[str] = []
         self.env = Env(graph.objects.bindings.get, self.read, self.mark, self.touch_state, self.extra_defs, [],
-                       [CALL_BUDGET], stmt_paths=f.paths, runtime=ctx.cell.has_runtime_facts)
+                       [CALL_BUDGET], stmt_paths=f.paths, runtime=ctx.cell.has_runtime_facts,
+                       read_key=self.read_key)
 
     # -- callbacks for the resolver --
     def read(self, name: str, lazy: bool = True) -> None:
@@ -415,6 +416,9 @@ class _Statement:
             # right here, reading its globals as they are now.
             for r in g.call_time_reads(k):
                 self.read(r, lazy=False)
+
+    def read_key(self, key: int) -> None:
+        self.deps.update(self.g.objects.closure(key))
 
     def mark(self, key: int | None, deep: bool = False) -> None:
         if key is not None:
