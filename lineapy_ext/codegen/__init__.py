@@ -52,7 +52,7 @@ def targets_for(artifacts: Iterable) -> list[Target]:
         if any(t.name == art.name for t in targets):
             raise CodegenError(f"artifact {art.name!r} is named twice; name each artifact once")
         targets.append(Target(art.name, art.version, var_names[0], art.get_code(),
-                              art.session_id or "", art.created_at))
+                              art.session_id or "", art.created_at, list(meta.get("slice_cells") or [])))
     if not targets:
         raise CodegenError("no artifact given: name at least one saved artifact")
     return targets

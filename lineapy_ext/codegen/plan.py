@@ -30,6 +30,8 @@ class Target:
     code: str
     session_id: str = ""
     created_at: object = None
+    #: ``(execution_count, code)`` of the slice per cell, when saved (orders the merge).
+    cells: list = field(default_factory=list)
 
 
 @dataclass
@@ -43,9 +45,11 @@ class Item:
 def merge_slices(targets: list[Target]) -> list[Item]:
     """Align the slices of ``targets`` (one session) into one program.
 
-    Statements equal in two slices (same AST) are run once.  Where slices
-    differ, the statements of the earlier target come first; each slice's
-    own order is always kept.
+    When the saved cells of every slice carry increasing execution counts,
+    statements are ordered by the cell they ran in and statements equal (same
+    AST) in the same cell are run once.  Otherwise the whole slices are
+    aligned by content and, where they differ, the statements of the earlier
+    target come first.  Each slice's own order is always kept.
 
     Returns
     -------
@@ -57,15 +61,44 @@ def merge_slices(targets: list[Target]) -> list[Item]:
     CodegenError
         If a slice does not bind its artifact's variable.
     """
-    program: list[Item] = []
+    parsed = []
     for target in targets:
         stmts = parse_slice(target.code, target.name)
         if not any(target.var in s.binds | s.globals_declared for s in stmts):
             raise CodegenError(f"the slice of {target.name!r} never binds {target.var!r}, so it cannot be "
                                f"recomputed; %lineapy code {target.name} shows the slice")
-        program = _merge_one(program, stmts, target.name)
+        parsed.append((target, stmts, _cell_counts(target, stmts)))
+    if all(counts is not None for _, _, counts in parsed):
+        # Every statement knows the cell it ran in: cells in execution order,
+        # aligned by content only within one cell.
+        program = []
+        for count in sorted({c for _, _, counts in parsed for c in counts}):
+            part: list[Item] = []
+            for target, stmts, counts in parsed:
+                part = _merge_one(part, [s for s, c in zip(stmts, counts) if c == count], target.name)
+            program += part
+    else:
+        program = []
+        for target, stmts, _ in parsed:
+            program = _merge_one(program, stmts, target.name)
     expand_calls([item.stmt for item in program])
     return program
+
+
+def _cell_counts(target: Target, stmts: list[Stmt]) -> list[int] | None:
+    """The execution count of the cell each slice statement ran in, when the saved cells tell."""
+    counts = [count for count, _ in target.cells]
+    if not counts or any(not isinstance(c, int) for c in counts) or any(b <= a for a, b in zip(counts, counts[1:])):
+        return None
+    keys, per_stmt = [], []
+    for count, code in target.cells:
+        try:
+            body = ast.parse(code).body
+        except SyntaxError:
+            return None
+        keys += [ast.dump(node) for node in body]
+        per_stmt += [count] * len(body)
+    return per_stmt if keys == [s.key for s in stmts] else None
 
 
 def _merge_one(program: list[Item], stmts: list[Stmt], name: str) -> list[Item]:
@@ -228,13 +261,26 @@ def combinable(program: list[Item], target: Target) -> bool:
     mine = [i for i, item in enumerate(program) if target.name in item.owners]
     if not mine:
         return False
-    used = set().union(*(program[i].stmt.mentions for i in mine)) - BUILTIN_NAMES
     last = mine[-1]
     for index, item in enumerate(program):
         if target.name in item.owners or item.stmt.is_import:
             continue
-        if item.stmt.binds & used and index < last:
+        if index < last and any(_read_next(program, mine, index, name) for name in item.stmt.binds):
             return False
         if index > last and (item.stmt.changes | item.stmt.binds) & {target.var}:
             return False
     return True
+
+
+def _read_next(program: list[Item], mine: list[int], index: int, name: str) -> bool:
+    """Whether the artifact's first statement after ``index`` mentioning ``name`` reads it.
+
+    It would then read the binding another artifact's statement made at
+    ``index`` instead of its own; a statement that only binds ``name`` again
+    is unaffected.
+    """
+    for i in mine:
+        stmt = program[i].stmt
+        if i > index and name in stmt.mentions:
+            return name in stmt.reads or name in stmt.changes
+    return False

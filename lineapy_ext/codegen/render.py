@@ -284,7 +284,8 @@ def _run_body(group: Group, functions: dict, result: str) -> list[str]:
     """Lines computing every artifact of ``group`` into dict ``result``."""
     together = [t for t in group.targets if combinable(group.program, t)]
     alone = [t for t in group.targets if t not in together]
-    lines = [*_global_line(group), f"{result} = {{}}"]
+    # Keys in the order the artifacts were named, whichever is computed first.
+    lines = [*_global_line(group), f"{result} = dict.fromkeys({[t.name for t in group.targets]!r})"]
     # Artifacts that cannot share the run are computed first, while the
     # parameter names still hold what the caller passed.
     for t in alone:

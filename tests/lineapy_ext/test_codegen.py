@@ -184,6 +184,26 @@ def test_merge_shares_common_statements_and_detects_later_changes():
     assert f() == {"x_art": [1, 2], "z_art": 6}
 
 
+def test_saved_cells_order_the_merge_by_execution():
+    # Session: [1] x = 1  [2] c = [0]  [3] b = x + len(c)  [4] x = 2  [5] a = x * len(c)
+    a_cells = [(2, "c = [0]"), (4, "x = 2"), (5, "a = x * len(c)")]
+    b_cells = [(1, "x = 1"), (2, "c = [0]"), (3, "b = x + len(c)")]
+
+    def targets(with_cells):
+        return [Target(n, 1, n, "\n\n".join(code for _, code in cells) + "\n", "s", None,
+                       cells if with_cells else []) for n, cells in (("a", a_cells), ("b", b_cells))]
+
+    ordered = targets(True)
+    program = merge_slices(ordered)
+    assert [item.stmt.source for item in program] == ["x = 1", "c = [0]", "b = x + len(c)", "x = 2", "a = x * len(c)"]
+    assert all(combinable(program, t) for t in ordered)
+    # Without the cells the alignment cannot tell where x = 1 ran: b is computed on its own.
+    unordered = targets(False)
+    assert not combinable(merge_slices(unordered), unordered[1])
+    for group in (ordered, unordered):
+        assert get_function_from_targets(group)() == {"a": 2, "b": 2}
+
+
 def test_artifacts_of_one_variable_and_of_two_sessions():
     # 'raw' and 'clean' hold the same variable at two points: 'raw' is computed alone.
     raw = "import json\ndata = json.loads('[3, 1, null]')\n"
@@ -224,6 +244,13 @@ def test_get_function_defaults_recompute_the_saved_values_and_parameters_change_
     run_all = f.source[f.source.index("def run_all"):]
     assert run_all.count("_shared_1(") == 1
     assert "Replaces `n_estimators = 10` (line " in f.__doc__
+    # The saved cells ordered the merge (not the content alignment fallback).
+    from lineapy_ext.codegen import targets_for
+    from lineapy_ext.codegen.plan import _cell_counts
+    from lineapy_ext.codegen.statements import parse_slice
+
+    for t in targets_for(["features", "model"]):
+        assert _cell_counts(t, parse_slice(t.code, t.name)) is not None
 
     changed = f(n_estimators=3, path=str(session.other))
     assert len(changed["model"].estimators_) == 3
