@@ -11,15 +11,19 @@ stored), cannot be replayed and are not offered.
 
 :func:`search` then looks for a small set of left-out statements that makes
 the slice verify, spending at most ``max_runs`` verifications: the whole
-session first (if even that fails, nothing can be repaired), then a
-bisection for the shortest verifying prefix of the left-out statements
-(whose last statement is needed), then delta debugging (ddmin) to drop the
-statements of that prefix that are not.  Candidates keep execution order.
+session first (statements that raise even then cannot run outside the
+session and are dropped; if the rest does not verify, nothing can be
+repaired), then only the statements connected to the slice by shared names
+(usually the answer at once), then a bisection for the shortest verifying
+prefix of the remaining statements (whose last statement is needed), then
+delta debugging (ddmin) to drop the statements of that prefix that are
+not.  Candidates keep execution order.
 """
 
 from __future__ import annotations
 
 import ast
+import builtins
 import math
 from dataclasses import dataclass, field
 from typing import Callable
@@ -38,6 +42,7 @@ class Statement:
     source: str
     execution_count: int | None = None
     dump: str = ""
+    names: frozenset = frozenset()
 
 
 @dataclass
@@ -85,6 +90,42 @@ def _sources(tree: ast.Module, src: str) -> list[str]:
         shared = (i and body[i - 1].end_lineno >= first) or (i + 1 < len(body) and body[i + 1].lineno <= node.end_lineno)
         out.append(ast.unparse(node) if shared or node.col_offset else "".join(lines[first - 1:node.end_lineno]).rstrip())
     return out
+
+
+_BUILTINS = frozenset(dir(builtins))
+
+
+def _names(node: ast.AST) -> frozenset:
+    """Every non-builtin name a statement reads, binds, imports or defines."""
+    found = set()
+    for n in ast.walk(node):
+        if isinstance(n, ast.Name):
+            found.add(n.id)
+        elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            found.add(n.name)
+        elif isinstance(n, ast.alias):
+            found.add((n.asname or n.name).split(".")[0])
+    return frozenset(found - _BUILTINS)
+
+
+def _connected(base: list[Statement], missing: list[Statement]) -> list[Statement]:
+    """The left-out statements that share a name with the slice, directly or through each other.
+
+    Aliases (``f = xs.sort``), seeds (``random``) and mutations all share a
+    name with what they affect; a file written under a literal path does
+    not, which is why this is only tried first, not trusted.
+    """
+    names = set().union(*(s.names for s in base))
+    chosen: set[int] = set()
+    grew = True
+    while grew:
+        grew = False
+        for i, s in enumerate(missing):
+            if i not in chosen and s.names & names:
+                chosen.add(i)
+                names |= s.names
+                grew = True
+    return [s for i, s in enumerate(missing) if i in chosen]
 
 
 def _replayable(node: ast.AST) -> bool:
@@ -162,7 +203,8 @@ def session_statements(cells, name: str, earlier_saves: int) -> tuple[list[State
             if seen > earlier_saves:
                 return out, notes + _unusable_note(unusable)
             usable = cell.success and _replayable(node)
-            out.append(Statement((len(out), 0), text, cell.execution_count, ast.dump(node) if usable else ""))
+            out.append(Statement((len(out), 0), text, cell.execution_count, ast.dump(node) if usable else "",
+                                 _names(node)))
             if cell.success and not usable and "'lineapy'" not in text:
                 unusable.append(f"[{cell.execution_count}] {text}")
         if not cell.success:
@@ -194,10 +236,10 @@ def plan(slice_code: str, statements: list[Statement]) -> Plan:
         if j is None:  # rewritten by the slicer (e.g. a %time line): stays after its predecessor
             extra += 1
             ec = base[-1].execution_count if base else None
-            base.append(Statement((previous, extra), text, ec, ast.dump(node)))
+            base.append(Statement((previous, extra), text, ec, ast.dump(node), _names(node)))
         else:
             previous, extra = j, 0
-            base.append(Statement((j, 0), text, statements[j].execution_count, statements[j].dump))
+            base.append(Statement((j, 0), text, statements[j].execution_count, statements[j].dump, statements[j].names))
     used = {j for j in matched if j is not None}
     missing = [s for j, s in enumerate(statements) if j not in used and s.dump]
     unmatched = sum(j is None for j in matched)
@@ -221,6 +263,59 @@ class _OutOfRuns(Exception):
     pass
 
 
+class _Unrunnable(Exception):
+    """A left-out statement raises in a fresh interpreter even with everything before it."""
+
+    def __init__(self, statement: Statement) -> None:
+        self.statement = statement
+
+
+def _statement_at(statements: list[Statement], line: int) -> Statement | None:
+    """The statement of ``assemble(statements)`` that holds code line ``line``."""
+    end = 0
+    for s in statements:
+        end += s.source.count("\n") + 1
+        if line <= end:
+            return s
+    return None
+
+
+class _Search:
+    """Candidate runs of one repair, their budget and the best verifying candidate."""
+
+    def __init__(self, p: Plan, test: Callable[[str], Verdict], max_runs: int) -> None:
+        self.p, self.test, self.max_runs = p, test, max_runs
+        self.runs, self.best, self.last = 0, None, None
+
+    def ok(self, extra: list[Statement], whole: bool = False) -> bool:
+        if self.runs >= self.max_runs:
+            raise _OutOfRuns
+        self.runs += 1
+        statements = sorted(self.p.base + extra, key=lambda s: s.key)
+        code, cells = assemble(statements)
+        verdict = self.last = self.test(code)
+        if verdict.ok and (self.best is None or len(extra) < len(self.best.added)):
+            self.best = Repair(code, cells, sorted(extra, key=lambda s: s.key), verdict, 0, True)
+        if whole and verdict.status == "failed" and verdict.line:
+            # With all that ran before it present, a statement that raises
+            # cannot run outside the session (a file written by a shell
+            # command, say): it is no candidate.
+            culprit = _statement_at(statements, verdict.line)
+            if culprit is not None and culprit in extra:
+                raise _Unrunnable(culprit)
+        return verdict.ok
+
+    def whole(self, missing: list[Statement], dropped: list[Statement]) -> bool:
+        """Whether all of ``missing`` verifies, after removing (into ``dropped``) those that raise."""
+        while missing:
+            try:
+                return self.ok(missing, whole=True)
+            except _Unrunnable as e:
+                missing.remove(e.statement)
+                dropped.append(e.statement)
+        return False
+
+
 def search(p: Plan, test: Callable[[str], Verdict], max_runs: int = DEFAULT_MAX_RUNS) -> Repair:
     """Find a small set of ``p.missing`` statements that makes ``p.base`` verify.
 
@@ -236,38 +331,34 @@ def search(p: Plan, test: Callable[[str], Verdict], max_runs: int = DEFAULT_MAX_
     -------
     Repair
         ``found`` is whether a verifying slice was found; when the budget
-        ran out mid-way, the smallest verifying candidate so far.
+        ran out mid-way, the smallest verifying candidate so far.  ``notes``
+        name the statements left out because they raise on their own.
     """
-    runs, best, last = 0, None, None
-
-    def ok(extra: list[Statement]) -> bool:
-        nonlocal runs, best, last
-        if runs >= max_runs:
-            raise _OutOfRuns
-        runs += 1
-        code, cells = assemble(p.base + extra)
-        verdict = last = test(code)
-        if verdict.ok and (best is None or len(extra) < len(best.added)):
-            best = Repair(code, cells, sorted(extra, key=lambda s: s.key), verdict, 0, True)
-        return verdict.ok
-
-    missing = p.missing
+    run, missing, dropped = _Search(p, test, max_runs), list(p.missing), []
     try:
-        if not missing or not ok(missing):
-            code, cells = assemble(p.base)
-            why = ("the session has no other replayable statement before the save" if not missing else
-                   f"with all {len(missing)} left-out statements the slice does not verify either ({last})")
-            return Repair(code, cells, [], Verdict("not run", f"no repair found: {why}"), runs, False)
-        lo, hi = 0, len(missing)  # missing[:hi] verifies, missing[:lo] does not (lo=0 is the slice itself)
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            lo, hi = (lo, mid) if ok(missing[:mid]) else (mid, hi)
-        needed = missing[hi - 1]
-        _ddmin(missing[:hi - 1], lambda sub: ok(sub + [needed]))
+        if run.whole(missing, dropped):
+            connected = _connected(p.base, missing)
+            if len(connected) < len(missing) and run.ok(connected):
+                missing = connected
+            lo, hi = 0, len(missing)  # missing[:hi] verifies, missing[:lo] does not (lo=0: the slice itself)
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                lo, hi = (lo, mid) if run.ok(missing[:mid]) else (mid, hi)
+            needed = missing[hi - 1]
+            _ddmin(missing[:hi - 1], lambda sub: run.ok(sub + [needed]))
     except _OutOfRuns:
         pass
-    best.runs = runs
-    return best
+    notes = [f"{len(dropped)} statement(s) raise outside the session and were not offered: "
+             + "; ".join(f"[{s.execution_count}] {s.source}" for s in dropped[:3])] if dropped else []
+    if run.best is not None:
+        run.best.runs, run.best.notes = run.runs, notes
+        return run.best
+    code, cells = assemble(p.base)
+    if not missing:
+        why = "the session has no other replayable statement before the save"
+    else:
+        why = f"with all {len(missing)} left-out statements the slice does not verify either ({run.last})"
+    return Repair(code, cells, [], Verdict("not run", f"no repair found: {why}"), run.runs, False, notes)
 
 
 def _ddmin(items: list, ok: Callable[[list], bool]) -> list:

@@ -45,7 +45,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from lineapy_ext.store.verifications import Verdict
@@ -337,7 +337,7 @@ def _failure_verdict(run: RunResult, code: str, timeout: float) -> Verdict:
         detail += f" (slice line {run.line}: {text})"
     if run.status == "crashed":
         detail = f"the interpreter died: {detail}"
-    return Verdict("failed", detail)
+    return Verdict("failed", detail, line=run.line)
 
 
 def verify_code(
@@ -406,7 +406,7 @@ def verify_code(
         verdict = Verdict("not run", f"the recomputed value cannot be judged: {type(e).__name__}: {e}")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return Verdict(verdict.status, verdict.detail, time.perf_counter() - start)
+    return replace(verdict, seconds=time.perf_counter() - start)
 
 
 def _second_opinion(run, code, var, recomputed, difference, scratch, timeout, tolerance) -> Verdict:
@@ -638,8 +638,6 @@ def _worker_main(parent: int) -> int:
 
 def _masked(verdict: Verdict, options) -> Verdict:
     """``verdict`` with configured secrets masked (a detail may quote a value or a URL)."""
-    from dataclasses import replace
-
     from lineapy_ext.secrets import Scrubber
 
     return replace(verdict, detail=Scrubber(options).text(verdict.detail, "a verdict"))
@@ -714,7 +712,7 @@ def _repair(store, record, saved, *, cwd, since, timeout, tolerance, max_runs):
                            tolerance=tolerance, second_run=False)
 
     result = repair.search(p, test, max_runs or repair.DEFAULT_MAX_RUNS)
-    result.notes = p.notes
+    result.notes = p.notes + result.notes
     return result
 
 

@@ -60,6 +60,8 @@ class Verdict:
         When it was recorded (UTC); ``None`` until stored.
     added_statements : list of str
         Statements a repair added to the slice.
+    line : int or None
+        For ``failed``: the slice line that raised (not stored; a repair uses it).
     """
 
     status: str
@@ -67,6 +69,7 @@ class Verdict:
     seconds: float | None = None
     verified_at: datetime | None = None
     added_statements: list = field(default_factory=list)
+    line: int | None = None
 
     def __str__(self) -> str:
         text = self.status
