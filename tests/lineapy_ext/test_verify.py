@@ -212,6 +212,21 @@ def test_repair_adds_the_left_out_mutation_and_the_left_out_seed(shell, lineapy_
 
 
 @pytest.mark.slow
+def test_repair_of_a_real_session_skips_statements_that_cannot_run_outside_it(shell):
+    import lineapy_ext
+
+    cell(shell, "!echo 3 > k.txt")
+    cell(shell, "k = int(open('k.txt').read())")  # raises outside the session: k.txt came from the shell
+    cell(shell, "scores = [71, 93, 88]\nrank = scores.sort")
+    cell(shell, "rank(reverse=True)\n%lineapy save scores")
+    out = cell(shell, "%lineapy verify scores --repair")
+    assert out.strip().splitlines()[-1].startswith("'scores' version 1: verified ("), out
+    code = lineapy_ext.get("scores").get_code()
+    assert "rank(reverse=True)" in code and "k.txt" not in code
+    assert lineapy_ext.get("scores").get_value() == [93, 88, 71]
+
+
+@pytest.mark.slow
 def test_background_mode_stores_the_verdict_while_cells_keep_running(shell):
     import lineapy_ext
     from lineapy_ext.verify import background
