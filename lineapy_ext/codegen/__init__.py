@@ -66,7 +66,14 @@ def function_module(artifacts: Iterable, input_parameters: Iterable[str] = ()) -
     lineapy_ext.codegen.render.Module
         ``.source`` is the module text.
     """
-    return render_module(targets_for(artifacts), list(dict.fromkeys(input_parameters or ())))
+    return render_module(targets_for(artifacts), parameter_list(input_parameters))
+
+
+def parameter_list(input_parameters) -> list[str]:
+    """``input_parameters`` as a list without repeats (one name may be given as a string)."""
+    if isinstance(input_parameters, str):
+        input_parameters = [input_parameters]
+    return list(dict.fromkeys(input_parameters or ()))
 
 
 def get_function(artifacts, input_parameters: Iterable[str] = ()) -> Callable[..., dict]:

@@ -57,11 +57,11 @@ def to_pipeline(artifacts, to: str, output_dir, input_parameters=(), force: bool
     CodegenError
         Unknown target, a parameter the slices do not read, files in the way.
     """
-    from lineapy_ext.codegen import targets_for
+    from lineapy_ext.codegen import parameter_list, targets_for
 
     if to not in TARGETS:
         raise CodegenError(f"unknown pipeline target {to!r}: choose script, dvc or airflow")
-    return write_pipeline(targets_for(artifacts), to, output_dir, input_parameters, force)
+    return write_pipeline(targets_for(artifacts), to, output_dir, parameter_list(input_parameters), force)
 
 
 def write_pipeline(targets, kind: str, output_dir, parameters=(), force: bool = False) -> list[Path]:

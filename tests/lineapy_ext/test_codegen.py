@@ -268,6 +268,7 @@ def test_reassigned_and_computed_variables_as_parameters(session):
     # m replaces the binding total used (m = 100), not m = 5 (read by m2) nor m = -1.
     assert f(m=2)["total"] == 12
     assert f(scale=1)["features"].equals(pd.read_csv(session.data).drop(columns="y"))
+    assert list(get_function("features", "scale")(scale=1)) == ["features"]  # one name as a string
 
 
 @pytest.mark.slow
