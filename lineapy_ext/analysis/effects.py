@@ -447,7 +447,7 @@ class EffectResolver:
                 holder = resolve(name)
                 if holder is not None:
                     env.returned_from.append((call.assigned_to, holder))
-        self._apply_mutations(summary, pmap, params, resolve, call, env, args, kwargs, self_class)
+        self._apply_mutations(summary, fkey, pmap, params, resolve, call, env, args, kwargs, self_class)
         inner = env.nested(resolve)
         for c in summary.calls:
             if c.chain and c.chain[0] in params and c.chain[0] not in pmap:
@@ -457,7 +457,7 @@ class EffectResolver:
                 continue
             self.call(c, inner, NO_CELL, visited, -1)
 
-    def _apply_mutations(self, summary, pmap, params, resolve, call, env, args, kwargs, self_class) -> None:
+    def _apply_mutations(self, summary, fkey, pmap, params, resolve, call, env, args, kwargs, self_class) -> None:
         first = summary.params[0] if summary.params else None
         for name, deep in summary.mutations:
             bare = name[len(CLASS_OF):] if name.startswith(CLASS_OF) else name

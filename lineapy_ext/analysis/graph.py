@@ -31,7 +31,6 @@ from typing import Iterable
 from lineapy_ext.analysis.effects import (
     CALL_BUDGET,
     INDIRECT,
-    NO_CELL,
     CellContext,
     EffectResolver,
     Env,

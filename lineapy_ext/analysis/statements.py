@@ -21,6 +21,7 @@ known at the time the statement ran, so calls are recorded as
 from __future__ import annotations
 
 import ast
+import dataclasses
 import re
 from dataclasses import dataclass, field
 
@@ -220,6 +221,38 @@ def _looks_like_path(s: str) -> bool:
     if not s or len(s) > 300 or "\n" in s or not _PATH_LIKE.match(s):
         return False
     return "/" in s or bool(re.search(r"\.[A-Za-z0-9]{1,10}$", s))
+
+
+def _call_arguments(node: ast.Call):
+    """(names passed positionally, (keyword, name) pairs, roots of subscript
+    or attribute arguments, ``inplace=True`` given, names passed as ``out=``)."""
+    args, deep_args = [], []
+    for a in node.args:
+        if isinstance(a, ast.Starred):
+            a = a.value
+        if isinstance(a, ast.Name):
+            args.append(a.id)
+        else:
+            args.append(None)
+            if isinstance(a, (ast.Subscript, ast.Attribute)):
+                r = _root(a)
+                if r:
+                    deep_args.append(r)
+    kwargs, inplace, out = [], False, []
+    for kw in node.keywords:
+        if kw.arg is None:
+            continue
+        if isinstance(kw.value, ast.Name):
+            kwargs.append((kw.arg, kw.value.id))
+        elif isinstance(kw.value, (ast.Subscript, ast.Attribute)):
+            r = _root(kw.value)
+            if r:
+                deep_args.append(r)
+        if kw.arg == "inplace" and not (isinstance(kw.value, ast.Constant) and not kw.value.value):
+            inplace = True
+        if kw.arg == "out":
+            out.extend(n.id for n in ast.walk(kw.value) if isinstance(n, ast.Name))
+    return args, kwargs, deep_args, inplace, out
 
 
 def _string_literals(call: ast.Call) -> tuple[tuple[str, str], ...]:
@@ -656,32 +689,7 @@ class _Walker:
         for kw in node.keywords:
             self.visit(kw.value)
         chain, deep, through = _chain(node.func)
-        args, deep_args = [], []
-        for a in node.args:
-            if isinstance(a, ast.Starred):
-                a = a.value
-            if isinstance(a, ast.Name):
-                args.append(a.id)
-            else:
-                args.append(None)
-                if isinstance(a, (ast.Subscript, ast.Attribute)):
-                    r = _root(a)
-                    if r:
-                        deep_args.append(r)
-        kwargs, inplace, out = [], False, []
-        for kw in node.keywords:
-            if kw.arg is None:
-                continue
-            if isinstance(kw.value, ast.Name):
-                kwargs.append((kw.arg, kw.value.id))
-            elif isinstance(kw.value, (ast.Subscript, ast.Attribute)):
-                r = _root(kw.value)
-                if r:
-                    deep_args.append(r)
-            if kw.arg == "inplace" and not (isinstance(kw.value, ast.Constant) and not kw.value.value):
-                inplace = True
-            if kw.arg == "out":
-                out.extend(n.id for n in ast.walk(kw.value) if isinstance(n, ast.Name))
+        args, kwargs, deep_args, inplace, out = _call_arguments(node)
         if chain and len(chain) > 1 and any(chain[0] in sh for sh in self.shadow):
             roots = [r for r in self.element_of.get(chain[0], ()) if not any(r in sh for sh in self.shadow)]
             if roots:  # [r.append(0) for r in rows]: a method call on an element of rows
@@ -704,7 +712,7 @@ class _Walker:
         rtype = None
         if isinstance(receiver, ast.Constant):
             rtype = "builtins." + type(receiver.value).__name__
-        elif isinstance(receiver, (ast.JoinedStr,)):
+        elif isinstance(receiver, ast.JoinedStr):
             rtype = "builtins.str"
         self.calls.append(CallSite(
             chain=chain, args=tuple(args), kwargs=tuple(kwargs), deep_args=tuple(deep_args),
@@ -1100,17 +1108,10 @@ def _walk_own_scope(node):
                 stack.append(c)
 
 
-def summarize_function(node) -> FunctionSummary:
-    """Summarise what calling the function ``node`` reads and changes."""
-    args = node.args
-    params = tuple(a.arg for a in args.posonlyargs + args.args)
-    kwonly = tuple(a.arg for a in args.kwonlyargs)
-    all_params = set(params) | set(kwonly)
-    for extra in (args.vararg, args.kwarg):
-        if extra is not None:
-            all_params.add(extra.arg)
-    body = node.body if not isinstance(node, ast.Lambda) else [ast.Expr(node.body)]
-    # One pass over the function's own scope (nested functions have theirs).
+def _scan_own_scope(body, all_params):
+    """One pass over a function's own scope (nested functions have theirs):
+    (global/nonlocal names, local aliases of parameters, whether it yields,
+    roots of what it returns that may live on)."""
     declared: set[str] = set()
     aliases: dict[str, str] = {}
     is_generator = False
@@ -1135,6 +1136,20 @@ def summarize_function(node) -> FunctionSummary:
                 for t in n.targets:
                     if isinstance(t, ast.Name):
                         aliases[t.id] = n.value.id
+    return declared, aliases, is_generator, returned
+
+
+def summarize_function(node) -> FunctionSummary:
+    """Summarise what calling the function ``node`` reads and changes."""
+    args = node.args
+    params = tuple(a.arg for a in args.posonlyargs + args.args)
+    kwonly = tuple(a.arg for a in args.kwonlyargs)
+    all_params = set(params) | set(kwonly)
+    for extra in (args.vararg, args.kwarg):
+        if extra is not None:
+            all_params.add(extra.arg)
+    body = node.body if not isinstance(node, ast.Lambda) else [ast.Expr(node.body)]
+    declared, aliases, is_generator, returned = _scan_own_scope(body, all_params)
     local_names = (_stored_names(body) | all_params) - declared
     w = _Walker(local_names=local_names, declared_global=declared)
     w.visit_list(body)
@@ -1149,12 +1164,8 @@ def summarize_function(node) -> FunctionSummary:
     calls = tuple(c for c in w.calls if c.chain)
     # Method calls on local aliases of parameters act on the parameter.
     if aliases:
-        calls = tuple(
-            CallSite(chain=(aliases.get(c.chain[0], c.chain[0]),) + c.chain[1:], args=c.args,
-                     kwargs=c.kwargs, deep_args=c.deep_args, inplace=c.inplace, out=c.out,
-                     through_call=c.through_call, assigned_to=c.assigned_to,
-                     receiver_deep=c.receiver_deep)
-            for c in calls)
+        calls = tuple(dataclasses.replace(c, chain=(aliases.get(c.chain[0], c.chain[0]),) + c.chain[1:])
+                      for c in calls)
     return FunctionSummary(
         is_generator=is_generator,
         returns_parts_of=frozenset(returned),
@@ -1185,18 +1196,7 @@ def analyze(node: ast.stmt) -> StatementFacts:
     if kind in ("drop",):
         return StatementFacts(drop=True)
     if kind == "lineapy":
-        if extra is None:
-            return StatementFacts(drop=True)
-        name, version, var = extra
-        names, aliases = [var], ()
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            # x = %lineapy get NAME binds NAME and returns the same object.
-            target = node.targets[0].id
-            if target != var:
-                names.append(target)
-                aliases = ((target, var),)
-        return StatementFacts(defs=tuple(names), aliases=aliases,
-                              artifact_get=(name, version, tuple(names)))
+        return _artifact_get_facts(node, extra)
     if kind == "opaque":
         return StatementFacts(unknown_effects=True, opaque=True)
     if kind == "timeit":
@@ -1223,6 +1223,25 @@ def analyze(node: ast.stmt) -> StatementFacts:
     emit = None
     if body is not None or stripped is not None:
         emit = "\n".join(ast.unparse(s) for s in stmts)
+    return _facts_of(w, stmts, emit, opaque)
+
+
+def _artifact_get_facts(node: ast.stmt, extra) -> StatementFacts:
+    """``%lineapy get NAME [--as VAR]`` (or ``x = %lineapy get NAME``)."""
+    if extra is None:
+        return StatementFacts(drop=True)
+    name, version, var = extra
+    names, aliases = [var], ()
+    if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+        # x = %lineapy get NAME binds NAME and returns the same object.
+        target = node.targets[0].id
+        if target != var:
+            names.append(target)
+            aliases = ((target, var),)
+    return StatementFacts(defs=tuple(names), aliases=aliases, artifact_get=(name, version, tuple(names)))
+
+
+def _facts_of(w: "_Walker", stmts: list[ast.stmt], emit: str | None, opaque: bool) -> StatementFacts:
     instances = []
     for st in stmts:
         if isinstance(st, ast.Assign) and isinstance(st.value, ast.Call) and isinstance(st.value.func, ast.Name):
