@@ -133,7 +133,8 @@ class Tracker:
         try:
             from lineapy_ext import api
 
-            version = api.get(name).version
+            # --alias/--registered-version/--stage: the version they chose now
+            version = api.get(name, **dict(f.artifact_selector)).version
         except Exception:  # not saved (yet), store unreachable: stay unpinned
             return f
         return dataclasses.replace(f, artifact_get=(name, version, names))

@@ -136,6 +136,7 @@ class StatementFacts:
     drop: bool = False
     opaque: bool = False
     artifact_get: tuple[str, int | None, str] | None = None
+    artifact_selector: tuple[tuple[str, object], ...] = ()
 
 
 # --- knowledge about common callables ---------------------------------------
@@ -437,6 +438,24 @@ def _timeit_statements(text: str) -> list[ast.stmt] | None:
     call = "_lineapy_timeit_body()"
     loop = ast.parse(f"for _ in range({runs}):\n    {call}" if runs and runs > 1 else call).body
     return [ast.fix_missing_locations(fn), *loop]
+
+
+#: ``%lineapy get`` options that choose a version through the MLflow
+#: registry: the version they resolved to is pinned when the cell runs.
+_SELECTORS = {"--alias": "alias", "--registered-version": "registered_version", "--stage": "stage"}
+
+
+def _lineapy_selector(line: str | None) -> tuple[tuple[str, object], ...]:
+    """``(("alias", "champion"),)`` for ``get NAME --alias champion``."""
+    words: list[str] = []
+    for w in (line or "").split():
+        words.extend(w.split("=", 1) if w.startswith("--") and "=" in w else [w])
+    out = []
+    for flag, value in zip(words, words[1:]):
+        if flag in _SELECTORS:
+            key = _SELECTORS[flag]
+            out.append((key, int(value) if key == "registered_version" and value.isdigit() else value))
+    return tuple(out)
 
 
 def _lineapy_get(line: str | None) -> tuple[str, int | None, str] | None:
@@ -1196,7 +1215,11 @@ def analyze(node: ast.stmt) -> StatementFacts:
     if kind in ("drop",):
         return StatementFacts(drop=True)
     if kind == "lineapy":
-        return _artifact_get_facts(node, extra)
+        facts = _artifact_get_facts(node, extra)
+        line = _ipython_call(node.value)[1][1] if isinstance(node, (ast.Expr, ast.Assign)) and \
+            _ipython_call(node.value) is not None else None
+        selector = _lineapy_selector(line)
+        return dataclasses.replace(facts, artifact_selector=selector) if selector else facts
     if kind == "opaque":
         return StatementFacts(unknown_effects=True, opaque=True)
     if kind == "timeit":
@@ -1308,7 +1331,9 @@ def _lineapy_api_call(node) -> StatementFacts | None:
     if not args or not isinstance(args[0], str):
         return None
     target = node.targets[0].id
-    return StatementFacts(defs=(target,), artifact_get=(args[0], version, (target,)))
+    selector = tuple((k.arg, k.value.value) for k in inner.keywords
+                     if k.arg in _SELECTORS.values() and isinstance(k.value, ast.Constant))
+    return StatementFacts(defs=(target,), artifact_get=(args[0], version, (target,)), artifact_selector=selector)
 
 
 class _LineapyStripper(ast.NodeTransformer):

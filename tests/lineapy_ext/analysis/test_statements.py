@@ -162,3 +162,20 @@ def test_paths_and_file_direction():
 def test_literal_receiver_has_its_type():
     f = facts("t = 'qq'.replace('a', 'r')")
     assert f.calls[0].receiver_type == "builtins.str" and f.calls[0].name == "replace"
+
+
+def test_magics_around_lineapy_get_and_registry_selectors():
+    # %time %lineapy get clf: the inner magic decides (an artifact load, not "not plain Python")
+    f = facts("get_ipython().run_line_magic('time', '%lineapy get clf --as model')")
+    assert f.artifact_get == ("clf", None, ("model",)) and not f.opaque
+    f = facts("get_ipython().run_line_magic('lineapy', 'get churn --alias champion')")
+    assert f.artifact_selector == (("alias", "champion"),)
+    f = facts("m = lineapy_ext.get('churn', registered_version=7).get_value()")
+    assert f.artifact_selector == (("registered_version", 7),)
+
+
+def test_timeit_and_writefile_are_plain_python():
+    f = facts("get_ipython().run_line_magic('timeit', '-n 3 -r 2 lst.append(1)')")
+    assert "range(6)" in f.emit and "lst.append(1)" in f.emit and f.defs == ()
+    f = facts("get_ipython().run_cell_magic('writefile', 'mymod.py', 'X = 1\\n')")
+    assert f.emit.startswith("with open('mymod.py', 'w')") and not f.opaque
