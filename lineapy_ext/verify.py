@@ -82,6 +82,7 @@ if int(mem) > 0:
     except Exception:
         pass
 sys.argv = [slice_path]
+sys.path[0] = os.getcwd()  # imports resolve as in a notebook: from the working dir, not from here
 main = types.ModuleType("__main__")
 main.__file__ = slice_path
 sys.modules["__main__"] = main
@@ -279,7 +280,10 @@ def run_slice(code: str, var: str, *, scratch: str, cwd: str, inputs: list[str],
     slice_path = os.path.join(out, _SLICE_FILE)
     with open(slice_path, "w", encoding="utf-8") as f:
         f.write(code)
-    argv = [sys.executable, "-c", _RUNNER, slice_path, out, var, str(memory_limit()), str(os.getpid())]
+    runner = os.path.join(out, "_lineapy_verify_runner.py")
+    with open(runner, "w", encoding="utf-8") as f:
+        f.write(_RUNNER)
+    argv = [sys.executable, runner, slice_path, out, var, str(memory_limit()), str(os.getpid())]
     with open(os.path.join(out, "stderr.txt"), "wb") as err:
         start = time.perf_counter()
         proc = subprocess.Popen(argv, cwd=work, env=_child_env(env), stdin=subprocess.DEVNULL,
