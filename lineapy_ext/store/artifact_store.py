@@ -123,7 +123,7 @@ class ArtifactStore:
             backend=backend,
             location=reserved.get("location", ""),
             value_type=type_name(value),
-            slice_code=scrub.text(slice_code, f"the slice of {name!r}"),
+            slice_code=scrub.code(slice_code, f"the slice of {name!r}"),
             slice_cells=scrub([list(c) for c in (slice_cells or [])]),
             var_names=list(var_names or []),
         )

@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import time
 
-from lineapy_ext.exceptions import LineaPyError
 from lineapy_ext.store import writers
 from lineapy_ext.store.records import DELETING, WRITING
 
@@ -77,21 +76,25 @@ def cleanup_store(store, *, older_than: float = DEFAULT_OLDER_THAN, dry_run: boo
 
 
 def _finish(store, record) -> bool:
-    """Roll back a ``writing`` row or complete a ``deleting`` one; False if the backend failed."""
+    """Roll back a ``writing`` row or complete a ``deleting`` one; False if its value could not be removed.
+
+    The value goes first, the row after: a cleanup interrupted in turn is
+    simply run again.  Database errors propagate (nothing can be cleaned).
+    """
     try:
         backend = store.backend(record.backend)
         if record.state == WRITING:
             if record.location:
                 backend.discard({"location": record.location})
-            store.db.discard_artifact(record)
-        elif record.state == DELETING:
+        else:
             backend.delete(record.backend_view())
-            store.db.mark_deleted([record])
-    except LineaPyError:
-        raise
-    except Exception as e:  # e.g. an unreachable MLflow server: retried by the next cleanup
+    except Exception as e:  # e.g. an unreachable MLflow server or S3: the next cleanup retries
         log.warning("cleanup: %s version %s of %r not finished: %s", record.state, record.version, record.name, e)
         return False
+    if record.state == WRITING:
+        store.db.discard_artifact(record)
+    elif record.state == DELETING:
+        store.db.mark_deleted([record])
     return True
 
 

@@ -11,6 +11,7 @@ searched for the secrets.
 from __future__ import annotations
 
 import logging
+import os
 
 import pytest
 from IPython.utils.capture import capture_output
@@ -22,7 +23,8 @@ from tests.conftest import S3_KEY, S3_SECRET
 
 pytestmark = pytest.mark.filterwarnings("ignore::lineapy_ext.exceptions.LineaPyWarning")
 
-DB_PASSWORD = "Pg5ecretPassw0rd"
+DB_PASSWORD = "Pg5ecret%2FPassw0rd"  # percent-encoded in the URL: "/" inside
+DB_PASSWORD_DECODED = "Pg5ecret/Passw0rd"
 
 
 def _session(ipython, s3_store, database_url: str) -> tuple[str, str]:
@@ -57,7 +59,7 @@ def _session(ipython, s3_store, database_url: str) -> tuple[str, str]:
 
 
 def _assert_no_secrets(blob: str | bytes, where: str, extra: tuple = ()) -> None:
-    for secret in (S3_KEY, S3_SECRET, DB_PASSWORD, *extra):
+    for secret in (S3_KEY, S3_SECRET, DB_PASSWORD, DB_PASSWORD_DECODED, *extra):
         needle = secret.encode() if isinstance(blob, bytes) else secret
         assert needle not in blob, f"{secret!r} found in {where}"
 
@@ -71,11 +73,13 @@ def test_secrets_stay_out_of_postgres_outputs_and_logs(ipython, lineapy_home, s3
     assert DB_PASSWORD in url
     printed, code = _session(ipython, s3_store, url)
     assert "***" in printed and "postgres:***@" in printed  # masked, not omitted
-    assert "creds = {'key': '***'}" in code
+    # The credential in the slice became a read of an environment variable the header names.
+    assert "creds = {'key': __import__(\"os\").environ['LINEAPY_SECRET_KEY']}" in code
+    assert code.startswith("# lineapy: credentials removed from this slice; set the environment variable(s) LINEAPY_SECRET_KEY\n")
     _assert_no_secrets(printed, "printed output", (s3_store["endpoint"],))
     _assert_no_secrets(code, "the slice")
     _assert_no_secrets("\n".join(r.getMessage() for r in caplog.records), "logs")
-    assert any("contained a configured secret" in r.getMessage() for r in caplog.records)
+    assert any("contained a credential" in r.getMessage() for r in caplog.records)
     get_context().close_store()
     dump = []
     with psycopg.connect(postgres_url, connect_timeout=5) as conn:
@@ -85,7 +89,8 @@ def test_secrets_stay_out_of_postgres_outputs_and_logs(ipython, lineapy_home, s3
             dump += [r[0] for r in conn.execute(f"SELECT t::text FROM {table} t")]
     dump = "\n".join(dump)
     assert "LineaPy.storage_options" in dump and "total = sum(data)" in dump  # the cells are there
-    _assert_no_secrets(dump, "the PostgreSQL tables", (s3_store["endpoint"],))
+    _assert_no_secrets(dump, "the PostgreSQL tables")
+    assert s3_store["endpoint"] in dump  # not a credential: settings are never masked
 
 
 def test_secrets_stay_out_of_the_sqlite_file(ipython, lineapy_home, s3_store, caplog):
@@ -99,15 +104,62 @@ def test_secrets_stay_out_of_the_sqlite_file(ipython, lineapy_home, s3_store, ca
     files = sorted(db.parent.glob("team.sqlite*"))
     blob = b"".join(p.read_bytes() for p in files)
     assert b"total = sum(data)" in blob and b"lineapy_artifacts" in blob
-    _assert_no_secrets(blob, f"the SQLite files {[p.name for p in files]}", (s3_store["endpoint"],))
+    _assert_no_secrets(blob, f"the SQLite files {[p.name for p in files]}")
 
 
 def test_scrubbing_rules(lineapy_home):
     opts = lineapy_ext.options
-    opts.set("storage_options", {"key": "AKIA12345", "anon": False, "region": "eu", "nested": {"token": "tok-abcdef"}})
-    opts.set("database_url", "postgresql://me:pw@db.example/x")
-    secrets = secret_values(opts)
-    assert set(secrets) == {"AKIA12345", "tok-abcdef", "pw"}  # short settings are not secrets
-    text = "url = 'https://u:p4ss@host/x'; k = 'AKIA12345'; region = 'eu'"
-    assert scrub_text(text, secrets) == "url = 'https://u:***@host/x'; k = '***'; region = 'eu'"
-    assert opts.masked("storage_options") == {"key": "***", "anon": "***", "region": "***", "nested": {"token": "***"}}
+    opts.set("storage_options", {"key": "AKIA12345", "anon": False, "region": "eu", "nested": {"token": "tok"}})
+    opts.set("database_url", "postgresql://me:p%40ss@db.example/x?sslmode=require&password=qpw1")
+    secrets = set(secret_values(opts))
+    # Credentials whatever their length, both forms of URL passwords; never settings.
+    assert {"AKIA12345", "tok", "p%40ss", "p@ss", "qpw1"} <= secrets and not {"eu", "require"} & secrets
+    text = "url = 'https://u:p4ss@host/x?password=zz'; k = 'AKIA12345'; region = 'eu'; t = 'tok'; tokens = 'tokyo'"
+    assert scrub_text(text, secret_values(opts)) == (
+        "url = 'https://u:***@host/x?password=***'; k = '***'; region = 'eu'; t = '***'; tokens = 'tokyo'"
+    )
+    assert opts.masked("database_url") == "postgresql://me:***@db.example/x?sslmode=require&password=***"
+    # A credential replaced later stays secret for the rest of the session.
+    opts.set("storage_options", {"key": "NEWKEY999", "region": "eu"})
+    assert {"AKIA12345", "NEWKEY999"} <= set(secret_values(opts))
+
+
+def test_only_credentials_are_masked_and_slices_fail_loudly(ipython, lineapy_home, caplog, monkeypatch):
+    # Settings (region) stay as typed, so the slice computes the same value;
+    # credentials (configured ones, short ones, replaced ones, environment
+    # variables set in a cell) are gone from everything stored.
+    import subprocess
+    import sys
+
+    caplog.set_level(logging.DEBUG, logger="lineapy_ext")
+    cells = [
+        "%config LineaPy.storage_options = {'key': 'OLDKEY1234', 'secret': 'ab3', 'region': 'us-east-1'}",
+        "%config LineaPy.storage_options = {'key': 'NEWKEY5678', 'secret': 'xy9', 'region': 'us-east-1'}",
+        "import os",
+        "os.environ['AWS_SECRET_ACCESS_KEY'] = 'EnvSecret0042'",
+        "region = 'us-east-1'",
+        "short = 'xy9'",
+        "n = len(region) + len(os.environ['AWS_SECRET_ACCESS_KEY']) + len(short)",
+        "%lineapy save n",
+    ]
+    for cell in cells:
+        assert ipython.run_cell(cell).success, cell
+    assert ipython.user_ns["n"] == 9 + 13 + 3
+    code = lineapy_ext.get("n").get_code()
+    assert "region = 'us-east-1'" in code
+    assert "os.environ['AWS_SECRET_ACCESS_KEY'] = __import__(\"os\").environ['AWS_SECRET_ACCESS_KEY']" in code
+    assert "short = __import__(\"os\").environ['LINEAPY_SECRET_SECRET']" in code
+    get_context().close_store()
+    blob = b"".join(p.read_bytes() for p in sorted(lineapy_home.glob("*.sqlite*")) + sorted(lineapy_home.glob("*.db*")))
+    assert b"us-east-1" in blob and b"len(short)" in blob
+    for secret in (b"OLDKEY1234", b"NEWKEY5678", b"'ab3'", b"'xy9'", b"EnvSecret0042"):
+        assert secret not in blob, secret
+    _assert_no_secrets("\n".join(r.getMessage() for r in caplog.records), "logs", ("EnvSecret0042", "OLDKEY1234"))
+    # The slice runs with the credentials provided, and fails loudly (naming them) without.
+    env = {k: v for k, v in os.environ.items() if k != "AWS_SECRET_ACCESS_KEY"}
+    run = [sys.executable, "-c", code + "\nprint(n)"]
+    ok = subprocess.run(run, env=dict(env, AWS_SECRET_ACCESS_KEY="EnvSecret0042", LINEAPY_SECRET_SECRET="xy9"),
+                        capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0 and ok.stdout.strip() == "25", ok.stderr
+    bad = subprocess.run(run, env=env, capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0 and "KeyError: 'AWS_SECRET_ACCESS_KEY'" in bad.stderr
