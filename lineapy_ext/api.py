@@ -204,6 +204,7 @@ def save(value: Any, name: str, *, storage_backend: str | None = None, **backend
     """
     tracker = _context().tracker
     var_names = tracker.names_for_value(value) if tracker is not None else []
+
     if tracker is not None and not var_names:
         import warnings
 
@@ -212,6 +213,18 @@ def save(value: Any, name: str, *, storage_backend: str | None = None, **backend
         warnings.warn(f"{name!r}: no variable holds this value, so it is saved without a slice; "
                       "assign it to a variable first (x = ...; save(x, ...))", LineaPyWarning, stacklevel=2)
     return save_value(value, name, var_names=var_names, storage_backend=storage_backend, backend_kwargs=backend_kwargs)
+
+
+def _pickle_session_modules_by_value() -> None:
+    """Modules the session wrote and imported are pickled by value, so a
+    value whose class lives in one loads where that file does not exist."""
+    tracker = _context().tracker
+    if tracker is None:
+        return
+    import cloudpickle
+
+    for module in tracker.session_modules():
+        cloudpickle.register_pickle_by_value(module)
 
 
 def save_value(
@@ -231,6 +244,7 @@ def save_value(
     slice now, ``False`` not at all, ``None`` as the ``verify_slices``
     option says.
     """
+    _pickle_session_modules_by_value()
     from lineapy_ext.backends import choose_backend
     from lineapy_ext.store.names import validate_name
 

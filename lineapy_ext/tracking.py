@@ -173,6 +173,27 @@ class Tracker:
             log.warning("lineapy: %s", w)
         return Slice(code=result.code, cells=result.cells, names=list(names))
 
+    def session_modules(self) -> list:
+        """Imported modules whose source file this session wrote
+        (``%%writefile mymod.py`` then ``import mymod``): values whose classes
+        live there are pickled by value, so they load where the file is not."""
+        import os
+        import sys
+
+        written = set(self.graph.files)
+        out = []
+        for mod in list(sys.modules.values()):
+            path = getattr(mod, "__file__", None) if type(mod).__name__ == "module" else None
+            if not path:
+                continue
+            try:
+                rel = os.path.normpath(os.path.relpath(path))
+            except ValueError:  # another drive
+                continue
+            if rel in written:
+                out.append(mod)
+        return out
+
     def session_code(self) -> str:
         """Everything that ran in this session, cell by cell, as typed."""
         return "\n\n".join(c.raw_source.rstrip() for c in self.capture.cells if c.raw_source.strip()) + "\n"

@@ -73,3 +73,31 @@ def test_save_with_options_the_lineapy_backend_does_not_take(lineapy_home):
     with pytest.raises(BackendError, match="unknown save option.*: foo; it takes none"):
         lineapy_ext.save(1, "one", foo=1)
     assert lineapy_ext.artifact_store() == []
+
+
+def test_value_of_a_class_from_a_session_written_module_loads_elsewhere(ipython, lineapy_home, tmp_path,
+                                                                        monkeypatch):
+    """%%writefile shapes.py; import shapes; save(an instance): a fresh python
+    in a directory without shapes.py gets the value back (pickled by value)."""
+    import os
+    import subprocess
+    import sys
+
+    work = tmp_path / "nb"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.syspath_prepend(str(work))
+    for src in ["%%writefile shapes_mod.py\nclass Square:\n    def __init__(self, s):\n        self.s = s\n"
+                "    def area(self):\n        return self.s ** 2\n",
+                "import importlib\nimportlib.invalidate_caches()\nimport shapes_mod\nsq = shapes_mod.Square(3)",
+                "%lineapy save sq"]:
+        ipython.run_cell(src, store_history=True).raise_error()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    code = "import lineapy_ext\nv = lineapy_ext.get('sq').get_value()\nprint(type(v).__name__, v.area())"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                              p for p in sys.path if p and "nb" not in p)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["Square", "9"]
+    sys.modules.pop("shapes_mod", None)
