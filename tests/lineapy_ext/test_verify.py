@@ -128,12 +128,16 @@ def test_edited_slice_differs_and_raising_slice_fails_with_its_line(shell, linea
 
 
 @pytest.mark.slow
-def test_input_files_are_copied_but_session_outputs_are_not_and_cwd_is_untouched(shell, tmp_path):
+def test_input_files_are_copied_but_session_outputs_are_not_and_cwd_is_untouched(shell, tmp_path, monkeypatch):
     work = tmp_path / "work"
+    monkeypatch.syspath_prepend(str(work))  # as a kernel started in that directory has it
     (work / "data.csv").write_text("1\n2\n3\n")
+    (work / "lineapy_test_helper.py").write_text("SCALE = 10\n")  # a local module is an input too
     old = time.time() - 3600
-    os.utime(work / "data.csv", (old, old))  # there before the kernel started
-    cell(shell, "total = sum(map(int, open('data.csv').read().split()))\n")
+    for name in ("data.csv", "lineapy_test_helper.py"):
+        os.utime(work / name, (old, old))  # there before the kernel started
+    cell(shell, "import lineapy_test_helper as helper\n"
+                "total = sum(map(int, open('data.csv').read().split())) * helper.SCALE\n")
     before = listing(work)
     out = cell(shell, "%lineapy save total --verify")
     assert "Verification: verified" in out
@@ -146,6 +150,7 @@ def test_input_files_are_copied_but_session_outputs_are_not_and_cwd_is_untouched
     out = cell(shell, "%lineapy save n --verify")
     assert "Verification: failed: FileNotFoundError: [Errno 2] No such file or directory: 'n.txt' (slice line 1: " in out
     assert listing(work) == before
+    sys.modules.pop("lineapy_test_helper", None)
 
 
 @pytest.mark.slow
