@@ -96,8 +96,11 @@ class MetadataDB:
 
         try:
             url = make_url(self.url)
-        except ArgumentError as e:
-            raise ConfigError(f"database_url {mask_url(self.url)!r} is not a valid URL: {e}") from e
+        except (ArgumentError, ValueError) as e:  # ValueError: a port that is not a number, a bad IPv6 host
+            raise ConfigError(
+                f"database_url {mask_url(self.url)!r} is not a valid URL ({e}): "
+                "use sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DB"
+            ) from e
         if url.get_backend_name() == "sqlite":
             if url.database and url.database != ":memory:":
                 os.makedirs(os.path.dirname(os.path.abspath(url.database)), exist_ok=True)

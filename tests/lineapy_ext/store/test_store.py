@@ -213,3 +213,14 @@ def test_huge_version_numbers_are_not_found_in_one_line(db_url, version):
     for call in (lambda: lineapy_ext.get("x", version), lambda: lineapy_ext.delete("x", version)):
         with pytest.raises(ArtifactNotFoundError, match=f"no version {version}: existing versions are 1$"):
             call()
+
+
+@pytest.mark.parametrize("url", ["postgresql://u:pw123456@localhost:abc/db", "postgresql://u:pw123456@[::1/db"])
+def test_malformed_database_url_is_one_line(lineapy_home, monkeypatch, url):
+    from lineapy_ext.exceptions import ConfigError
+
+    monkeypatch.setenv("LINEAPY_DATABASE_URL", url)
+    reset_context()
+    with pytest.raises(ConfigError, match=r"is not a valid URL .*use sqlite:///PATH or postgresql://") as err:
+        lineapy_ext.artifact_store()
+    assert "\n" not in str(err.value) and "pw123456" not in str(err.value)
