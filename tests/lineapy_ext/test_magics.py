@@ -58,7 +58,7 @@ def test_help_and_usage_errors(shell):
     for sub in magics.SUBCOMMANDS:
         assert f"%lineapy {sub}" in out
     _, out = run(shell, "save --help")
-    assert out.startswith("usage: %lineapy save [--backend BACKEND] VAR [NAME]")
+    assert out.startswith("usage: %lineapy save [--backend BACKEND] [--verify] VAR [NAME]")
     assert "--backend BACKEND" in out and "log_model" in out
 
     with pytest.raises(UsageError, match=r"unknown sub-command 'sav'; did you mean 'save'\?"):
