@@ -278,3 +278,17 @@ def test_background_worker_and_its_slice_die_at_shutdown(shell, lineapy_home):
     gone, alive = psutil.wait_procs(processes, timeout=10)
     assert not alive, alive
     assert lineapy_ext.get("x").verdict is None  # killed: nothing stored
+
+
+@pytest.mark.slow
+def test_verdicts_and_repairs_are_stored_on_postgresql(shell, postgres_url):
+    import lineapy_ext
+
+    lineapy_ext.options.set("database_url", postgres_url)
+    cell(shell, "xs = [1, 2]\nadd = xs.append")
+    cell(shell, "add(3)\n%lineapy save xs")
+    out = cell(shell, "%lineapy verify xs --repair")
+    assert out.strip().splitlines()[-1].startswith("'xs' version 1: verified (")
+    meta = lineapy_ext.get("xs").get_metadata()
+    assert meta["verification"]["status"] == "verified" and "add(3)" in lineapy_ext.get("xs").get_code()
+    assert shell.run_line_magic("lineapy", "list").rows[0][-1].startswith("verified")
