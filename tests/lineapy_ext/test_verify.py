@@ -281,10 +281,10 @@ def test_background_worker_and_its_slice_die_at_shutdown(shell, lineapy_home):
 
 
 @pytest.mark.slow
-def test_verdicts_and_repairs_are_stored_on_postgresql(shell, postgres_url):
+def test_verdicts_and_repairs_are_stored_on_postgresql(shell, postgres_url, tmp_path):
     import lineapy_ext
 
-    lineapy_ext.options.set("database_url", postgres_url)
+    lineapy_ext.options.set_location(str(tmp_path / "pg_values"), postgres_url)
     cell(shell, "xs = [1, 2]\nadd = xs.append")
     cell(shell, "add(3)\n%lineapy save xs")
     out = cell(shell, "%lineapy verify xs --repair")
