@@ -24,6 +24,7 @@ Everything uncertain errs on the side of more dependencies.
 
 from __future__ import annotations
 
+import ast
 import os
 from dataclasses import dataclass
 from typing import Iterable
@@ -70,6 +71,9 @@ class Node:
     def code(self) -> str:
         """The plain-Python text of the statement."""
         return self.emit if self.emit is not None else self.source
+
+
+_LOOPS = (ast.For, ast.AsyncFor, ast.While)
 
 
 @dataclass(slots=True)
@@ -145,6 +149,12 @@ class DependencyGraph:
             bound = set(failed.defs) | set(failed.maybe_defs)
             if cell.has_runtime_facts:
                 bound &= set(cell.bound)
+            node = cell.statements[n].node if n < len(cell.statements) else None
+            if isinstance(node, _LOOPS):
+                # Earlier iterations completed: whatever the loop changes may
+                # be half-changed (a dict filled up to the failing key).
+                bound |= {m for m, _ in failed.mutations}
+                bound |= {c.chain[0] for c in failed.calls if c.chain and len(c.chain) > 1}
             self.note_failed(cell.execution_count, failed, getattr(cell, "error", None), frozenset(bound))
         if cell.has_runtime_facts:
             self._reconcile(cell, facts[:n], new, failed)

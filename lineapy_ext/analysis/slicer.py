@@ -51,12 +51,12 @@ def slice_graph(graph: DependencyGraph, names: list[str],
     SliceError
         When a name was never bound by a captured statement.
     """
+    _refuse_failed(graph, names)
     missing = [n for n in names if n not in graph.bindings]
     if missing:
         raise SliceError(
             f"cannot slice {', '.join(map(repr, missing))}: not bound by any captured cell "
             "(was it defined before `%load_ext lineapy_ext`, or by code lineapy cannot see?)")
-    _refuse_failed(graph, names)
     seeds: set[int] = set()
     for n in names:
         seeds |= graph.seeds(n)

@@ -137,3 +137,12 @@ def test_lost_runtime_facts_are_reported_by_the_next_slice(ipython, caplog):
     with caplog.at_level(logging.WARNING):
         tracker.slice(["v"])
     assert "no runtime facts for 'w'" in caplog.text
+
+
+def test_dict_filled_by_a_loop_that_raised_is_refused(ipython):
+    run(ipython, "counts = {}")
+    ipython.run_cell("for i, c in enumerate('abcab'):\n    counts[c] = counts.get(c, 0) + 1\n"
+                     "    if i == 3:\n        raise RuntimeError('x')", store_history=True)
+    for name in ("counts", "i", "c"):
+        with pytest.raises(SliceError, match=rf"cannot slice '{name}'.*raised part-way"):
+            get_context().tracker.slice([name])

@@ -99,6 +99,11 @@ CASES = [
                                      "import mymod\nv = mymod.f()"], "v", present=("mymod.py",)),
     Case("open_write_module_import", [SYS_PATH, "with open('mod2.py', 'w') as fh:\n    fh.write('K = 7')",
                                       "import importlib\nimportlib.invalidate_caches()\nimport mod2\nv = mod2.K * 2"], "v"),
+    Case("subplots_axes_drawn", [AGG, "fig, ax = plt.subplots()", "ax.scatter([0, 1, 2], [0, 5, 9])"],
+         "ax", probe="(v.get_ylim(), len(v.collections))", present=("ax.scatter",)),
+    Case("pyplot_new_figure_forgets_old", [AGG, "plt.plot([1, 2])", "plt.title('old')", "fig = plt.figure()",
+                                           "plt.plot([5, 1, 3])", "lim = plt.axis()"], "lim",
+         absent=("'old'", "[1, 2]")),
     # --- precision: statements that must not be kept ---
     Case("view_not_in_base", ["import numpy as np", "base = np.arange(10)", "first = base[:5]", "b2 = base * 2"],
          "base", absent=("first",)),
