@@ -24,6 +24,7 @@ from lineapy_ext.exceptions import LineaPyError
 ROOT = Path(__file__).resolve().parents[3]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_threads_of_one_kernel_save_at_once(db_url, ipython):
     ipython.run_cell("data = list(range(100))\ntotal = sum(data)")

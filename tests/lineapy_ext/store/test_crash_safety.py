@@ -84,6 +84,7 @@ def _ready_locations(db) -> set[str]:
     return {db.get_artifact(n, v).location for n in db.names() for v in db.versions(n)}
 
 
+@pytest.mark.slow
 def test_save_killed_after_its_value_moved_into_place(db_url, lineapy_home):
     storage, db = lineapy_home / "linea_pickles", get_context().store.db
     lineapy_ext.save("v1", "victim")
@@ -99,6 +100,7 @@ def test_save_killed_after_its_value_moved_into_place(db_url, lineapy_home):
     assert lineapy_ext.get("victim", 2).get_value() == "v2"
 
 
+@pytest.mark.slow
 def test_delete_all_killed_half_way(db_url, lineapy_home):
     storage, db = lineapy_home / "linea_pickles", get_context().store.db
     for i in range(30):
@@ -154,6 +156,7 @@ def test_random_kills_of_writers_leave_nothing_after_cleanup(lineapy_home, tmp_p
     assert [lineapy_ext.get("w0", v).get_value() for v in (1, 2, 3)] == [0, 1, 2]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_deletes_racing_saves_and_gets(db_url, lineapy_home):
     # Real threads of one process: saves never fail because of a delete, a
