@@ -22,10 +22,14 @@ The engine (no IPython here):
   ``differs`` (after a second run agreed with the first),
   ``nondeterministic`` (the two runs disagree), ``failed``, ``timeout`` or
   ``not run``.
-- :func:`verify_record` does that for a stored artifact version and
-  :class:`BackgroundVerifier` does it in a worker process
-  (``python -m lineapy_ext.verify``, job on stdin) that stores the verdict
-  itself; the kernel never waits for it and kills it at exit.
+- :func:`verify_record` does that for a stored artifact version;
+  :func:`verify_and_record` also stores the verdict and, asked to repair,
+  runs the search of :mod:`lineapy_ext.repair` and stores the slice found.
+- :func:`schedule` hands a verification to the :class:`BackgroundVerifier`:
+  a worker process (``python -m lineapy_ext.verify``, job on stdin) that
+  stores the verdict itself; the kernel never waits for it and kills it at
+  exit.  :func:`current_verdict` and :func:`finished_notices` are what the
+  API and the magics show.
 """
 
 from __future__ import annotations
