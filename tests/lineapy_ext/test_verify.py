@@ -42,6 +42,12 @@ def edit_slice(home, name: str, code: str) -> None:
         assert db.execute("UPDATE lineapy_artifacts SET slice_code = ? WHERE name = ?", (code, name)).rowcount == 1
 
 
+def edit_slice_version(home, name: str, version: int, code: str) -> None:
+    with sqlite3.connect(home / "db.sqlite") as db:
+        query = "UPDATE lineapy_artifacts SET slice_code = ? WHERE name = ? AND version = ?"
+        assert db.execute(query, (code, name, version)).rowcount == 1
+
+
 def listing(directory):
     return sorted((p.name, p.stat().st_mtime_ns) for p in directory.iterdir())
 
@@ -111,6 +117,20 @@ def test_save_verify_shows_verified_in_code_list_and_metadata(shell):
     assert table.columns[-1] == "verification" and table.rows[0][-1].startswith("verified ")
     meta = lineapy_ext.get("arr").get_metadata()["verification"]
     assert meta["status"] == "verified" and meta["seconds"] > 0 and meta["verified_at"]
+
+
+@pytest.mark.slow
+def test_verify_slices_on_verifies_every_save_and_versions_are_verified_apart(shell, lineapy_home):
+    import lineapy_ext
+
+    cell(shell, '%config LineaPy.verify_slices = "on"')
+    out = cell(shell, "w = {'a': 1}\n%lineapy save w")
+    assert out.splitlines()[1].startswith("Verification: verified (")
+    cell(shell, "import lineapy_ext\nw['b'] = 2.5\nsaved = lineapy_ext.save(w, 'w')")  # the API honours the option too
+    assert lineapy_ext.get("w", version=2).verdict.status == "verified"
+    edit_slice_version(lineapy_home, "w", 1, "w = {'a': 2}\n")
+    assert cell(shell, "%lineapy verify w --version 1").strip() == "'w' version 1: differs: w['a']: 1 != 2"
+    assert lineapy_ext.get("w", version=2).verdict.status == "verified"
 
 
 @pytest.mark.slow
