@@ -134,7 +134,7 @@ class Context:
     def _on_location_change(self, change) -> None:
         self.reset_session()
 
-    def reset_session(self) -> bool:
+    def reset_session(self, announce: bool = True) -> bool:
         """Start a new session if the store location changed.
 
         The old store is closed at once, so what runs next uses the new one.
@@ -142,6 +142,11 @@ class Context:
         URL / storage dir moved (they belong together: the metadata rows
         point at values in the storage dir).  Inside a shell's cell both
         wait for the end of the cell; elsewhere they come at once.
+
+        Parameters
+        ----------
+        announce : bool
+            False: no line and no warning.
 
         Returns
         -------
@@ -154,9 +159,10 @@ class Context:
         self.session_id = new_session_id()
         self._session_location = self.location()
         self.cells_persisted = 0
-        self._pending_change = _user_line()
-        if not self._in_cell:
-            self._announce_location()
+        if announce:
+            self._pending_change = _user_line()
+            if not self._in_cell:
+                self._announce_location()
         return True
 
     def _announce_location(self) -> None:
@@ -204,7 +210,14 @@ class Context:
         """
         if self.options not in shell.configurables:
             shell.configurables.append(self.options)
-        self.options.load_ipython_config(getattr(shell, "config", None))
+        # The IPython config is where the store is, not a move: no line about it.
+        self.options.on_location_change(self._on_location_change, remove=True)
+        try:
+            self.options.load_ipython_config(getattr(shell, "config", None))
+        finally:
+            self.options.on_location_change(self._on_location_change)
+        if self.reset_session(announce=False):
+            self._anchor = self._session_location
         events = shell.events
         if self._cell_ended not in events.callbacks["post_run_cell"]:
             events.register("pre_run_cell", self._cell_started)

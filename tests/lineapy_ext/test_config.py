@@ -152,11 +152,17 @@ def test_ipython_config_applies_on_attach(lineapy_home):
     from lineapy_ext.context import get_context
     from tests.shells import close_shell, new_shell
 
-    shell = new_shell(Config({"LineaPy": {"mlflow_tracking_uri": "file:///ipy"}}))
+    db = f"sqlite:///{lineapy_home / 'team.sqlite'}"
+    shell = new_shell(Config({"LineaPy": {"mlflow_tracking_uri": "file:///ipy", "database_url": db}}))
     try:
-        shell.run_line_magic("load_ext", "lineapy_ext")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with capture_output() as out:
+                shell.run_cell("%load_ext lineapy_ext").raise_error()
+        assert out.stdout == ""  # where the config puts the store is no move
         opts = get_context().options
         assert (opts.mlflow_tracking_uri, opts.source_of("mlflow_tracking_uri")) == ("file:///ipy", "IPython config")
+        assert get_context().location()[0] == db
         shell.run_line_magic("unload_ext", "lineapy_ext")
     finally:
         close_shell(shell)
