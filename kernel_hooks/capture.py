@@ -266,11 +266,11 @@ class Capture:
         cell = self._current
         cell.source = self._transformed_source(cell.raw_source)
         cell.statements = statement_records(cell.source, module.body)
-        _insert_probes(module)
+        _insert_probes(module, getattr(self.shell, "ast_node_interactivity", "last_expr"))
 
     def _probe(self, index: int) -> None:
-        """Called by the cell between its top-level statements (see
-        :func:`_insert_probes`): digest the random generators."""
+        """Called by the cell after each top-level statement but the last
+        (see :func:`_insert_probes`): digest the random generators."""
         try:
             digests = self._digests
             if len(digests) == index:
@@ -434,21 +434,28 @@ class Capture:
         return recovered
 
 
-def _insert_probes(module: ast.Module) -> None:
-    """Put ``__lineapy_probe__(i)`` before each top-level statement i > 0.
+def _insert_probes(module: ast.Module, interactivity: str = "last_expr") -> None:
+    """Digest the random generators after each top-level statement but the last.
 
-    Never after the last statement (its value may be displayed), never in a
-    cell with ``from __future__`` imports (they must come first).
+    Statement i becomes ``try: <statement i> finally: __lineapy_probe__(i + 1)``:
+    no extra top-level node (IPython runs each one as its own code object,
+    which would cost far more than the probe), and the digest is taken even
+    when the statement raises.  The last statement is left alone (its value
+    may be displayed; the cell's end digests it); nothing is wrapped in a
+    cell with ``from __future__`` imports (they must come first) or when every
+    expression is displayed (``ast_node_interactivity = "all"``).
     """
     body = module.body
-    if len(body) < 2 or any(isinstance(n, ast.ImportFrom) and n.module == "__future__" for n in body):
+    if len(body) < 2 or interactivity == "all" or any(
+            isinstance(n, ast.ImportFrom) and n.module == "__future__" for n in body):
         return
-    new = [body[0]]
-    for i, node in enumerate(body[1:], start=1):
-        call = ast.Expr(ast.Call(ast.Name(PROBE_NAME, ast.Load()), [ast.Constant(i)], []))
-        new.append(ast.fix_missing_locations(ast.copy_location(call, node)))
-        new.append(node)
-    module.body = new
+    for i, node in enumerate(body[:-1]):
+        # Locations set by hand on the few new nodes: fix_missing_locations
+        # would walk the whole statement each time.
+        loc = {"lineno": node.lineno, "col_offset": node.col_offset,
+               "end_lineno": node.end_lineno, "end_col_offset": node.end_col_offset}
+        call = ast.Call(ast.Name(PROBE_NAME, ast.Load(), **loc), [ast.Constant(i + 1, **loc)], [], **loc)
+        body[i] = ast.Try(body=[node], handlers=[], orelse=[], finalbody=[ast.Expr(call, **loc)], **loc)
 
 
 def _statement_at(statements: list[StatementRecord], lineno: int) -> int:
