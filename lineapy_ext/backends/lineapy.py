@@ -461,9 +461,13 @@ class LineaPyBackend(StorageBackend):
             f.seek(0)
             if f.read(len(MAGIC)) != MAGIC:
                 raise corrupted
-            stream = _allocate(pickle_len)
-            if not _read_hashed(f, memoryview(stream).cast("B"), h := _hasher()) or h.digest() != pickle_digest:
+            stream = bytearray(pickle_len)
+            if not _read_hashed(f, memoryview(stream), h := _hasher()) or h.digest() != pickle_digest:
                 raise corrupted
+            if n_buffers and b"numpy" in stream and "numpy" not in sys.modules:
+                # The (verified) stream will import numpy anyway; importing it
+                # now lets the buffers skip bytearray's zero-fill (see _allocate).
+                import numpy  # noqa: F401
             buffers = self._read_buffers(f, n_buffers, buffers_end - len(MAGIC) - pickle_len, buffers_digest, corrupted)
         try:
             return pickle.loads(stream, buffers=buffers)
