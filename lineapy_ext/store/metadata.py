@@ -29,6 +29,7 @@ import time
 import zlib
 from datetime import datetime, timezone
 from typing import Iterable, Iterator
+from urllib.parse import quote
 
 from lineapy_ext.config import mask_url, normalize_database_url
 from lineapy_ext.exceptions import ConfigError, StorageError
@@ -69,6 +70,8 @@ class MetadataDB:
     def __init__(self, url: str) -> None:
         self.url = normalize_database_url(url)
         self._engine = None
+        #: The SQLite file is on a read-only file system: reads only.
+        self.read_only = False
 
     # -- connection ----------------------------------------------------------
 
@@ -90,7 +93,7 @@ class MetadataDB:
         return self._engine
 
     def _create_engine(self):
-        from sqlalchemy import create_engine, event
+        from sqlalchemy import create_engine
         from sqlalchemy.engine import make_url
         from sqlalchemy.exc import ArgumentError
 
@@ -102,29 +105,7 @@ class MetadataDB:
                 "use sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DB"
             ) from e
         if url.get_backend_name() == "sqlite":
-            if url.database and url.database != ":memory:":
-                os.makedirs(os.path.dirname(os.path.abspath(url.database)), exist_ok=True)
-            engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT, "check_same_thread": False})
-
-            @event.listens_for(engine, "connect")
-            def _sqlite_connect(dbapi_conn, _record):
-                # Let BEGIN below be the only transaction control (pysqlite's
-                # implicit BEGIN would be DEFERRED and could deadlock writers).
-                dbapi_conn.isolation_level = None
-                cur = dbapi_conn.cursor()
-                cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT * 1000}")
-                _check_foreign_sqlite(cur, self.url)
-                _use_wal(cur)
-                cur.execute("PRAGMA synchronous = NORMAL")
-                cur.execute("PRAGMA foreign_keys = ON")
-                cur.close()
-
-            @event.listens_for(engine, "begin")
-            def _sqlite_begin(conn):
-                immediate = conn.get_execution_options().get("lineapy_write", False)
-                conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
-            return engine
+            return self._sqlite_engine(url)
         if url.get_backend_name() == "postgresql":
             if url.drivername == "postgresql":
                 url = url.set(drivername="postgresql+psycopg")
@@ -141,6 +122,48 @@ class MetadataDB:
         raise ConfigError(
             f"database_url {mask_url(self.url)!r} is not supported: use sqlite:///PATH or postgresql://..."
         )
+
+    def _sqlite_engine(self, url):
+        import sqlite3
+
+        from sqlalchemy import create_engine, event
+
+        path = url.database if url.database and url.database != ":memory:" else None
+        self.read_only = bool(path) and _read_only(path)
+        if self.read_only:
+            # A store on a read-only file system (a published snapshot, a
+            # read-only mount) can still be listed and loaded.  Without a WAL
+            # file nothing can change it, so SQLite need not create one.
+            uri = "file:" + quote(os.path.abspath(path)) + "?mode=ro"
+            if not os.path.exists(path + "-wal"):
+                uri += "&immutable=1"
+            engine = create_engine("sqlite://", creator=lambda: sqlite3.connect(
+                uri, uri=True, timeout=SQLITE_BUSY_TIMEOUT, check_same_thread=False))
+        else:
+            if path:
+                os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_connect(dbapi_conn, _record):
+            # Let BEGIN below be the only transaction control (pysqlite's
+            # implicit BEGIN would be DEFERRED and could deadlock writers).
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT * 1000}")
+            _check_foreign_sqlite(cur, self.url)
+            if not self.read_only:
+                _use_wal(cur)
+                cur.execute("PRAGMA synchronous = NORMAL")
+            cur.execute("PRAGMA foreign_keys = ON")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn):
+            immediate = conn.get_execution_options().get("lineapy_write", False) and not self.read_only
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
 
     def _unreachable(self, e: Exception) -> StorageError:
         from lineapy_ext.secrets import scrub_text
@@ -190,6 +213,8 @@ class MetadataDB:
         from lineapy_ext.store.migrations import upgrade
         from lineapy_ext.store.models import SCHEMA_VERSION, Base, SchemaInfo
 
+        if self.read_only:
+            return self._check_read_only_schema(engine)
         for attempt in range(5):
             try:
                 with engine.connect() as conn:
@@ -222,6 +247,25 @@ class MetadataDB:
                 time.sleep(0.05 * (attempt + 1))
             except (OperationalError, InterfaceError) as e:
                 raise self._unreachable(e) from e
+
+    def _check_read_only_schema(self, engine) -> None:
+        # Nothing can be created or upgraded: the schema must be this release's.
+        from sqlalchemy import text
+        from sqlalchemy.exc import DatabaseError
+
+        from lineapy_ext.store.models import SCHEMA_VERSION
+
+        where = f"the metadata database {mask_url(self.url)} is on a read-only file system"
+        try:
+            with engine.connect() as conn:
+                found = conn.execute(text("SELECT value FROM lineapy_schema WHERE key = 'schema_version'")).scalar()
+        except DatabaseError as e:
+            raise StorageError(f"{where} and holds no lineapy_ext tables: point database_url at a store") from e
+        if found != SCHEMA_VERSION:
+            raise StorageError(
+                f"{where} and has schema version {found}, this lineapy_ext reads {SCHEMA_VERSION}: "
+                + ("open it once where it can be written to upgrade it" if found < SCHEMA_VERSION else "upgrade lineapy-ext")
+            )
 
     def close(self) -> None:
         """Release every connection; the next use reconnects."""
@@ -545,6 +589,19 @@ class MetadataDB:
         records = self.mark_deleting(name, versions)
         self.mark_deleted(records)
         return records
+
+
+def _read_only(path: str) -> bool:
+    """Whether the SQLite file ``path`` (or its would-be directory) is on a read-only file system."""
+    probe = os.path.abspath(path)
+    while not os.path.exists(probe) and os.path.dirname(probe) != probe:
+        probe = os.path.dirname(probe)
+    try:
+        if os.statvfs(probe).f_flag & os.ST_RDONLY:
+            return True
+    except OSError:
+        return False
+    return os.path.exists(path) and not os.access(path, os.W_OK)
 
 
 def _use_wal(cur) -> None:
