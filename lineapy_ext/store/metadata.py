@@ -141,7 +141,14 @@ class MetadataDB:
                 uri, uri=True, timeout=SQLITE_BUSY_TIMEOUT, check_same_thread=False))
         else:
             if path:
-                os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+                folder = os.path.dirname(os.path.abspath(path))
+                try:
+                    os.makedirs(folder, exist_ok=True)
+                except OSError as e:  # e.g. home_dir is a file
+                    raise ConfigError(
+                        f"database_url {mask_url(self.url)!r}: cannot create the folder {folder!r} "
+                        f"({e.strerror}); set home_dir or database_url to a directory you can write"
+                    ) from e
             engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")

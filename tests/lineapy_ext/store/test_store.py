@@ -224,3 +224,15 @@ def test_malformed_database_url_is_one_line(lineapy_home, monkeypatch, url):
     with pytest.raises(ConfigError, match=r"is not a valid URL .*use sqlite:///PATH or postgresql://") as err:
         lineapy_ext.artifact_store()
     assert "\n" not in str(err.value) and "pw123456" not in str(err.value)
+
+
+def test_home_dir_that_is_a_file_is_one_line(lineapy_home, tmp_path, monkeypatch):
+    from lineapy_ext.exceptions import ConfigError
+
+    afile = tmp_path / "not_a_dir"
+    afile.write_text("x")
+    monkeypatch.setenv("LINEAPY_DATABASE_URL", f"sqlite:///{afile / 'db.sqlite'}")
+    reset_context()
+    with pytest.raises(ConfigError, match=r"cannot create the folder .*not_a_dir.*set home_dir or database_url") as err:
+        lineapy_ext.save(1, "x")
+    assert "\n" not in str(err.value) and afile.read_text() == "x"
