@@ -24,7 +24,7 @@ import ast
 import logging
 import re
 import sys
-from itertools import compress
+from itertools import compress, repeat, takewhile
 from operator import ne
 from dataclasses import dataclass, field
 from typing import Callable
@@ -176,7 +176,7 @@ class Capture:
         self.cells: list[CellRecord] = []
         self._current: CellRecord | None = None
         self._expect_ast = False
-        self._ids: tuple[list[str], list[int]] = ([], [])
+        self._ids = _Names([], [], -1, set())
         self._recorder = _CellAstRecorder(self)
         self._installed = False
         self._rng = RngObserver()
@@ -192,13 +192,12 @@ class Capture:
         if self._installed:
             return []
         recovered = self._backfill(after) if backfill else []
+        self.shell.user_ns_hidden[PROBE_NAME] = self._probe
+        self._installed = True  # the snapshot puts the probe in user_ns, last
         self._ids = self._snapshot()
         self.shell.events.register("pre_run_cell", self._pre_run_cell)
         self.shell.events.register("post_run_cell", self._post_run_cell)
         self.shell.ast_transformers.append(self._recorder)
-        self.shell.user_ns[PROBE_NAME] = self._probe
-        self.shell.user_ns_hidden[PROBE_NAME] = self._probe
-        self._installed = True
         return recovered
 
     def uninstall(self) -> None:
@@ -227,7 +226,7 @@ class Capture:
         lineno = self._running_line()
         if lineno is not None:
             cell.completed = _statement_at(cell.statements, lineno)
-        changed, cell.deleted = self._diff(self._snapshot())
+        changed, cell.deleted = self._diff(self._snapshot(baseline=False))
         cell.bound = self._bindings(cell, changed)
         return cell
 
@@ -389,28 +388,68 @@ class Capture:
         return None
 
     # -- namespace identity snapshots -------------------------------------
-    def _snapshot(self) -> tuple[list[str], list[int]]:
-        # Two flat lists built at C speed; IPython adds a hidden ``_iN`` name
-        # for every cell, so long sessions have large namespaces.
-        ns = self.shell.user_ns
-        return list(ns), list(map(id, ns.values()))
+    # IPython adds a hidden ``_iN`` name (and ``_N`` for displayed values)
+    # for every cell, so a long session's namespace is mostly bookkeeping.
+    # Only the names a diff can report are tracked (their ids compared at C
+    # speed); names bound since the baseline are the ones after the probe,
+    # which each baseline moves to the end (dicts keep insertion order).
+    # Per cell: O(tracked names + new names), never O(cells).
+    def _snapshot(self, baseline: bool = True) -> _Names:
+        """The namespace now, relative to ``self._ids`` (see :meth:`_diff`).
 
-    def _diff(self, snapshot: tuple[list[str], list[int]]):
-        keys, ids = snapshot
-        old_keys, old_ids = self._ids
-        n = len(old_keys)
-        if len(keys) >= n and keys[:n] == old_keys:
-            # Dicts keep insertion order: no old name was removed, new names
-            # come last, and rebinding shows as a different id in place.
-            changed = list(compress(old_keys, map(ne, ids, old_ids)))
-            changed += keys[n:]
-            deleted: set[str] = set()
-        else:
-            old = dict(zip(old_keys, old_ids))
-            changed = [k for k, i in zip(keys, ids) if old.get(k) != i]
-            deleted = old.keys() - set(keys)
+        ``baseline``: the result becomes the next baseline (the probe is
+        moved to the end); False for a look from inside a running cell.
+        """
+        ns = self.shell.user_ns
+        old = self._ids
+        tail = _after_probe(ns)
+        if tail is None or old.size < 0:
+            return self._full_snapshot(ns, baseline)
+        names, ids = old.names, list(map(id, map(ns.get, old.names, repeat(_MISSING))))
+        gone = [k for k in compress(names, map(ne, ids, old.ids)) if k not in ns]
+        moved = sum(1 for k in tail if k in old.tracked)  # deleted and bound again
+        if len(ns) != old.size - len(gone) - moved + len(tail):
+            # Hidden names were deleted (IPython culling its output cache,
+            # %reset) or the probe moved: start over from the whole dict.
+            return self._full_snapshot(ns, baseline)
         hidden = _HIDDEN_NAME.fullmatch
-        return [k for k in changed if not hidden(k)], {k for k in deleted if not hidden(k)}
+        added = [k for k in tail if not hidden(k) and k not in old.tracked]
+        tracked = old.tracked
+        if gone:
+            tracked = tracked - set(gone)
+            keep = [i for i, k in enumerate(names) if k in tracked]
+            names, ids = [names[i] for i in keep], [ids[i] for i in keep]
+        if added:
+            tracked = tracked | set(added)
+            names, ids = names + added, ids + [id(ns[k]) for k in added]
+        if baseline:
+            self._move_probe_last(ns)
+        return _Names(names, ids, len(ns), tracked, added, gone)
+
+    def _full_snapshot(self, ns, baseline: bool) -> _Names:
+        if baseline:
+            self._move_probe_last(ns)
+        hidden = _HIDDEN_NAME.fullmatch
+        names = [k for k in ns if not hidden(k)]
+        return _Names(names, list(map(id, map(ns.get, names))), len(ns), set(names), full=True)
+
+    def _move_probe_last(self, ns) -> None:
+        if self._installed:
+            ns.pop(PROBE_NAME, None)
+            ns[PROBE_NAME] = self._probe
+
+    def _diff(self, snapshot: _Names) -> tuple[list[str], set[str]]:
+        """Non-hidden names new or rebound since ``self._ids``, and the deleted ones."""
+        old = self._ids
+        if old.size < 0:
+            return list(snapshot.names), set()
+        if snapshot.full or snapshot.gone:
+            prev = dict(zip(old.names, old.ids))
+            changed = [k for k, i in zip(snapshot.names, snapshot.ids) if prev.get(k) != i]
+            return changed, set(prev.keys() - snapshot.tracked)
+        # Nothing deleted: the old names keep their places, new ones come last.
+        changed = list(compress(old.names, map(ne, snapshot.ids, old.ids)))
+        return changed + snapshot.added, set()
 
     # -- cells that ran before the extension was loaded --------------------
     def _backfill(self, after: int = 0) -> list[CellRecord]:
@@ -432,6 +471,31 @@ class Capture:
             self.cells.append(cell)
             recovered.append(cell)
         return recovered
+
+
+_MISSING = object()
+
+
+@dataclass(slots=True)
+class _Names:
+    """Identity snapshot of the user namespace's non-hidden names."""
+
+    names: list[str]
+    ids: list[int]
+    size: int  # len(user_ns), hidden names included; -1: no snapshot yet
+    tracked: set[str]
+    added: list[str] = field(default_factory=list)
+    gone: list[str] = field(default_factory=list)
+    full: bool = False
+
+
+def _after_probe(ns: dict) -> list[str] | None:
+    """Names bound after the probe, oldest first; None without a probe."""
+    if PROBE_NAME not in ns:
+        return None
+    tail = list(takewhile(PROBE_NAME.__ne__, reversed(ns)))
+    tail.reverse()
+    return tail
 
 
 def _insert_probes(module: ast.Module, interactivity: str = "last_expr") -> None:

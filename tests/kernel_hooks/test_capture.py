@@ -191,6 +191,39 @@ def test_container_element_ids_and_view_base(shell, cap):
     assert bound["view"].base_id == id(shell.user_ns["base"])
 
 
+def test_deleted_and_bound_again_in_one_cell(shell, cap):
+    run(shell, "a = [1]\nb = [2]\nc = None\nd = 4")
+    run(shell, "del a\ndel c\nb2 = 5\nd = [4]")
+    assert set(cap.cells[-1].bound) == {"b2", "d"} and cap.cells[-1].deleted == {"a", "c"}
+    run(shell, "keep = b\ndel b\nb = keep\nnew = 1")  # same object back under b
+    assert set(cap.cells[-1].bound) == {"keep", "new"} and cap.cells[-1].deleted == set()
+    run(shell, "del new\nnew = 2\nz = 0")
+    assert set(cap.cells[-1].bound) == {"new", "z"} and cap.cells[-1].deleted == set()
+
+
+@pytest.mark.filterwarnings("ignore:Output cache limit")
+def test_diff_survives_ipython_culling_its_output_cache(shell, cap):
+    # IPython deletes old ``_N`` names once its output cache is full.
+    shell.displayhook.cache_size = 10
+    for i in range(30):
+        run(shell, f"v{i} = {i}\nv{i}")
+        assert set(cap.cells[-1].bound) == {f"v{i}"}, i
+    run(shell, "del v3\nw = 1")
+    assert set(cap.cells[-1].bound) == {"w"} and cap.cells[-1].deleted == {"v3"}
+
+
+def test_diff_after_reset_and_from_inside_a_cell(shell, cap):
+    run(shell, "a = 1")
+    run(shell, "%reset -f")
+    run(shell, "b = 2")
+    assert set(cap.cells[-1].bound) == {"b"}
+    seen = []
+    shell.user_ns["look"] = lambda: seen.append(set(cap.current_cell().bound))
+    run(shell, "c = 3\nlook()\nd = 4")
+    assert {"c"} <= seen[0] and "d" not in seen[0]
+    assert set(cap.cells[-1].bound) >= {"c", "d"}
+
+
 # --- robustness ----------------------------------------------------------------
 
 
