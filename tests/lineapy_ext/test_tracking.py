@@ -8,10 +8,12 @@ import subprocess
 import sys
 import warnings
 
+import pytest
 from IPython.utils.capture import capture_output
 
 import lineapy_ext
 from lineapy_ext.context import get_context
+from lineapy_ext.exceptions import SliceError
 
 
 def run(shell, src: str):
@@ -80,11 +82,19 @@ def test_save_of_an_underscore_variable_slices_on_it(ipython):
 
 
 def test_partial_effects_of_a_failed_statement_are_warned_about(ipython, caplog):
-    run(ipython, "lst = []")
-    ipython.run_cell("for i in range(3):\n    lst.append(i)\n    if i == 1:\n        raise ValueError", store_history=True)
+    run(ipython, "lst = []\ndef add_then_fail(xs):\n    xs.append(1)\n    raise ValueError('late')")
+    ipython.run_cell("add_then_fail(lst)", store_history=True)
     with caplog.at_level(logging.WARNING, logger="lineapy_ext.tracking"):
         get_context().tracker.slice(["lst"])
     assert any("raised part-way" in r.getMessage() and "'lst'" in r.getMessage() for r in caplog.records)
+
+
+def test_list_half_filled_by_a_loop_that_raised_is_refused(ipython):
+    # Earlier iterations appended: the slice could not recompute [0, 1].
+    run(ipython, "lst = []")
+    ipython.run_cell("for i in range(3):\n    lst.append(i)\n    if i == 1:\n        raise ValueError", store_history=True)
+    with pytest.raises(SliceError, match=r"cannot slice 'lst'.*raised part-way \(ValueError"):
+        get_context().tracker.slice(["lst"])
 
 
 def test_a_failing_hook_never_breaks_the_cell(ipython, monkeypatch):
@@ -99,10 +109,6 @@ def test_a_failing_hook_never_breaks_the_cell(ipython, monkeypatch):
 
 
 # --- issue 10: loops that raised, magics wrapping the API, lost facts -----------------
-
-import pytest  # noqa: E402
-
-from lineapy_ext.exceptions import SliceError  # noqa: E402
 
 
 @pytest.mark.parametrize("cell", [
