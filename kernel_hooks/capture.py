@@ -145,14 +145,16 @@ def _segment(lines, start, col, end, end_col) -> str:
 
 
 class _CellAstRecorder(ast.NodeTransformer):
-    """Registered in ``shell.ast_transformers``; only looks, never rewrites."""
+    """Registered in ``shell.ast_transformers``; records the cell's tree and
+    inserts the RNG probes (nothing else is rewritten)."""
 
     def __init__(self, capture: "Capture"):
         self.capture = capture
 
     def visit(self, node):
         try:
-            self.capture._on_ast(node)
+            if self.capture._on_ast(node):
+                self.capture._step_aside()
         except Exception:  # never let IPython unregister us, never break a cell
             log.debug("kernel_hooks: AST recording failed", exc_info=True)
         return node
@@ -178,6 +180,7 @@ class Capture:
         self._expect_ast = False
         self._ids = _Names([], [], -1, set())
         self._recorder = _CellAstRecorder(self)
+        self._aside = False
         self._installed = False
         self._rng = RngObserver()
         self._digests: list[tuple | None] = []
@@ -211,6 +214,7 @@ class Capture:
                 pass
         if self._recorder in self.shell.ast_transformers:
             self.shell.ast_transformers.remove(self._recorder)
+        self._aside = False
         self.shell.user_ns.pop(PROBE_NAME, None)
         self.shell.user_ns_hidden.pop(PROBE_NAME, None)
         self._installed = False
@@ -240,7 +244,27 @@ class Capture:
         return line
 
     # -- event handlers ---------------------------------------------------
+    def _step_aside(self) -> None:
+        """Leave ``shell.ast_transformers`` until the cell has run.
+
+        IPython runs ``ast.fix_missing_locations`` over the whole tree
+        whenever that list is not empty (a third of the capture's cost on a
+        100,000-line cell); the probes carry their own locations.  Only done
+        when the recorder is last: removing the item IPython is iterating
+        over then skips no other transformer.
+        """
+        transformers = self.shell.ast_transformers
+        if transformers and transformers[-1] is self._recorder:
+            transformers.pop()
+            self._aside = True
+
+    def _step_back(self) -> None:
+        if self._aside and self._installed and self._recorder not in self.shell.ast_transformers:
+            self.shell.ast_transformers.append(self._recorder)
+        self._aside = False
+
     def _pre_run_cell(self, info=None):
+        self._step_back()
         try:
             raw = getattr(info, "raw_cell", None) or ""
             self._current = CellRecord(
@@ -260,12 +284,13 @@ class Capture:
         # shell.transform_ast too: only the first tree after pre_run_cell is
         # the cell itself.
         if not self._expect_ast or self._current is None or not isinstance(module, ast.Module):
-            return
+            return False
         self._expect_ast = False
         cell = self._current
         cell.source = self._transformed_source(cell.raw_source)
         cell.statements = statement_records(cell.source, module.body)
         _insert_probes(module, getattr(self.shell, "ast_node_interactivity", "last_expr"))
+        return True
 
     def _probe(self, index: int) -> None:
         """Called by the cell after each top-level statement but the last
@@ -289,6 +314,7 @@ class Capture:
         return self.shell.transform_cell(raw)
 
     def _post_run_cell(self, result=None):
+        self._step_back()
         cell, self._current, self._expect_ast = self._current, None, False
         try:
             if cell is None:  # the cell that loaded us: nothing was recorded

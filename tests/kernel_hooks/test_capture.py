@@ -224,6 +224,25 @@ def test_diff_after_reset_and_from_inside_a_cell(shell, cap):
     assert set(cap.cells[-1].bound) >= {"c", "d"}
 
 
+def test_recorder_back_in_place_after_each_cell_and_later_transformers_still_run(shell, cap):
+    import ast
+
+    seen = []
+
+    class Counting(ast.NodeTransformer):
+        def visit(self, node):
+            seen.append(type(node).__name__)
+            return node
+
+    run(shell, "a = 1\nb = 2\n1 / 0")
+    assert shell.ast_transformers[-1] is cap._recorder and cap.cells[-1].completed == 2
+    shell.ast_transformers.append(Counting())
+    run(shell, "c = 3\nd = c")
+    run(shell, "e = 5")
+    assert seen == ["Module", "Module"] and cap._recorder in shell.ast_transformers
+    assert [c.raw_source for c in cap.cells[-2:]] == ["c = 3\nd = c", "e = 5"]
+
+
 # --- robustness ----------------------------------------------------------------
 
 
