@@ -70,6 +70,9 @@ class Binding:
         name their code (nested code included) may read when called.
     callable_kind : str or None
         ``"function"``, ``"partial"`` or ``"method"`` for those callables.
+    element_mro : tuple of str
+        MRO names of the first element of a list, tuple or object array
+        (``axes[0].hist(...)`` on an array of matplotlib Axes).
     code_qualname : str or None
         ``co_qualname`` of a function's code (``tracked.<locals>.wrapper``
         for a decorated function): tells a ``def`` from what replaced it.
@@ -90,6 +93,7 @@ class Binding:
     callable_kind: str | None = None
     elements_exact: bool = False
     code_qualname: str | None = None
+    element_mro: tuple[str, ...] = ()
 
 
 def _class_name(cls) -> str:
@@ -136,6 +140,11 @@ def _callable_facts(value, tp) -> tuple[str, list, set[str]] | None:
         if type(inner) is types.FunctionType:
             _function_refs(inner, held, names)
         return "partial", held, names
+    if tp is types.BuiltinMethodType:
+        owner = value.__self__  # a C slot: xs.append -> xs
+        if owner is None or type(owner) is types.ModuleType:
+            return None  # a builtin function (len, math.sqrt)
+        return "method", [owner], names
     if tp is types.MethodType:
         held.append(value.__self__)
         fn = value.__func__
@@ -143,6 +152,22 @@ def _callable_facts(value, tp) -> tuple[str, list, set[str]] | None:
             _function_refs(fn, held, names)
         return "method", held, names
     return None
+
+
+def _first_element(value, tp):
+    """The first element of a list/tuple, or of a numpy array of objects
+    (read through C-level slots only)."""
+    if tp in (list, tuple):
+        return value[0] if value else None
+    np = sys.modules.get("numpy")
+    nd = getattr(np, "ndarray", None) if np is not None else None
+    if nd is None or nd not in _TYPE_MRO(tp):
+        return None
+    dtype = nd.__dict__["dtype"].__get__(value)
+    if type(dtype).__name__ != "ObjectDType" and getattr(dtype, "char", "") != "O":
+        return None
+    flat = nd.__dict__["flat"].__get__(value)
+    return next(iter(flat), None) if nd.__dict__["size"].__get__(value) else None
 
 
 def _ndarray_base(value, tp):
@@ -197,6 +222,9 @@ def binding_facts(value) -> Binding:
                 b.base_id = id(base)
     if held:
         b.element_ids = tuple(id(v) for v in held if not issubclass(type(v), ATOMIC_TYPES))
+    first = _first_element(value, tp)
+    if first is not None and not issubclass(type(first), ATOMIC_TYPES):
+        b.element_mro = tuple(_class_name(c) for c in _TYPE_MRO(type(first))[:_MAX_MRO])
     return b
 
 

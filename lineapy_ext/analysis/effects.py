@@ -71,6 +71,7 @@ class Env:
     files: list = field(default_factory=list)  # (path, writes)
     opened: list = field(default_factory=list)  # (target, path of the file it is tied to)
     resets: set = field(default_factory=set)  # hidden states overwritten without reading
+    linked: list = field(default_factory=list)  # names of results that hold each other
     stmt_paths: tuple = ()  # path-like literals of the statement (for name guesses)
     runtime: bool = False  # the cell has runtime facts
     read_key: Callable[[int], None] = lambda key: None  # depend on an object's history
@@ -79,7 +80,7 @@ class Env:
         """The env of a call one level down (same accumulators)."""
         return Env(resolve, self.read, self.mark, self.touch_state, self.extra_defs, self.generators,
                    self.budget, self.depth + 1, self.returned_from, self.files, self.opened, self.resets,
-                   self.stmt_paths, self.runtime, self.read_key)
+                   self.linked, self.stmt_paths, self.runtime, self.read_key)
 
 
 @dataclass(slots=True)
@@ -176,6 +177,8 @@ class EffectResolver:
             env.files.extend((p, True) for p in self._paths(spec, call, rkey, args, kwargs))
         if effect.returns == "part" and call.assigned_to and rkey is not None:
             env.returned_from.append((call.assigned_to, rkey))
+        if effect.returns == "linked" and len(call.unpacked) > 1:
+            env.linked.append(call.unpacked)
         if effect.opens_file and call.assigned_to:
             for p in self._paths(effect.opens_file, call, rkey, args, kwargs):
                 db = _sqlite_path(p)
@@ -273,7 +276,8 @@ class EffectResolver:
         mro = self.objects.type_of(rkey)
         # Python functions keep state in closures and defaults; a builtin or
         # a library's callable object (a ufunc) does not change when called.
-        library = bool(mro) and mro[0] not in _STATEFUL_CALLABLES and not mro[0].startswith("__main__.")
+        library = bool(mro) and mro[0] not in _STATEFUL_CALLABLES and not mro[0].startswith("__main__.") \
+            and not self.objects.contains.get(rkey)  # f = xs.append: holds xs
         if not library:
             env.mark(rkey, True)
             # What its code does to the globals it names is unknown: they
@@ -302,11 +306,16 @@ class EffectResolver:
         if self._session_method(call, rkey, method, deep, args, kwargs, env, ctx, visited):
             return
         objects = self.objects
-        if rkey is not None and not deep:
+        mro = objects.type_of(rkey) if not deep else ()
+        if deep and call.receiver_deep and len(call.chain) == 2 and not call.through_call:
+            mro = objects.element_mro.get(rkey, ())  # axes[0].hist(...): the element's type
+        if rkey is not None and mro or rkey is not None and not deep:
             if rkey in objects.atomic:
                 return  # ints, strings, tuples of them: nothing can change
-            effect = self.registry.method(objects.type_of(rkey), method)
+            effect = self.registry.method(mro, method)
             if effect is not None:
+                if deep and "self" in effect.mutates:
+                    env.mark(rkey, True)  # the element changed: so did what holds it
                 self._apply_effect(effect, call, rkey, args, kwargs, env)
                 if call.inplace:
                     env.mark(rkey, False)

@@ -279,6 +279,8 @@ class DependencyGraph:
             objects.strings[key] = b.str_value
         if b.mro:
             objects.mro[key] = b.mro
+        if b.element_mro:
+            objects.element_mro[key] = b.element_mro
         if b.code_names:
             objects.code_reads[key] = frozenset(b.code_names)
         if key in program.functions and b.code_qualname and b.code_qualname.rpartition(".")[2] != name:
@@ -556,6 +558,12 @@ class _Statement:
         for target, holder in env.returned_from:
             if target in objects.bindings and holder not in objects.atomic:
                 objects.add_contains(holder, objects.bindings[target], fresh=True)
+        for names in env.linked:
+            keys = [objects.bindings[n] for n in names if n in objects.bindings]
+            for a in keys:
+                for b in keys:
+                    if a != b:
+                        objects.add_contains(a, b, fresh=True)
         for target, path in env.opened:
             if target in objects.bindings:
                 objects.file_of[objects.bindings[target]] = path

@@ -41,6 +41,7 @@ class ObjectModel:
     key_of_id: dict[int, int] = field(default_factory=dict)
     id_of_key: dict[int, int] = field(default_factory=dict)
     mro: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    element_mro: dict[int, tuple[str, ...]] = field(default_factory=dict)
     strings: dict[int, str] = field(default_factory=dict)
     code_reads: dict[int, frozenset[str]] = field(default_factory=dict)
     file_of: dict[int, str] = field(default_factory=dict)

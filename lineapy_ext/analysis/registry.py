@@ -31,7 +31,9 @@ Each entry says (all optional; an argument is named by an *argument spec*:
     returned object reads and writes through (a database connection);
 ``returns``
     ``"part"`` when the result is a part of the receiver (a cursor of a
-    connection, a view of an array); ``"new"`` when it never is.
+    connection, a view of an array); ``"new"`` when it never is;
+    ``"linked"`` when the values it returns hold each other (``fig, ax =
+    plt.subplots()``: drawing on ``ax`` changes ``fig``).
 
 The shipped entries live in ``effects.toml`` next to this module; users add
 their own with the ``effect_registry_files`` option (files in the same
@@ -92,8 +94,8 @@ def _effect(raw: dict, where: str) -> Effect:
             if isinstance(v, str):
                 v = [v]
             kw[k] = tuple(str(x) for x in v)
-    if kw.get("returns") not in (None, "part", "new"):
-        raise RegistryError(f"{where}: returns must be 'part' or 'new', not {kw['returns']!r}")
+    if kw.get("returns") not in (None, "part", "new", "linked"):
+        raise RegistryError(f"{where}: returns must be 'part', 'new' or 'linked', not {kw['returns']!r}")
     return Effect(**kw)
 
 

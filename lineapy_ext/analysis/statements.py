@@ -63,6 +63,7 @@ class CallSite:
     literals: tuple[tuple[str, str], ...] = ()
     receiver_type: str | None = None
     writes_guess: bool = False
+    unpacked: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -596,6 +597,7 @@ class _Walker:
         self.nested_writes: set[str] = set()  # globals assigned by nested functions
         self.shadow: list[set[str]] = []  # names local to enclosing comprehensions/lambdas
         self.element_of: dict[str, list[str]] = {}  # comprehension variable -> iterated roots
+        self.with_roots: dict[str, str] = {}  # with X(...) as name: name -> root of X
 
     # -- helpers --
     def _is_global(self, name: str) -> bool:
@@ -713,6 +715,8 @@ class _Walker:
             roots = [r for r in self.element_of.get(chain[0], ()) if not any(r in sh for sh in self.shadow)]
             if roots:  # [r.append(0) for r in rows]: a method call on an element of rows
                 chain, deep = (roots[0],) + chain[1:], True
+        if chain and len(chain) > 1 and chain[0] in self.with_roots and self.local_names is None:
+            chain, deep = (self.with_roots[chain[0]],) + chain[1:], True
         name = chain[-1] if chain else (node.func.attr if isinstance(node.func, ast.Attribute) else None)
         literals = _string_literals(node)
         if name in _WRITE_CALLS or name in _READ_CALLS:
@@ -848,6 +852,10 @@ class _Walker:
                     if r and r != value.id:
                         self.contains.append((r, value.id))
             return
+        if isinstance(value, ast.Call) and n_calls and len(targets) == 1 and isinstance(targets[0], ast.Tuple) \
+                and all(isinstance(e, ast.Name) for e in targets[0].elts):
+            # fig, ax = plt.subplots(): the names the result was unpacked into
+            self.calls[n_calls - 1].unpacked = tuple(e.id for e in targets[0].elts)
         if isinstance(value, ast.Call) and n_calls and simple:
             # The value's own call is the last one visited before the targets.
             self.calls[n_calls - 1].assigned_to = simple[0]
@@ -949,6 +957,11 @@ class _Walker:
             self.visit(item.context_expr)
             if item.optional_vars is not None:
                 self._target(item.optional_vars)
+                root = _root(item.context_expr)
+                if isinstance(item.optional_vars, ast.Name) and root and root != item.optional_vars.id \
+                        and isinstance(item.context_expr, ast.Call):
+                    # with engine.begin() as conn: conn is (part of) engine here
+                    self.with_roots[item.optional_vars.id] = root
         self.visit_list(node.body)
 
     visit_AsyncWith = visit_With
