@@ -24,7 +24,22 @@ from __future__ import annotations
 import copy as _copy
 from dataclasses import dataclass, field, fields
 
-__all__ = ["ObjectModel"]
+__all__ = ["ObjectModel", "copy_state"]
+
+
+def copy_state(obj, dicts_of_sets: tuple[str, ...]):
+    """A copy of dataclass ``obj`` that shares nothing mutable with it: its
+    dicts, sets and lists are copied, and so are the sets held by the dicts
+    named in ``dicts_of_sets``."""
+    out = type(obj)()
+    for f in fields(obj):
+        v = getattr(obj, f.name)
+        if f.name in dicts_of_sets:
+            v = {k: set(s) for k, s in v.items()}
+        elif isinstance(v, (dict, set, list)):
+            v = _copy.copy(v)
+        setattr(out, f.name, v)
+    return out
 
 
 @dataclass
@@ -50,15 +65,7 @@ class ObjectModel:
 
     def copy(self) -> "ObjectModel":
         """An independent copy (sets held in dicts are copied too)."""
-        out = ObjectModel()
-        for f in fields(self):
-            v = getattr(self, f.name)
-            if f.name in ("holders", "dirty", "pending_elements"):
-                v = {k: set(s) for k, s in v.items()}
-            elif isinstance(v, (dict, set)):
-                v = _copy.copy(v)
-            setattr(out, f.name, v)
-        return out
+        return copy_state(self, ("holders", "dirty", "pending_elements"))
 
     # -- keys and names ------------------------------------------------------
     def new_key(self) -> int:

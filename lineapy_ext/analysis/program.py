@@ -9,9 +9,9 @@ later, and the cache of "globals a function reads when called".
 
 from __future__ import annotations
 
-import copy as _copy
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
+from lineapy_ext.analysis.objects import copy_state
 from lineapy_ext.analysis.statements import ClassSummary, FunctionSummary
 
 __all__ = ["Program"]
@@ -35,15 +35,7 @@ class Program:
 
     def copy(self) -> "Program":
         """An independent copy (sets held in dicts are copied too)."""
-        out = Program()
-        for f in fields(self):
-            v = getattr(self, f.name)
-            if f.name in ("method_index", "ctr_deps"):
-                v = {k: set(s) for k, s in v.items()}
-            else:
-                v = _copy.copy(v)
-            setattr(out, f.name, v)
-        return out
+        return copy_state(self, ("method_index", "ctr_deps"))
 
     def method(self, cls_key: int, name: str, seen: set | None = None):
         """(summary, kind) of method ``name`` on a session class, following
