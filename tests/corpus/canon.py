@@ -125,6 +125,11 @@ def _corpus_special(v, depth, seen):
 
         if isinstance(v, sqlite3.Connection):
             return ("sqlite3.Connection", tuple(v.iterdump()))
+    if mod.startswith("statsmodels") and hasattr(type(v), "params") and hasattr(v, "model"):
+        # Fitted results: what they estimate, not the memos that summary()/display store on them.
+        return ("statsmodels results", type(v).__qualname__, _corpus_canon(v.params, depth, seen),
+                _corpus_canon(v.bse, depth, seen), _corpus_canon(v.model.endog, depth, seen),
+                _corpus_canon(v.model.exog, depth, seen))
     if mod.startswith("matplotlib"):
         return _corpus_matplotlib(v, depth, seen)
     if mod == "pathlib" or mod.startswith("datetime") or mod in ("decimal", "fractions", "re", "uuid"):
@@ -159,6 +164,10 @@ def _corpus_object(v, depth, seen):
         slots = [s for c in t.__mro__ for s in getattr(c, "__slots__", ())]
         if slots:
             state = {s: getattr(v, s, "<unset>") for s in slots}
+    if isinstance(state, dict) and "_cache" in state:
+        # Memoised derived values (statsmodels' cache_readonly): filled by
+        # whatever was displayed, not part of the value.
+        state = {k: x for k, x in state.items() if k != "_cache"}
     if state is None:
         r = repr(v)
         return ("object", name, None if " at 0x" in r else r)
@@ -166,12 +175,21 @@ def _corpus_object(v, depth, seen):
 
 
 def _corpus_canon(v, depth=0, seen=None):
-    if v is None or isinstance(v, (bool, int, str, bytes)):
+    t = type(v)
+    if v is None or t in (bool, int, str, bytes):
         return v
+    # Subclasses (enums, numpy scalars, library symbols) as plain data: the
+    # picture must unpickle anywhere.
+    if isinstance(v, int):
+        return (t.__qualname__, int(v))
+    if isinstance(v, str):
+        return (t.__qualname__, str(v))
+    if isinstance(v, bytes):
+        return (t.__qualname__, bytes(v))
     if isinstance(v, float):
-        return ("float", repr(v))
+        return ("float", t.__qualname__, repr(float(v)))
     if isinstance(v, complex):
-        return ("complex", repr(v))
+        return ("complex", t.__qualname__, repr(complex(v)))
     if isinstance(v, bytearray):
         return ("bytearray", _corpus_digest(bytes(v)))
     if depth > _CORPUS_MAX_DEPTH:
@@ -182,7 +200,9 @@ def _corpus_canon(v, depth=0, seen=None):
     seen = seen | {id(v)}
     depth += 1
     if isinstance(v, (list, tuple)):
-        return (type(v).__name__, tuple(_corpus_canon(x, depth, seen) for x in v))
+        # IPython's SList (``x = !cmd``) is a list with extra methods; the slice makes a list.
+        kind = "list" if type(v).__name__ == "SList" else type(v).__name__
+        return (kind, tuple(_corpus_canon(x, depth, seen) for x in v))
     if isinstance(v, (set, frozenset)):
         return (type(v).__name__, tuple(sorted((_corpus_canon(x, depth, seen) for x in v), key=repr)))
     if isinstance(v, dict):
@@ -225,5 +245,14 @@ def corpus_first_difference(a, b, path="v"):
             d = corpus_first_difference(x, y, f"{path}[{i}]")
             if d is not None:
                 return d
+    if _corpus_is_items(a) and _corpus_is_items(b):
+        ka, kb = [k for k, _ in a], [k for k, _ in b]
+        if ka != kb:
+            return f"{path}: keys only in the session {[k for k in ka if k not in kb]}, " \
+                   f"only in the replay {[k for k in kb if k not in ka]}"
     return f"{path}: {str(a)[:300]} != {str(b)[:300]}"
 
+
+
+def _corpus_is_items(t):
+    return isinstance(t, tuple) and all(isinstance(x, tuple) and len(x) == 2 for x in t)

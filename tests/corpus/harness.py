@@ -183,8 +183,13 @@ def run_in_shell(nb: Notebook, workdir: Path, want_slices: bool) -> SessionRun:
 
     reset_context()
     run, start, cwd = SessionRun(), time.perf_counter(), os.getcwd()
+    modules_before = set(sys.modules)
     os.chdir(workdir)
+    # As in a kernel, modules the notebook writes to its dir are importable.
+    sys.path.insert(0, "")
     shell = new_shell()
+    # As in a Jupyter kernel (ipykernel's shell): %matplotlib inline needs no GUI event loop.
+    shell.enable_gui = lambda gui=None: None
     try:
         shell.run_line_magic("load_ext", "lineapy_ext")
         tracker = get_context().tracker
@@ -205,8 +210,18 @@ def run_in_shell(nb: Notebook, workdir: Path, want_slices: bool) -> SessionRun:
         finally:
             close_shell(shell)
             os.chdir(cwd)
+            sys.path.remove("")
+            _forget_modules(set(sys.modules) - modules_before, workdir)
     run.seconds = time.perf_counter() - start
     return run
+
+
+def _forget_modules(names: set[str], workdir: Path) -> None:
+    """Drop modules imported from the notebook's dir: the next notebook may write its own."""
+    for name in names:
+        path = getattr(sys.modules.get(name), "__file__", None) or ""
+        if path and Path(path).resolve().is_relative_to(workdir.resolve()):
+            del sys.modules[name]
 
 
 def _run_cells(shell, nb: Notebook, run: SessionRun) -> None:
@@ -241,15 +256,20 @@ def run_script(code: str, names: list[str], nb: Notebook, root: Path, tag: str =
     script, out = work.parent / f"{work.name}.py", work.parent / f"{work.name}.pkl"
     script.write_text(code + "\n\n" + CANON_SOURCE + _REPLAY_POSTLUDE % (list(names),))
     try:
-        proc = subprocess.run([sys.executable, str(script), str(out)], cwd=work, env=child_env(),
-                              capture_output=True, text=True, timeout=300)
+        # Fed on stdin so that, as for a user's script in that dir, the dir is sys.path[0].
+        with open(script) as stdin:
+            proc = subprocess.run([sys.executable, "-", str(out)], cwd=work, env=child_env(), stdin=stdin,
+                                  capture_output=True, text=True, timeout=300)
     except subprocess.TimeoutExpired:
         return {n: ("error", "timed out after 300 s") for n in names}
     if proc.returncode != 0:
         tail = "\n".join(proc.stderr.strip().splitlines()[-6:])
         return {n: ("error", tail) for n in names}
-    with open(out, "rb") as f:
-        return pickle.load(f)
+    try:
+        with open(out, "rb") as f:
+            return pickle.load(f)
+    except Exception as e:  # a gap of canon.py: a picture that is not plain data
+        return {n: ("canon-error", f"cannot read the replay's picture: {e!r}") for n in names}
 
 
 # -- the whole corpus --------------------------------------------------------------

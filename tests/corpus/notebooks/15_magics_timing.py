@@ -19,12 +19,16 @@ files = !ls
 has_sales = "sales.csv" in files
 # %%
 arr = np.arange(1000)
+sums = []
 %timeit -n 1 -r 1 arr.sum()
 # %%
 %%timeit -n 1 -r 1
 squares = arr ** 2
+sums.append(int(squares.sum()))
 # %%
-total = squares.sum()
+%timeit -n 2 -r 1 sums.append(len(sums))
+# %%
+total = int((arr ** 2).sum())
 # %%
 %who
 # %%
