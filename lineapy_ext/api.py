@@ -326,9 +326,15 @@ def _persist_cells(ctx, store, session_id: str, tracker) -> None:
 
 def _not_found(name: str, version: int | None, store) -> ArtifactNotFoundError:
     versions = store.db.versions(name)
+    # Deleted versions leave tombstones: say so rather than "never existed".
+    deleted = " (it was deleted)" if version is not None and store.db.artifact_state(name, version) == "deleted" else ""
     if versions:
         listed = ", ".join(map(str, versions))
-        return ArtifactNotFoundError(f"artifact {name!r} has no version {version}: existing versions are {listed}")
+        return ArtifactNotFoundError(
+            f"artifact {name!r} has no version {version}{deleted}: existing versions are {listed}"
+        )
+    if deleted:
+        return ArtifactNotFoundError(f"artifact {name!r} has no version {version}{deleted}: no versions are left")
     names = store.db.names()
     close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
     if close:

@@ -88,12 +88,14 @@ def test_versions_start_at_1_and_increase_per_name(db_url):
     # A deleted number is never handed out again: a slice pinned to version 3
     # can never load other content.
     assert lineapy_ext.save(9, "x").version == 4
-    with pytest.raises(ArtifactNotFoundError, match="no version 3"):
+    with pytest.raises(ArtifactNotFoundError, match=r"has no version 3 \(it was deleted\): existing versions are 1, 2, 4$"):
         lineapy_ext.get("x", version=3)
     assert lineapy_ext.delete("x", 1) == [1]
     assert lineapy_ext.save(10, "x").version == 5
     assert lineapy_ext.delete("x", "all") == [2, 4, 5]
     assert [a.name for a in lineapy_ext.artifact_store()] == ["y"]
+    with pytest.raises(ArtifactNotFoundError, match=r"has no version 4 \(it was deleted\): no versions are left$"):
+        lineapy_ext.get("x", version=4)
     # Not even after --all, nor in a new process (the tombstones are in the database).
     get_context().store.close()
     reset_context()
