@@ -6,5 +6,8 @@
 - :mod:`~lineapy_ext.store.metadata`: the metadata database (SQLite/PostgreSQL);
 - :mod:`~lineapy_ext.store.artifact_store`: saves and loads that keep values
   and rows consistent;
-- :mod:`~lineapy_ext.store.names`: artifact name validation.
+- :mod:`~lineapy_ext.store.names`: artifact name validation;
+- :mod:`~lineapy_ext.store.migrations`: upgrading older databases in place;
+- :mod:`~lineapy_ext.store.cleanup`: finishing interrupted saves and deletes;
+- :mod:`~lineapy_ext.store.writers`: which process a piece of unfinished work belongs to.
 """
