@@ -146,6 +146,8 @@ class EffectResolver:
         kwargs = {k: env.resolve(v) for k, v in call.kwargs}
         for name in call.out:
             env.mark(env.resolve(name), False)
+        for root, attr in call.method_refs:
+            self._passed_method(root, attr, env)
         chain = call.chain
         if chain is None:
             effect = self.registry.method((call.receiver_type,), call.name or "") if call.receiver_type else None
@@ -161,6 +163,19 @@ class EffectResolver:
             self._plain_call(call, env.resolve(chain[0]), args, kwargs, env, ctx, visited)
         else:
             self._method_call(call, env.resolve(chain[0]), args, kwargs, env, ctx, visited, st_index)
+
+    def _passed_method(self, root: str, attr: str, env: Env) -> None:
+        """``map(d.update, rows)``: a bound method passed along is probably
+        called there; if it changes its object, the object changes."""
+        key = env.resolve(root)
+        if key is None or key in self.objects.atomic or root in self.program.modules:
+            return
+        effect = self.registry.method(self.objects.type_of(key), attr)
+        if effect is not None:
+            if "self" in effect.mutates:
+                env.mark(key, True)
+        elif attr in MUTATING_METHODS:
+            env.mark(key, True)
 
     # -- registry effects -------------------------------------------------------
     def _apply_effect(self, effect: Effect, call: CallSite, rkey, args, kwargs, env: Env) -> None:

@@ -64,6 +64,7 @@ class CallSite:
     receiver_type: str | None = None
     writes_guess: bool = False
     unpacked: tuple[str, ...] = ()
+    method_refs: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(slots=True)
@@ -737,10 +738,12 @@ class _Walker:
             rtype = "builtins." + type(receiver.value).__name__
         elif isinstance(receiver, ast.JoinedStr):
             rtype = "builtins.str"
+        refs = tuple((a.value.id, a.attr) for a in [*node.args, *(k.value for k in node.keywords)]
+                     if isinstance(a, ast.Attribute) and isinstance(a.value, ast.Name))
         self.calls.append(CallSite(
             chain=chain, args=tuple(args), kwargs=tuple(kwargs), deep_args=tuple(deep_args),
             inplace=inplace, out=tuple(out), through_call=through, receiver_deep=deep,
-            name=name, literals=literals, receiver_type=rtype, writes_guess=writes,
+            name=name, literals=literals, receiver_type=rtype, writes_guess=writes, method_refs=refs,
         ))
 
     def _opaque_call(self, name: str, node: ast.Call) -> None:

@@ -70,6 +70,10 @@ CASES = [
          "append_to", probe="v.__defaults__", present=("append_to(1)",)),
     Case("bound_builtin_method", ["xs = [3, 1, 2]", "f = xs.append", "f(0)", "rank = xs.sort", "rank()"], "xs",
          present=("f(0)", "rank()")),
+    Case("bound_method_passed_to_map", ["d = {}", "rows = [{'a': 1}, {'b': 2}]", "list(map(d.update, rows))",
+                                        "n = len(rows)"], "d", present=("map(d.update",)),
+    Case("pure_method_passed_not_a_change", ["xs = [3, 1]", "ys = sorted([5, 4], key=xs.count)", "zs = list(xs)"],
+         "zs", absent=("sorted",)),
     # --- 3. databases as side channels ---
     Case("db_to_sql_read_sql", ["import sqlite3, pandas as pd", "conn = sqlite3.connect('t.db')",
                                 "df = pd.DataFrame({'a': [1, 2]})", "df.to_sql('t', conn, index=False)",
