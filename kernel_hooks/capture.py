@@ -25,7 +25,7 @@ import logging
 import re
 import sys
 from itertools import compress, repeat, takewhile
-from operator import ne
+from operator import itemgetter, ne
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -331,7 +331,8 @@ class Capture:
                 cell.completed = len(cell.statements)
             if not self.cells or self.cells[-1] is not cell:
                 self.cells.append(cell)
-            try:
+            try:  # a whole new baseline: the failed one may be half updated
+                self._ids = _Names([], [], -1, set())
                 self._ids = self._snapshot()
             except Exception:
                 pass
@@ -424,15 +425,15 @@ class Capture:
         """The namespace now, relative to ``self._ids`` (see :meth:`_diff`).
 
         ``baseline``: the result becomes the next baseline (the probe is
-        moved to the end); False for a look from inside a running cell.
+        moved to the end, the old baseline's lists are extended in place);
+        False for a look from inside a running cell.
         """
         ns = self.shell.user_ns
         old = self._ids
         tail = _after_probe(ns)
         if tail is None or old.size < 0:
             return self._full_snapshot(ns, baseline)
-        names, ids = old.names, list(map(id, map(ns.get, old.names, repeat(_MISSING))))
-        gone = [k for k in compress(names, map(ne, ids, old.ids)) if k not in ns]
+        ids, gone = _current_ids(ns, old)
         moved = sum(1 for k in tail if k in old.tracked)  # deleted and bound again
         if len(ns) != old.size - len(gone) - moved + len(tail):
             # Hidden names were deleted (IPython culling its output cache,
@@ -440,17 +441,25 @@ class Capture:
             return self._full_snapshot(ns, baseline)
         hidden = _HIDDEN_NAME.fullmatch
         added = [k for k in tail if not hidden(k) and k not in old.tracked]
-        tracked = old.tracked
+        names, tracked, getter = old.names, old.tracked, old.getter
         if gone:
             tracked = tracked - set(gone)
             keep = [i for i, k in enumerate(names) if k in tracked]
-            names, ids = [names[i] for i in keep], [ids[i] for i in keep]
+            names, ids, getter = [names[i] for i in keep], [ids[i] for i in keep], None
+            rebound = None  # _diff compares by name
+        else:
+            rebound = [] if ids == old.ids else list(compress(names, map(ne, ids, old.ids)))
         if added:
-            tracked = tracked | set(added)
-            names, ids = names + added, ids + [id(ns[k]) for k in added]
+            if baseline and not gone:  # the old baseline is about to be replaced
+                names.extend(added)
+                tracked.update(added)
+            else:
+                names, tracked = names + added, tracked | set(added)
+            ids += [id(ns[k]) for k in added]
+            getter = None
         if baseline:
             self._move_probe_last(ns)
-        return _Names(names, ids, len(ns), tracked, added, gone)
+        return _Names(names, ids, len(ns), tracked, added, gone, rebound=rebound, getter=getter)
 
     def _full_snapshot(self, ns, baseline: bool) -> _Names:
         if baseline:
@@ -469,13 +478,11 @@ class Capture:
         old = self._ids
         if old.size < 0:
             return list(snapshot.names), set()
-        if snapshot.full or snapshot.gone:
+        if snapshot.full or snapshot.rebound is None:
             prev = dict(zip(old.names, old.ids))
             changed = [k for k, i in zip(snapshot.names, snapshot.ids) if prev.get(k) != i]
             return changed, set(prev.keys() - snapshot.tracked)
-        # Nothing deleted: the old names keep their places, new ones come last.
-        changed = list(compress(old.names, map(ne, snapshot.ids, old.ids)))
-        return changed + snapshot.added, set()
+        return snapshot.rebound + snapshot.added, set()
 
     # -- cells that ran before the extension was loaded --------------------
     def _backfill(self, after: int = 0) -> list[CellRecord]:
@@ -513,6 +520,23 @@ class _Names:
     added: list[str] = field(default_factory=list)
     gone: list[str] = field(default_factory=list)
     full: bool = False
+    rebound: list[str] | None = None  # tracked names with another id (None: compare by name)
+    getter: Callable | None = None  # itemgetter(*names), built when first needed
+
+
+def _current_ids(ns: dict, old: _Names) -> tuple[list[int], list[str]]:
+    """Ids of ``old.names`` in ``ns`` now, and the names no longer there."""
+    names = old.names
+    if not names:
+        return [], []
+    if old.getter is None:  # one C call fetching every value
+        old.getter = itemgetter(*names)
+    try:
+        values = old.getter(ns)
+    except KeyError:
+        ids = list(map(id, map(ns.get, names, repeat(_MISSING))))
+        return ids, [k for k in compress(names, map(ne, ids, old.ids)) if k not in ns]
+    return (list(map(id, values)) if len(names) > 1 else [id(values)]), []
 
 
 def _after_probe(ns: dict) -> list[str] | None:

@@ -243,6 +243,42 @@ def test_recorder_back_in_place_after_each_cell_and_later_transformers_still_run
     assert [c.raw_source for c in cap.cells[-2:]] == ["c = 3\nd = c", "e = 5"]
 
 
+@pytest.mark.filterwarnings("ignore:Output cache limit")
+def test_incremental_diff_matches_a_full_comparison(shell, cap):
+    import random
+
+    from kernel_hooks import is_ipython_name
+
+    rng = random.Random(13)
+    shell.displayhook.cache_size = 12  # IPython culls its _N names now and then
+    run(shell, "keep = []")  # every value stays alive: no id is reused
+
+    def ids():
+        return {k: id(v) for k, v in shell.user_ns.items() if not is_ipython_name(k)}
+
+    for step in range(120):
+        names = [f"v{i}" for i in range(8)]
+        lines = []
+        for _ in range(rng.randint(1, 4)):
+            n, op = rng.choice(names), rng.random()
+            if op < 0.4:
+                lines.append(f"{n} = [{step}]\nkeep.append({n})")
+            elif op < 0.55:
+                lines.append(f"{n} = None")
+            elif op < 0.75:
+                lines.append(f"if '{n}' in globals(): del {n}")
+            elif op < 0.85:
+                lines.append(f"if '{n}' in globals():\n    _t = {n}\n    del {n}\n    {n} = _t")
+            else:
+                lines.append(f"[{step}]")
+        before = ids()
+        assert run(shell, "\n".join(lines)).success
+        after = ids()
+        cell = cap.cells[-1]
+        assert set(cell.bound) == {k for k, i in after.items() if before.get(k) != i}, lines
+        assert cell.deleted == before.keys() - after.keys(), lines
+
+
 # --- robustness ----------------------------------------------------------------
 
 
