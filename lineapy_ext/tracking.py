@@ -181,10 +181,13 @@ class Tracker:
         import sys
 
         written = set(self.graph.files)
+        # Every save asks: relpath() for each of ~1,000 modules cost ~50 ms;
+        # a module can only match a written file of the same base name.
+        basenames = {os.path.basename(p) for p in written}
         out = []
-        for mod in list(sys.modules.values()):
+        for mod in list(sys.modules.values()) if written else ():
             path = getattr(mod, "__file__", None) if type(mod).__name__ == "module" else None
-            if not path:
+            if not path or os.path.basename(path) not in basenames:
                 continue
             try:
                 rel = os.path.normpath(os.path.relpath(path))
