@@ -71,8 +71,19 @@ def _corpus_function(v, depth, seen):
     cells = ()
     if v.__closure__:
         cells = tuple(_corpus_canon(_corpus_cell(c), depth, seen) for c in v.__closure__)
+    # What it reads from its module when called is part of what it computes.
+    ns = v.__globals__
+    reads = tuple((n, _corpus_canon(ns[n], depth, seen)) for n in sorted(_corpus_names(v.__code__)) if n in ns)
     return ("function", v.__qualname__, _corpus_code(v.__code__, depth, seen),
-            _corpus_canon(v.__defaults__, depth, seen), _corpus_canon(v.__kwdefaults__, depth, seen), cells)
+            _corpus_canon(v.__defaults__, depth, seen), _corpus_canon(v.__kwdefaults__, depth, seen), cells, reads)
+
+
+def _corpus_names(co):
+    names = set(co.co_names)
+    for c in co.co_consts:
+        if isinstance(c, _corpus_types.CodeType):
+            names |= _corpus_names(c)
+    return names
 
 
 def _corpus_cell(cell):
@@ -124,8 +135,13 @@ def _corpus_special(v, depth, seen):
         import sqlite3
 
         if isinstance(v, sqlite3.Connection):
-            return ("sqlite3.Connection", tuple(v.iterdump()))
-    if mod.startswith("statsmodels") and hasattr(type(v), "params") and hasattr(v, "model"):
+            try:
+                return ("sqlite3.Connection", tuple(v.iterdump()))
+            except sqlite3.ProgrammingError:  # closed
+                return ("sqlite3.Connection", "closed")
+    if mod.startswith("sqlalchemy"):
+        return _corpus_sqlalchemy(v)
+    if mod.startswith("statsmodels") and all(hasattr(v, a) for a in ("params", "bse", "model")):
         # Fitted results: what they estimate, not the memos that summary()/display store on them.
         return ("statsmodels results", type(v).__qualname__, _corpus_canon(v.params, depth, seen),
                 _corpus_canon(v.bse, depth, seen), _corpus_canon(v.model.endog, depth, seen),
@@ -135,6 +151,21 @@ def _corpus_special(v, depth, seen):
     if mod == "pathlib" or mod.startswith("datetime") or mod in ("decimal", "fractions", "re", "uuid"):
         return (type(v).__name__, repr(v))
     return None
+
+
+def _corpus_sqlalchemy(v):
+    """An engine of a SQLite file is pictured by the file's contents; other objects by their repr."""
+    url = getattr(v, "url", None)
+    if type(v).__name__ == "Engine" and url is not None and url.drivername.startswith("sqlite") and url.database:
+        import sqlite3
+
+        con = sqlite3.connect(f"file:{url.database}?mode=ro", uri=True)
+        try:
+            return ("sqlalchemy Engine", str(url), tuple(con.iterdump()))
+        finally:
+            con.close()
+    r = repr(v)
+    return ("sqlalchemy", type(v).__qualname__, None if " at 0x" in r else r)
 
 
 def _corpus_matplotlib(v, depth, seen):
@@ -206,8 +237,9 @@ def _corpus_canon(v, depth=0, seen=None):
     if isinstance(v, (set, frozenset)):
         return (type(v).__name__, tuple(sorted((_corpus_canon(x, depth, seen) for x in v), key=repr)))
     if isinstance(v, dict):
+        # Sorted, as == compares dicts: a dict built from a set's order is the same value.
         items = [(_corpus_canon(k, depth, seen), _corpus_canon(x, depth, seen)) for k, x in v.items()]
-        return (type(v).__name__, tuple(items))
+        return (type(v).__name__, tuple(sorted(items, key=repr)))
     if isinstance(v, range):
         return ("range", v.start, v.stop, v.step)
     if isinstance(v, _corpus_types.ModuleType):

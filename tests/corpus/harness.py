@@ -147,6 +147,8 @@ class SessionRun:
     slices: dict[str, str] = field(default_factory=dict)
     slice_errors: dict[str, str] = field(default_factory=dict)
     broken: list[str] = field(default_factory=list)
+    #: names whose last change was made by a cell that raised
+    changed_by_failed_cell: set[str] = field(default_factory=set)
     session_lines: int = 0
     seconds: float = 0.0
 
@@ -224,7 +226,26 @@ def _forget_modules(names: set[str], workdir: Path) -> None:
             del sys.modules[name]
 
 
+def _snapshot(shell) -> dict[str, object]:
+    from tests.corpus.canon import corpus_canon
+
+    out = {}
+    for name, value in user_variables(shell).items():
+        try:
+            out[name] = corpus_canon(value)
+        except Exception:
+            out[name] = ("unreadable", id(value))
+    return out
+
+
 def _run_cells(shell, nb: Notebook, run: SessionRun) -> None:
+    """Run the cells in order; note which variables a cell that raised changed last.
+
+    The issue allows a refusal to slice those (the failed statement's partial
+    effects cannot be replayed), provided it says why.
+    """
+    watch = any(c.raises for c in nb.cells)
+    before = _snapshot(shell) if watch else {}
     for cell in nb.executed():
         result = shell.run_cell(cell.source, store_history=True)
         if result.success == cell.raises:
@@ -232,6 +253,14 @@ def _run_cells(shell, nb: Notebook, run: SessionRun) -> None:
             what = f"raised {err!r}" if err is not None else "did not raise"
             run.broken.append(f"cell {cell.number} {what}")
         run.session_lines += code_lines(cell.source)
+        if watch:
+            after = _snapshot(shell)
+            changed = {n for n in before.keys() | after.keys() if before.get(n) != after.get(n)}
+            if result.success:
+                run.changed_by_failed_cell -= changed
+            else:
+                run.changed_by_failed_cell |= changed
+            before = after
 
 
 # -- replaying slices ------------------------------------------------------------
@@ -286,6 +315,8 @@ class NotebookResult:
     ok: list[str] = field(default_factory=list)
     #: name -> (status, detail, slice code)
     failures: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+    #: name -> the engine's message, for values last changed by a cell that raised
+    refused: dict[str, str] = field(default_factory=dict)
     #: name -> first difference between the two runs of the notebook
     nondeterministic: dict[str, str] = field(default_factory=dict)
     unreadable: dict[str, str] = field(default_factory=dict)
@@ -303,6 +334,7 @@ class NotebookResult:
     def summary(self) -> dict:
         """The per-notebook record: counts and the median slice/session size ratio."""
         return {"targets": len(self.targets), "replayed_ok": len(self.ok), "failed": sorted(self.failures),
+                "refused_after_failed_cell": sorted(self.refused),
                 "nondeterministic": sorted(self.nondeterministic), "session_lines": self.session_lines,
                 "median_slice_ratio": self.median_ratio, "seconds": round(self.seconds, 2)}
 
@@ -336,6 +368,9 @@ def _judge(nb: Notebook, run: SessionRun, ref: dict | None, replays: dict[str, d
             continue
         res.targets.append(name)
         code = run.slices.get(name)
+        if code is None and name in run.changed_by_failed_cell:
+            res.refused[name] = run.slice_errors.get(name, "?")
+            continue
         if code is None:
             res.failures[name] = ("slice-error", run.slice_errors.get(name, "?"), "")
             continue
@@ -394,6 +429,8 @@ def failure_report(results: dict[str, NotebookResult]) -> str:
     for name, res in results.items():
         for var, (status, detail, code) in sorted(res.failures.items()):
             out.append(f"### {name} :: {var} ({status})\n{detail}\n```python\n{code}```\n")
+        for var, message in sorted(res.refused.items()):
+            out.append(f"### {name} :: {var} (refused after a failed cell, accepted)\n{message}\n")
         if res.broken:
             out.append(f"### {name}: notebook broken: {res.broken}\n")
     return "\n".join(out)
