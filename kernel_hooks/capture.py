@@ -25,12 +25,12 @@ import gc
 import logging
 import re
 import sys
-from itertools import compress, repeat, takewhile
-from operator import itemgetter, ne
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable
 
+from kernel_hooks import namespace
+from kernel_hooks.namespace import Snapshot
 from kernel_hooks.observe import ATOMIC_TYPES, MAX_ELEMENT_IDS, Binding, RngObserver, binding_facts
 
 __all__ = ["ATOMIC_TYPES", "MAX_ELEMENT_IDS", "Binding", "CellRecord", "StatementRecord", "Capture",
@@ -201,7 +201,7 @@ class Capture:
         self.cells: list[CellRecord] = []
         self._current: CellRecord | None = None
         self._expect_ast = False
-        self._ids = _Names([], [], -1, set())
+        self._ids = namespace.EMPTY
         self._recorder = _CellAstRecorder(self)
         self._aside = False
         self._installed = False
@@ -359,7 +359,7 @@ class Capture:
             if not self.cells or self.cells[-1] is not cell:
                 self.cells.append(cell)
             try:  # a whole new baseline: the failed one may be half updated
-                self._ids = _Names([], [], -1, set())
+                self._ids = namespace.EMPTY
                 self._ids = self._snapshot()
             except Exception:
                 pass
@@ -445,22 +445,23 @@ class Capture:
     # IPython adds a hidden ``_iN`` name (and ``_N`` for displayed values)
     # for every cell, so a long session's namespace is mostly bookkeeping.
     # Only the names a diff can report are tracked (their ids compared at C
-    # speed); names bound since the baseline are the ones after the probe,
-    # which each baseline moves to the end (dicts keep insertion order).
-    # Per cell: O(tracked names + new names), never O(cells).
-    def _snapshot(self, baseline: bool = True) -> _Names:
+    # speed, see kernel_hooks.namespace); names bound since the baseline are
+    # the ones after the probe, which each baseline moves to the end (dicts
+    # keep insertion order).  Per cell: O(tracked names) at memcpy speed plus
+    # O(new names), never O(cells).
+    def _snapshot(self, baseline: bool = True) -> Snapshot:
         """The namespace now, relative to ``self._ids`` (see :meth:`_diff`).
 
         ``baseline``: the result becomes the next baseline (the probe is
-        moved to the end, the old baseline's lists are extended in place);
+        moved to the end, the old baseline's name list is extended in place);
         False for a look from inside a running cell.
         """
         ns = self.shell.user_ns
         old = self._ids
-        tail = _after_probe(ns)
+        tail = namespace.after(ns, PROBE_NAME)
         if tail is None or old.size < 0:
             return self._full_snapshot(ns, baseline)
-        ids, gone = _current_ids(ns, old)
+        ids, gone = namespace.current_ids(ns, old)
         moved = sum(1 for k in tail if k in old.tracked)  # deleted and bound again
         if len(ns) != old.size - len(gone) - moved + len(tail):
             # Hidden names were deleted (IPython culling its output cache,
@@ -471,43 +472,44 @@ class Capture:
         names, tracked, getter = old.names, old.tracked, old.getter
         if gone:
             tracked = tracked - set(gone)
-            keep = [i for i, k in enumerate(names) if k in tracked]
-            names, ids, getter = [names[i] for i in keep], [ids[i] for i in keep], None
+            names = [k for k in names if k in tracked]
+            ids, getter = namespace.packed_ids(namespace.values_of(ns, names)), None
             rebound = None  # _diff compares by name
         else:
-            rebound = [] if ids == old.ids else list(compress(names, map(ne, ids, old.ids)))
+            rebound = [] if ids == old.ids else [names[i] for i in namespace.differing(ids, old.ids)]
         if added:
             if baseline and not gone:  # the old baseline is about to be replaced
                 names.extend(added)
                 tracked.update(added)
             else:
                 names, tracked = names + added, tracked | set(added)
-            ids += [id(ns[k]) for k in added]
+            ids += namespace.packed_ids(namespace.values_of(ns, added))
             getter = None
         if baseline:
             self._move_probe_last(ns)
-        return _Names(names, ids, len(ns), tracked, added, gone, rebound=rebound, getter=getter)
+        return Snapshot(names, ids, len(ns), tracked, added, gone, rebound=rebound, getter=getter)
 
-    def _full_snapshot(self, ns, baseline: bool) -> _Names:
+    def _full_snapshot(self, ns, baseline: bool) -> Snapshot:
         if baseline:
             self._move_probe_last(ns)
         hidden = _HIDDEN_NAME.fullmatch
         names = [k for k in ns if not hidden(k)]
-        return _Names(names, list(map(id, map(ns.get, names))), len(ns), set(names), full=True)
+        ids = namespace.packed_ids(namespace.values_of(ns, names))
+        return Snapshot(names, ids, len(ns), set(names), full=True)
 
     def _move_probe_last(self, ns) -> None:
         if self._installed:
             ns.pop(PROBE_NAME, None)
             ns[PROBE_NAME] = self._probe
 
-    def _diff(self, snapshot: _Names) -> tuple[list[str], set[str]]:
+    def _diff(self, snapshot: Snapshot) -> tuple[list[str], set[str]]:
         """Non-hidden names new or rebound since ``self._ids``, and the deleted ones."""
         old = self._ids
         if old.size < 0:
             return list(snapshot.names), set()
         if snapshot.full or snapshot.rebound is None:
-            prev = dict(zip(old.names, old.ids))
-            changed = [k for k, i in zip(snapshot.names, snapshot.ids) if prev.get(k) != i]
+            prev = dict(zip(old.names, namespace.unpack_ids(old.ids)))
+            changed = [k for k, i in zip(snapshot.names, namespace.unpack_ids(snapshot.ids)) if prev.get(k) != i]
             return changed, set(prev.keys() - snapshot.tracked)
         return snapshot.rebound + snapshot.added, set()
 
@@ -531,48 +533,6 @@ class Capture:
             self.cells.append(cell)
             recovered.append(cell)
         return recovered
-
-
-_MISSING = object()
-
-
-@dataclass(slots=True)
-class _Names:
-    """Identity snapshot of the user namespace's non-hidden names."""
-
-    names: list[str]
-    ids: list[int]
-    size: int  # len(user_ns), hidden names included; -1: no snapshot yet
-    tracked: set[str]
-    added: list[str] = field(default_factory=list)
-    gone: list[str] = field(default_factory=list)
-    full: bool = False
-    rebound: list[str] | None = None  # tracked names with another id (None: compare by name)
-    getter: Callable | None = None  # itemgetter(*names), built when first needed
-
-
-def _current_ids(ns: dict, old: _Names) -> tuple[list[int], list[str]]:
-    """Ids of ``old.names`` in ``ns`` now, and the names no longer there."""
-    names = old.names
-    if not names:
-        return [], []
-    if old.getter is None:  # one C call fetching every value
-        old.getter = itemgetter(*names)
-    try:
-        values = old.getter(ns)
-    except KeyError:
-        ids = list(map(id, map(ns.get, names, repeat(_MISSING))))
-        return ids, [k for k in compress(names, map(ne, ids, old.ids)) if k not in ns]
-    return (list(map(id, values)) if len(names) > 1 else [id(values)]), []
-
-
-def _after_probe(ns: dict) -> list[str] | None:
-    """Names bound after the probe, oldest first; None without a probe."""
-    if PROBE_NAME not in ns:
-        return None
-    tail = list(takewhile(PROBE_NAME.__ne__, reversed(ns)))
-    tail.reverse()
-    return tail
 
 
 def _insert_probes(module: ast.Module, interactivity: str = "last_expr") -> None:
