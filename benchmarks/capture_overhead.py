@@ -32,7 +32,13 @@ over processes).
 Scenarios: trivial cell ``x = 1``; a 200,000-iteration pure-Python loop; a
 200,000-element comprehension; a session-defined function called 200,000
 times; a pandas groupby on 1M rows; the trivial cell again once the session
-holds 10,000 globals.
+holds 10,000 globals; one cell of ``--big-lines`` simple assignments
+(``x7 = 7 + 1``...; 20,000 by default, 100,000 for issue 13's row: about a
+minute per run there), timed ``--big-pairs`` times each way, process CPU
+time as well as wall time.
+
+The trivial cell after 20,000 cells of a long session is measured by
+``long_session.py``.
 
 Writes ``benchmarks/results/capture_overhead.json``.
 """
@@ -72,6 +78,32 @@ SCENARIOS = {
     "pandas_groupby_1M": ("g = df.groupby('k')['v'].sum()", None, None),
 }
 GLOBALS_SCENARIO = ("globals_10k_trivial", "x = 1", "abs_ms", 5.0)
+BIG_TARGET = 1.3  # issue 13: one cell of 100,000 lines at most 1.3x plain
+
+
+def big_cell(lines: int) -> str:
+    return "\n".join(f"x{i % 100} = {i} + 1" for i in range(lines))
+
+
+def _measure_big(shell, tracker, lines: int, pairs: int) -> dict:
+    """Plain/extension runs of one huge cell, alternating; wall and CPU seconds."""
+    cap, cell = tracker.capture, big_cell(lines)
+    got = {"plain": [], "ext": [], "plain_cpu": [], "ext_cpu": []}
+    for r in range(pairs):
+        for mode in (("plain", "ext") if r % 2 == 0 else ("ext", "plain")):
+            cap.uninstall() if mode == "plain" else cap.install(backfill=False)
+            c0 = time.process_time()
+            got[mode].append(_time_cell(shell, cell))
+            got[mode + "_cpu"].append(time.process_time() - c0)
+    cap.install(backfill=False)
+    p, e = median(got["plain"]), median(got["ext"])
+    pc, ec = median(got["plain_cpu"]), median(got["ext_cpu"])
+    return {"lines": lines, "pairs": pairs, "median_plain_ms": p * 1e3, "median_ext_ms": e * 1e3,
+            "added_ms_of_medians": (e - p) * 1e3, "ratio_of_medians": e / p,
+            "paired_median_added_ms": median([b - a for a, b in zip(got["plain"], got["ext"])]) * 1e3,
+            "paired_median_ratio": median([b / a for a, b in zip(got["plain"], got["ext"])]),
+            "cpu_ratio_of_medians": ec / pc, "samples_s": got,
+            "in_hooks_ms": float("nan"), "target": f"{BIG_TARGET}x at most", "met": e / p <= BIG_TARGET}
 
 
 def _time_cell(shell, cell: str) -> float:
@@ -227,6 +259,8 @@ def cross_check(pairs: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer repetitions")
+    ap.add_argument("--big-lines", type=int, default=20_000, help="lines of the huge cell (0: skip)")
+    ap.add_argument("--big-pairs", type=int, default=2, help="plain/extension pairs of the huge cell")
     ap.add_argument("--child", choices=["plain", "ext"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -255,6 +289,8 @@ def main() -> None:
     results[gname] = _analyse(gname, gsamples[gname], gkind, gtarget)
     results[gname]["user_ns_size"] = n_globals
     results[gname]["in_hooks_ms"] = _hook_time(shell, tracker, {gname: (gcell,)}, 15 if args.quick else 60)[gname]
+    if args.big_lines:
+        results[f"cell_of_{args.big_lines}_lines"] = _measure_big(shell, tracker, args.big_lines, args.big_pairs)
     main_seconds = time.perf_counter() - t0
     cells_captured = len(tracker.capture.cells)
 

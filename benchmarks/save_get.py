@@ -39,6 +39,14 @@ a save) and *cold* (``sync; echo 3 > /proc/sys/vm/drop_caches`` before each
 load; works as root here; if the kernel refuses, cold runs are skipped and the
 JSON says so).
 
+Fresh process (issue 13: what ``%lineapy get`` costs in a new kernel).  The
+op ``store_get_fresh`` starts an ``InteractiveShell`` and runs ``%load_ext
+lineapy_ext`` (as a new kernel would, untimed) and then times
+``lineapy_ext.get(name).get_value()`` with nothing of the store opened yet
+(SQLAlchemy, fsspec and the database connection are part of the time);
+compared with ``raw_load`` (``np.load``/``pickle.load`` with numpy imported).
+The modules the get imported are listed in the JSON.
+
 Targets: throughput at least 0.7x raw (``raw_time / store_time >= 0.7``);
 peak memory at most 1.25x the value size, for both save and get.
 Writes ``benchmarks/results/save_get.json``.
@@ -51,6 +59,7 @@ import json
 import os
 import pickle
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -157,11 +166,18 @@ def child(op: str, kind: str, work: Path, inner: int) -> None:
             else:
                 out["file_bytes"] = art.size
                 lineapy_ext.delete(kind, art.version)
-    else:  # raw_load / store_get
+    else:  # raw_load / store_get / store_get_fresh
         if op == "store_get":
             import lineapy_ext
 
             lineapy_ext.get("warmup").get_value()
+        elif op == "store_get_fresh":
+            from IPython.core.interactiveshell import InteractiveShell
+
+            InteractiveShell.instance().run_line_magic("load_ext", "lineapy_ext")
+            import lineapy_ext
+
+            before = set(sys.modules)
         for _ in range(inner):
             value = None
             gc.collect()
@@ -178,6 +194,8 @@ def child(op: str, kind: str, work: Path, inner: int) -> None:
                 value = lineapy_ext.get(kind, 1).get_value()
             times.append(time.perf_counter() - t0)
             peaks.append(peak() - base)
+        if op == "store_get_fresh":
+            out["imported"] = sorted({m.split(".")[0] for m in set(sys.modules) - before})
         out["value_size"] = value_size(kind, value)
         out["type"] = type(value).__name__
     # Median time of the inner repetitions; peak of the first (later ones can
@@ -214,6 +232,7 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--values", default="array,frame,model")
     ap.add_argument("--no-cold", action="store_true", help="skip cold-cache loads")
+    ap.add_argument("--no-fresh", action="store_true", help="skip the fresh-process get")
     ap.add_argument("--child", nargs=3, metavar=("OP", "KIND", "WORK"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -225,7 +244,7 @@ def main() -> None:
             print("{}")
         else:
             cold = op.endswith("_cold")
-            inner = 5 if kind == "model" and not cold else 1
+            inner = 5 if kind == "model" and not cold and op != "store_get_fresh" else 1
             child(op.removesuffix("_cold"), kind, Path(work), inner)
         return
 
@@ -253,6 +272,8 @@ def main() -> None:
             pairs = [("raw_save", "store_save", False), ("raw_load", "store_get", False)]
             if do_cold:
                 pairs.append(("raw_load", "store_get", True))
+            if not args.no_fresh:
+                pairs.append(("raw_load", "store_get_fresh", False))
             for rep in range(args.reps):
                 for a, b, cold in pairs:
                     for op in ((a, b) if rep % 2 == 0 else (b, a)):
@@ -268,7 +289,8 @@ def main() -> None:
         res = {"value_size_bytes": size}
         for label, raw_op, store_op in (("save", "raw_save", "store_save"),
                                         ("get (warm cache)", "raw_load", "store_get"),
-                                        ("get (cold cache)", "raw_load_cold", "store_get_cold")):
+                                        ("get (cold cache)", "raw_load_cold", "store_get_cold"),
+                                        ("get (fresh process)", "raw_load", "store_get_fresh")):
             if (kind, raw_op) not in samples:
                 continue
             raw_t = median([r["seconds"] for r in samples[(kind, raw_op)]])
@@ -288,6 +310,8 @@ def main() -> None:
                 "raw_samples_s": [r["seconds"] for r in samples[(kind, raw_op)]],
                 "store_samples_s": [r["seconds"] for r in samples[(kind, store_op)]],
             }
+            if store_op == "store_get_fresh":
+                res[label]["imported_by_get"] = samples[(kind, store_op)][0].get("imported")
             rows.append([kind, label, size / 1e6, raw_t, st_t, rel, raw_peak / 2**20, st_peak / 2**20,
                          raw_peak / size, peak_ratio,
                          "yes" if rel >= 0.7 and peak_ratio <= 1.25 else "NO"])

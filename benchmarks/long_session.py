@@ -1,0 +1,170 @@
+"""A long session: per-cell capture cost and save time as the session grows.
+
+Usage::
+
+    /work/venv/bin/python benchmarks/long_session.py            # 5,000 cells (~2 min)
+    /work/venv/bin/python benchmarks/long_session.py --full     # 20,000 cells (issue 13)
+    /work/venv/bin/python benchmarks/long_session.py --cells 3000 --checkpoints 1000,2000,3000
+
+One ``InteractiveShell`` with ``%load_ext lineapy_ext`` runs the mixed cells
+of ``slicing_scale.py`` (assignments, in-place mutations, functions, classes,
+loops, prints, a running total rebound from most of the session; every cell
+binds a new global, every tenth displays a value) with ``store_history=True``
+and its output swallowed.  The store is opened before the session (a tiny
+save, timed apart: importing SQLAlchemy and creating the database are paid
+once per process, whatever the session's length).
+
+At each checkpoint (1k, 2k, 5k by default; 1k, 2k, 5k, 10k, 20k with
+``--full``):
+
+- the added cost of a trivial cell ``x = 1``: the capture hooks are
+  uninstalled/reinstalled between single runs (plain and extension
+  alternating, ABBA, as in ``capture_overhead.py``), medians and the median
+  of paired differences, plus the time spent inside the hooks;
+- the time of the mixed cells of the last block, per cell (extension on);
+- from the first checkpoint at or past ``--first-save`` (2,000) on,
+  ``lineapy_ext.save(total, "total")``: the slice of ``total`` (cut through
+  most of the session) plus the cells not persisted yet (all of them at the
+  first save, the ones since the previous save after that); the slice alone is
+  timed too.
+
+Targets (issue 13): trivial cell at most +1 ms at every checkpoint, the first
+save after 2,000 cells under 100 ms, and both flat as the session grows.
+Writes ``benchmarks/results/long_session.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import sys
+import time
+
+from _common import median, table, use_isolated_env, write_results
+
+TRIVIAL = "x = 1"
+
+
+def _trivial_cost(shell, cap, pairs: int) -> dict:
+    """Plain vs extension runs of the trivial cell, alternating (hooks toggled)."""
+    from capture_overhead import _time_cell
+
+    plain, ext = [], []
+    for r in range(-2, pairs):
+        for mode in (("plain", "ext") if r % 2 == 0 else ("ext", "plain")):
+            cap.uninstall() if mode == "plain" else cap.install(backfill=False)
+            dt = _time_cell(shell, TRIVIAL)
+            if r >= 0:
+                (plain if mode == "plain" else ext).append(dt)
+    cap.install(backfill=False)
+    return {"plain_ms": median(plain) * 1e3, "ext_ms": median(ext) * 1e3,
+            "added_ms": (median(ext) - median(plain)) * 1e3,
+            "paired_added_ms": median([e - p for p, e in zip(plain, ext)]) * 1e3}
+
+
+def _in_hooks_ms(shell, tracker, runs: int) -> float:
+    from capture_overhead import _hook_time
+
+    return _hook_time(shell, tracker, {"trivial": (TRIVIAL,)}, runs)["trivial"]
+
+
+def _save(shell, tracker, api, ctx) -> dict:
+    before = ctx.cells_persisted
+    t0 = time.perf_counter()
+    tracker.slice(["total"])
+    slice_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    art = api.save(shell.user_ns["total"], "total")
+    save_s = time.perf_counter() - t0
+    return {"save_ms": save_s * 1e3, "slice_ms": slice_s * 1e3, "version": art.version,
+            "cells_persisted": ctx.cells_persisted - before}
+
+
+def run(cells: int, checkpoints: list[int], first_save: int, pairs: int) -> dict:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from slicing_scale import make_cell
+
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "lineapy_ext")
+    import lineapy_ext
+    from lineapy_ext import api
+    from lineapy_ext.context import get_context
+
+    ctx = get_context()
+    tracker = ctx.tracker
+    t0 = time.perf_counter()
+    lineapy_ext.save(0, "warmup")  # one-off: imports, database creation
+    open_ms = (time.perf_counter() - t0) * 1e3
+
+    rows, done, saved = [], 0, False
+    sink = io.StringIO()
+    for cp in checkpoints:
+        t0 = time.perf_counter()
+        with contextlib.redirect_stdout(sink):
+            for i in range(done, cp):
+                r = shell.run_cell(make_cell(i), store_history=True)
+                if not r.success:
+                    raise RuntimeError(f"cell {i} failed: {make_cell(i)!r}")
+                if i % 1000 == 999:
+                    sink.seek(0)
+                    sink.truncate()
+        block_ms = (time.perf_counter() - t0) * 1e3 / max(1, cp - done)
+        done = cp
+        row = {"cells": cp, "mixed_cell_ms": block_ms, "user_ns_size": len(shell.user_ns)}
+        row.update(_trivial_cost(shell, tracker.capture, pairs))
+        row["in_hooks_ms"] = _in_hooks_ms(shell, tracker, pairs)
+        if cp >= first_save:
+            row.update(_save(shell, tracker, api, ctx))
+            row["first_save"] = not saved
+            saved = True
+        rows.append(row)
+        print(f"  {cp} cells: trivial +{row['added_ms']:.2f} ms (in hooks {row['in_hooks_ms']:.2f} ms), "
+              f"save {row.get('save_ms', float('nan')):.0f} ms", flush=True)
+    return {"store_open_ms": open_ms, "checkpoints": rows}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--full", action="store_true", help="20,000 cells, checkpoints 1k/2k/5k/10k/20k")
+    ap.add_argument("--cells", type=int, default=None, help="session length (default 5,000)")
+    ap.add_argument("--checkpoints", default=None, help="comma-separated cell counts")
+    ap.add_argument("--first-save", type=int, default=2000, help="cells before the first save")
+    ap.add_argument("--pairs", type=int, default=30, help="plain/extension pairs per checkpoint")
+    args = ap.parse_args()
+    cells = args.cells or (20_000 if args.full else 5_000)
+    if args.checkpoints:
+        cps = sorted(int(c) for c in args.checkpoints.split(","))
+    else:
+        cps = [c for c in (1_000, 2_000, 5_000, 10_000, 20_000) if c <= cells]
+        cps = cps if cps and cps[-1] == cells else cps + [cells]
+    use_isolated_env()
+    t0 = time.perf_counter()
+    res = run(cells, cps, args.first_save, args.pairs)
+    seconds = time.perf_counter() - t0
+    rows = res["checkpoints"]
+    print()
+    print(f"store opened (one-off, before the session): {res['store_open_ms']:.0f} ms")
+    print(table(["cells", "mixed cell ms", "trivial plain ms", "trivial ext ms", "+ms", "paired +ms",
+                 "in hooks ms", "save ms", "of which slice ms", "cells persisted"],
+                [[r["cells"], r["mixed_cell_ms"], r["plain_ms"], r["ext_ms"], r["added_ms"], r["paired_added_ms"],
+                  r["in_hooks_ms"], r.get("save_ms", "-"), r.get("slice_ms", "-"), r.get("cells_persisted", "-")]
+                 for r in rows]))
+    first = next((r for r in rows if r.get("first_save")), None)
+    verdict = {
+        "trivial_max_added_ms": max(r["added_ms"] for r in rows),
+        "trivial_in_hooks_ms_first_last": [rows[0]["in_hooks_ms"], rows[-1]["in_hooks_ms"]],
+        "met_trivial_1ms": all(r["added_ms"] <= 1.0 for r in rows),
+        "first_save_ms": first and first["save_ms"],
+        "first_save_cells": first and first["cells"],
+        "met_first_save_100ms": bool(first and first["save_ms"] < 100),
+    }
+    print(f"\n{verdict}")
+    path = write_results("long_session", {"cells": cells, "checkpoints": cps, "pairs": args.pairs,
+                                          "seconds": seconds, **res, "verdict": verdict})
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
