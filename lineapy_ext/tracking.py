@@ -100,8 +100,10 @@ class Tracker:
             self._on_cell(cell)
             for st in cell.statements:
                 st.node = None
-        # The cell running %load_ext itself is not news to the user.
-        earlier = [c for c in recovered if c.execution_count != loading]
+        # The cell running %load_ext itself, and cells of magics with no
+        # effect on values (%colors nocolor), are not news to the user.
+        kept = {n.cell for n in self.graph.nodes if not n.drop}
+        earlier = [c for c in recovered if c.execution_count != loading and c.index in kept]
         self.recovered += len(earlier)
         if earlier:
             print(f"lineapy: {len(earlier)} cell(s) that ran before the extension was loaded "

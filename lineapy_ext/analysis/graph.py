@@ -40,7 +40,7 @@ from lineapy_ext.analysis.effects import (
 from lineapy_ext.analysis.objects import ObjectModel
 from lineapy_ext.analysis.program import Program
 from lineapy_ext.analysis.registry import EffectRegistry
-from lineapy_ext.analysis.statements import StatementFacts, _looks_like_path
+from lineapy_ext.analysis.statements import PURE_BUILTINS, PURE_METHODS, StatementFacts, _looks_like_path
 
 __all__ = ["DependencyGraph", "Node"]
 
@@ -207,11 +207,33 @@ class DependencyGraph:
         changed get a warning, and a value it last bound cannot be sliced."""
         names = set(f.defs) | set(f.maybe_defs) | {m for m, _ in f.mutations}
         for c in f.calls:
-            if c.chain and len(c.chain) > 1:
-                names.add(c.chain[0])
-            names.update(a for a in c.args if a)
+            names |= self._may_change(c)
         if names:
             self.failed.append(FailedStatement(execution_count, len(self.nodes), frozenset(names), error, rebound))
+
+    def _may_change(self, call) -> set[str]:
+        """Names a call that raised may have changed part-way: the receiver of
+        a method not known to be pure, the arguments of a function that is
+        not a known-pure builtin or module function (``data["x"].mean()``
+        changes nothing)."""
+        objects, program = self.objects, self.program
+        chain = call.chain
+        if not chain:
+            return set()
+        root_key = objects.bindings.get(chain[0])
+        if len(chain) > 1:
+            if chain[0] in program.modules:
+                effect = self.resolver.registry.function(".".join((program.modules[chain[0]],) + chain[1:]))
+                return {a for a in call.args if a} if effect is None or effect.mutates else set()
+            if root_key in objects.atomic or (call.name in PURE_METHODS and not call.inplace):
+                return set()
+            effect = self.resolver.registry.method(objects.type_of(root_key), call.name or "")
+            if effect is not None and not effect.mutates:
+                return set()
+            return {chain[0]} | {a for a in call.args if a}
+        if root_key is None and chain[0] in PURE_BUILTINS:
+            return set()
+        return {a for a in call.args if a}
 
     # -- runtime facts ---------------------------------------------------------
     def _reconcile(self, cell, facts: list[StatementFacts], new: list[int], failed) -> None:

@@ -53,6 +53,15 @@ def test_cells_run_while_unloaded_are_recovered_once(ipython):
     assert code.split() == "x = 1 x = x + 10".split()
 
 
+def test_magic_only_cells_are_not_reported_as_recovered(ipython):
+    run(ipython, "%unload_ext lineapy_ext")
+    run(ipython, "%colors nocolor")
+    run(ipython, "y = 2")
+    with capture_output() as out:
+        run(ipython, "%load_ext lineapy_ext")
+    assert "1 cell(s)" in out.stdout  # y = 2 only
+
+
 def test_save_inside_a_with_block_in_the_same_cell(ipython, tmp_path):
     run(ipython, "import contextlib\nx = []")
     run(ipython, "with contextlib.nullcontext():\n    x.append(1)\n    %lineapy save x xw\n")
@@ -152,3 +161,12 @@ def test_dict_filled_by_a_loop_that_raised_is_refused(ipython):
     for name in ("counts", "i", "c"):
         with pytest.raises(SliceError, match=rf"cannot slice '{name}'.*raised part-way"):
             get_context().tracker.slice([name])
+
+
+def test_a_failed_read_only_cell_does_not_cry_wolf(ipython, caplog):
+    run(ipython, "data = {'a': [1, 2]}")
+    ipython.run_cell("oops = data['no_such_column'].mean()", store_history=True)
+    run(ipython, "total = sum(data['a'])")
+    with caplog.at_level(logging.WARNING, logger="lineapy_ext.tracking"):
+        get_context().tracker.slice(["total"])
+    assert not any("raised part-way" in r.getMessage() for r in caplog.records)
