@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import shutil
 import statistics
 import subprocess
@@ -51,10 +52,15 @@ CANON_SOURCE = (CORPUS_DIR / "canon.py").read_text()
 CHILD_ENV = {"MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
              "MKL_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore", "MLFLOW_DISABLE_TELEMETRY": "true"}
 
+# The picture code runs in a namespace of its own: a slice's ``from numpy
+# import *`` rebinds ``bool``, ``all``, ``max``... in the script's globals.
 _REPLAY_POSTLUDE = """
 
 import pickle as _corpus_pickle
 import sys as _corpus_sys_mod
+_corpus_ns = {"__name__": "corpus_canon"}
+exec(%r, _corpus_ns)
+corpus_canon = _corpus_ns["corpus_canon"]
 _corpus_out = {}
 for _corpus_n in %r:
     if _corpus_n not in globals():
@@ -164,13 +170,24 @@ def _imported(value) -> bool:
     return False
 
 
-def user_variables(shell) -> dict[str, object]:
-    """Top-level user variables of ``shell`` (IPython's names, ``_x`` and imported names aside)."""
+_STAR_IMPORT = re.compile(r"^\s*from\s+([\w.]+)\s+import\s+\*", re.M)
+
+
+def user_variables(shell, sources: list[str] = ()) -> dict[str, object]:
+    """Top-level user variables of ``shell`` (IPython's names, ``_x`` and imported names aside).
+
+    ``sources``: the executed cells, for the names that ``from M import *`` bound.
+    """
     from kernel_hooks.capture import is_ipython_name
 
+    starred = [sys.modules[m] for src in sources for m in _STAR_IMPORT.findall(src) if m in sys.modules]
     hidden = getattr(shell, "user_ns_hidden", {})
     return {k: v for k, v in shell.user_ns.items()
-            if not k.startswith("_") and not is_ipython_name(k) and k not in hidden and not _imported(v)}
+            if not k.startswith("_") and not is_ipython_name(k) and k not in hidden and not _imported(v)
+            and not any(getattr(m, k, _MISSING) is v for m in starred)}
+
+
+_MISSING = object()
 
 
 def run_in_shell(nb: Notebook, workdir: Path, want_slices: bool) -> SessionRun:
@@ -196,7 +213,7 @@ def run_in_shell(nb: Notebook, workdir: Path, want_slices: bool) -> SessionRun:
         shell.run_line_magic("load_ext", "lineapy_ext")
         tracker = get_context().tracker
         _run_cells(shell, nb, run)
-        for name, value in user_variables(shell).items():
+        for name, value in user_variables(shell, [c.source for c in nb.cells]).items():
             try:
                 run.pictures[name] = corpus_canon(value)
             except Exception as e:  # a gap of canon.py, reported by the test
@@ -283,7 +300,7 @@ def run_script(code: str, names: list[str], nb: Notebook, root: Path, tag: str =
     """
     work = fresh_workdir(nb, root, tag)
     script, out = work.parent / f"{work.name}.py", work.parent / f"{work.name}.pkl"
-    script.write_text(code + "\n\n" + CANON_SOURCE + _REPLAY_POSTLUDE % (list(names),))
+    script.write_text(code + _REPLAY_POSTLUDE % (CANON_SOURCE, list(names)))
     try:
         # Fed on stdin so that, as for a user's script in that dir, the dir is sys.path[0].
         with open(script) as stdin:
