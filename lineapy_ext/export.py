@@ -155,7 +155,8 @@ def write_export(path: str | os.PathLike, artifact) -> Path:
     ------
     lineapy_ext.exceptions.ExportError
         If the suffix is neither ``.py`` nor ``.ipynb``, or the file cannot
-        be written.
+        be written (its folder is created only when the folder's parent
+        exists: see :func:`make_folder`).
     """
     path = Path(path).expanduser()
     kind = FORMATS.get(path.suffix.lower())
@@ -171,12 +172,7 @@ def write_export(path: str | os.PathLike, artifact) -> Path:
         text = nbformat.writes(to_notebook(*what, slice_cells(artifact)))
     else:
         text = to_script(*what, artifact.get_code())
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    except OSError as e:
-        reason = e.strerror or str(e) or type(e).__name__
-        raise ExportError(f"cannot export to {str(path)!r}: {reason}; choose a writable path") from e
+    _write_text(path, text)
     return path
 
 
@@ -210,10 +206,58 @@ def write_function_module(path: str | os.PathLike, artifacts, parameters=()) -> 
     if path.suffix.lower() != ".py":
         raise ExportError(f"cannot export functions to {str(path)!r}: the file name must end with .py")
     text = function_module(artifacts, parameters).source
+    _write_text(path, text)
+    return path
+
+
+def make_folder(folder: str | os.PathLike, failure: str, error: type[Exception] = ExportError) -> Path:
+    """Create ``folder`` if missing, but only when its parent exists.
+
+    A mistyped ``-o`` path must not leave a chain of new directories behind,
+    so only the last level is ever created.
+
+    Parameters
+    ----------
+    folder : str or path-like
+        The folder a file is written into (or, for a pipeline, the folder
+        written).
+    failure : str
+        How an error message starts (``"cannot export to 'x/y.py'"``).
+    error : type
+        The :class:`~lineapy_ext.exceptions.LineaPyError` subclass raised.
+
+    Returns
+    -------
+    pathlib.Path
+        ``folder``, which exists now.
+
+    Raises
+    ------
+    error
+        If ``folder``'s parent folder does not exist, ``folder`` is a file,
+        or it cannot be created.
+    """
+    folder = Path(folder).expanduser()
+    if folder.is_dir():
+        return folder
+    if folder.exists():
+        raise error(f"{failure}: {str(folder)!r} is a file, not a folder; choose a writable path")
+    if not folder.parent.is_dir():
+        raise error(f"{failure}: the folder {str(folder.parent)!r} does not exist; "
+                    "create it first or choose another path")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        folder.mkdir()
+    except OSError as e:
+        reason = e.strerror or str(e) or type(e).__name__
+        raise error(f"{failure}: {reason}; choose a writable path") from e
+    return folder
+
+
+def _write_text(path: Path, text: str) -> None:
+    failure = f"cannot export to {str(path)!r}"
+    make_folder(path.parent, failure)
+    try:
         path.write_text(text, encoding="utf-8")
     except OSError as e:
         reason = e.strerror or str(e) or type(e).__name__
-        raise ExportError(f"cannot export to {str(path)!r}: {reason}; choose a writable path") from e
-    return path
+        raise ExportError(f"{failure}: {reason}; choose a writable path") from e

@@ -298,15 +298,37 @@ def _get(shell, args, _):
     art = _api().get(args.name, version=args.version, alias=args.alias,
                      registered_version=args.registered_version, stage=args.stage)
     value = _value_or_slice(art)
+    replaced = _replacing_note(shell, target, value)
     shell.push({target: value}, interactive=True)
     print(
         f"Loaded {art.name!r} version {art.version} into {target!r} "
         f"(saved {_when(art.created_at)} by session {art.session_id})"
-        + (_registry_note(art.get_metadata()) if via_registry else "")
+        + (_registry_note(art.get_metadata()) if via_registry else "") + replaced
     )
     # ``x = %lineapy get NAME`` needs the value; a bare ``%lineapy get NAME``
     # must not also display it as Out[n] (nor keep it in the Out history).
     return None if _is_bare_magic_statement() else value
+
+
+def _replacing_note(shell, target: str, value) -> str:
+    """The end of ``get``'s line when binding ``value`` to ``target`` replaces a different value ("" if not).
+
+    Silent replacement of a user's variable is the surprise this guards
+    against; an equal value (the same artifact got twice) is no news.
+    """
+    ns = shell.user_ns
+    if target not in ns or ns[target] is value:
+        return ""
+    from lineapy_ext.compare import first_difference
+
+    old = ns[target]
+    try:
+        if first_difference(old, value) is None:
+            return ""
+        judged = "a different"
+    except Exception:  # NotComparable or a hostile __eq__: say so rather than replace in silence
+        judged = "the earlier"
+    return f"; it replaced {judged} {target!r} ({type(old).__name__})"
 
 
 def _value_or_slice(art):
@@ -334,6 +356,7 @@ def _get_registry_model(shell, args):
     if not target.isidentifier():
         raise UsageError(f"cannot bind {args.name} to {target!r}: it is not a valid variable name; use --as VAR")
     value = model.get_value()
+    replaced = _replacing_note(shell, target, value)
     shell.push({target: value}, interactive=True)
     art = model.artifact
     if art is not None:
@@ -341,7 +364,7 @@ def _get_registry_model(shell, args):
                 f"%lineapy code {art.name} --version {art.version} shows its slice")
     else:
         tail = "; no slice is known: it was not logged by lineapy_ext"
-    print(f"Loaded {args.name} ({model.describe()}, {model.flavor} flavor) into {target!r}{tail}")
+    print(f"Loaded {args.name} ({model.describe()}, {model.flavor} flavor) into {target!r}{tail}{replaced}")
     return value
 
 

@@ -41,7 +41,7 @@ def to_pipeline(artifacts, to: str, output_dir, input_parameters=(), force: bool
     to : {"script", "dvc", "airflow"}
         The target (see the module docstring).
     output_dir : str or path-like
-        The directory to write; created if missing.
+        The directory to write; created if missing (its parent must exist).
     input_parameters : list of str
         Variables of the slices that become pipeline parameters.
     force : bool
@@ -73,7 +73,7 @@ def write_pipeline(targets, kind: str, output_dir, parameters=(), force: bool = 
         From :func:`lineapy_ext.codegen.targets_for`.
     kind : {"script", "dvc", "airflow"}
     output_dir : str or path-like
-        Created if missing.
+        Created if missing (its parent must exist).
     parameters : list of str
         Variables of the slices that become pipeline parameters.
     force : bool
@@ -112,8 +112,10 @@ def _write_files(root: Path, files: dict, force: bool) -> list[Path]:
     if existing and not force:
         raise CodegenError(f"{root} already has {', '.join(existing)}; use --force (force=True) to overwrite "
                            "or choose another directory")
+    from lineapy_ext.export import make_folder
+
+    make_folder(root, f"cannot write the pipeline to {str(root)!r}", CodegenError)
     try:
-        root.mkdir(parents=True, exist_ok=True)
         for name, text in files.items():
             (root / name).write_text(text, encoding="utf-8")
     except OSError as e:

@@ -233,3 +233,39 @@ def test_export_to_an_unwritable_path_is_one_line(shell, tmp_path):
     with pytest.raises(ExportError, match="must end with") as err:
         write_export(tmp_path / "b.txt", art)
     assert isinstance(err.value, LineaPyError) and isinstance(err.value, ValueError)
+
+
+# -- issue 17: no silent replacement, no directory chains, flag completion ----
+
+
+def test_get_says_when_it_replaced_a_different_value(shell):
+    shell.run_cell("top = [3, 1]\n%lineapy save top")
+    _, out = run(shell, "get top")
+    assert "replaced" not in out  # an equal value is no news
+    shell.run_cell("top = 'my own top'")
+    _, out = run(shell, "get top")
+    assert shell.user_ns["top"] == [3, 1]
+    assert out.count("\n") == 1
+    assert out.startswith("Loaded 'top' version 1 into 'top' (saved ")
+    assert out.rstrip().endswith("; it replaced a different 'top' (str)")
+    _, out = run(shell, "get top --as fresh")
+    assert "replaced" not in out
+
+
+def test_export_creates_only_the_files_own_folder(shell, tmp_path):
+    shell.run_cell("b = 2\n%lineapy save b")
+    _, out = run(shell, f"export b -o {tmp_path / 'new' / 'b.py'}")
+    assert (tmp_path / "new" / "b.py").is_file() and "Wrote the slice of 'b'" in out
+    missing = tmp_path / "missing"
+    for line in (f"export b -o {missing / 'deeper' / 'b.py'}",
+                 f"export b --function -o {missing / 'deeper' / 'm.py'}"):
+        with pytest.raises(UsageError, match=rf"^cannot export to '.*deeper/.\.py': the folder '{missing}' "
+                                             r"does not exist; create it first or choose another path$"):
+            run(shell, line)
+    # A pipeline's -o is the folder written: it is created when its parent exists.
+    with pytest.raises(UsageError, match=rf"^cannot write the pipeline to '.*missing/p': the folder '{missing}' "
+                                         r"does not exist"):
+        run(shell, f"pipeline b --to script -o {missing / 'p'}")
+    assert not missing.exists()
+    run(shell, f"pipeline b --to script -o {tmp_path / 'p'}")
+    assert (tmp_path / "p" / "pipeline.py").is_file()
