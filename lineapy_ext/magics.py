@@ -9,7 +9,8 @@ function's parser, and calls it.  Sub-commands only parse, call
 artifact, missing version, bad name, wrong arguments) become one-line
 ``UsageError`` messages instead of tracebacks.
 
-This module also owns tab completion of sub-commands and artifact names, and
+This module also owns tab completion (sub-commands, each sub-command's flags
+from its parser and their values, artifact names, variables), and
 :func:`register`/:func:`unregister`, which are exact mirrors so that
 ``%reload_ext lineapy_ext`` is clean.
 """
@@ -744,7 +745,7 @@ class LineaPyMagics(Magics):
 
     @completion_matcher(identifier="lineapy_ext.magics", api_version=2)
     def complete(self, context):
-        """Complete ``%lineapy`` sub-commands, artifact names and variables."""
+        """Complete ``%lineapy`` sub-commands, their flags and flag values, artifact names and variables."""
         matches: list[str] = []
         try:
             matches = self._candidates(context.text_until_cursor, context.token)
@@ -760,21 +761,63 @@ class LineaPyMagics(Magics):
         if start < 0:
             return []
         words = text[start:].split()
-        # The word under the cursor is ``token``; an empty token means the
-        # cursor is after a space and a new word is starting.
-        done = words[1:] if not token else words[1:-1]
+        # The word under the cursor (whose part IPython replaces is
+        # ``token``: of ``--backend=ml`` only ``ml``); after a space a new
+        # word is starting.
+        current = "" if text[-1:].isspace() else words[-1]
+        done = words[1:-1] if current else words[1:]
         if not done:
-            choices = list(SUBCOMMANDS)
-        elif len(done) == 1 and done[0] in _NAME_SUBCOMMANDS:
-            choices = sorted({a.name for a in _api().artifact_store()})
-        elif len(done) == 1 and done[0] == "save":
-            choices = [
-                k for k in self.shell.user_ns
-                if not k.startswith("_") and k not in self.shell.user_ns_hidden
-            ]
-        else:
+            return sorted(c for c in SUBCOMMANDS if c.startswith(token))
+        func = SUBCOMMANDS.get(done[0])
+        if func is None:
             return []
+        options = func.parser._option_string_actions
+        option, eq, _ = current.partition("=")
+        if eq and option in options:
+            choices = _option_values(func, option)
+        elif len(done) > 1 and done[-1] in options and options[done[-1]].nargs != 0:
+            # A value is due: its choices, or nothing (IPython's own file
+            # name completion then works for -o PATH).
+            choices = _option_values(func, done[-1])
+        elif current.startswith("-"):
+            choices = list(options)
+        elif not _positionals(func, done[1:]) or done[0] in ("export", "pipeline"):
+            choices = self._first_argument(done[0])
+        else:
+            choices = []
         return sorted(c for c in choices if c.startswith(token))
+
+    def _first_argument(self, sub: str) -> list[str]:
+        if sub in _NAME_SUBCOMMANDS:
+            return sorted({a.name for a in _api().artifact_store()})
+        if sub == "save":
+            return [k for k in self.shell.user_ns
+                    if not k.startswith("_") and k not in self.shell.user_ns_hidden]
+        return []
+
+
+def _option_values(func, option: str) -> list[str]:
+    """What may follow ``option`` of sub-command ``func``: its choices, backend names after ``--backend``."""
+    if option == "--backend":
+        from lineapy_ext.backends import BUILTINS
+
+        return list(BUILTINS)
+    return [str(c) for c in func.parser._option_string_actions[option].choices or ()]
+
+
+def _positionals(func, words: list[str]) -> list[str]:
+    """The positional arguments among ``words`` (options and their values left out)."""
+    options = func.parser._option_string_actions
+    found, skip = [], False
+    for word in words:
+        if skip:
+            skip = False
+        elif word.startswith("-"):
+            action = options.get(word.partition("=")[0])
+            skip = "=" not in word and (action is None or action.nargs != 0)  # save's --KEY VALUE too
+        else:
+            found.append(word)
+    return found
 
 
 def _completion(text: str):

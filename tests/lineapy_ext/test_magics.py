@@ -269,3 +269,24 @@ def test_export_creates_only_the_files_own_folder(shell, tmp_path):
     assert not missing.exists()
     run(shell, f"pipeline b --to script -o {tmp_path / 'p'}")
     assert (tmp_path / "p" / "pipeline.py").is_file()
+
+
+def test_completion_of_each_subcommands_flags_and_their_values(shell):
+    shell.run_cell("model = 1\nmodel_b = 2")
+    assert completions(shell, "%lineapy save --") == ["--backend", "--verify"]
+    assert completions(shell, "%lineapy save model --b") == ["--backend"]
+    assert completions(shell, "%lineapy save model --backend ") == ["lineapy", "mlflow"]
+    assert completions(shell, "%lineapy save model --backend ml") == ["mlflow"]
+    assert completions(shell, "%lineapy save model --backend=ml") == ["mlflow"]
+    # Past the flags, the variable to save is still completed.
+    assert completions(shell, "%lineapy save --backend mlflow mod") == ["model", "model_b"]
+    assert completions(shell, "%lineapy pipeline a --to ") == ["airflow", "dvc", "script"]
+    with_flags = 0
+    for sub, func in magics.SUBCOMMANDS.items():
+        flags = sorted(func.parser._option_string_actions)
+        if flags:  # (list, config, store have none)
+            with_flags += 1
+            assert completions(shell, f"%lineapy {sub} x -") == flags, sub
+    assert with_flags >= 7
+    assert completions(shell, "%lineapy delete x --") == ["--all", "--latest", "--version"]
+    assert not any(c.startswith("--") for c in completions(shell, "%lineapy get x --version "))
