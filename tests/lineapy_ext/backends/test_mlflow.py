@@ -22,6 +22,9 @@ import pytest
 
 pytest.importorskip("mlflow")
 
+# Every test here imports MLflow (seconds) or starts a tracking store.
+pytestmark = pytest.mark.slow
+
 import lineapy_ext
 from lineapy_ext.backends.mlflow import flavor_of, pip_requirements_for
 from lineapy_ext.exceptions import BackendError, LineaPyWarning

@@ -31,6 +31,7 @@ def _use_s3(s3_store, **storage_options):
     opts.set("artifact_storage_dir", s3_store["url"])
 
 
+@pytest.mark.slow
 def test_save_get_list_delete_in_s3(lineapy_home, s3_store):
     _use_s3(s3_store)
     array = np.arange(2_000_000, dtype=np.float64)  # 16 MB: a multipart upload
@@ -51,6 +52,7 @@ def test_save_get_list_delete_in_s3(lineapy_home, s3_store):
         lineapy_ext.get("arr")
 
 
+@pytest.mark.slow
 def test_endpoint_url_as_a_top_level_option(lineapy_home, s3_store):
     _use_s3(s3_store, key=S3_KEY, secret=S3_SECRET, endpoint_url=s3_store["endpoint"])
     lineapy_ext.save([1, 2, 3], "lst")
@@ -58,6 +60,7 @@ def test_endpoint_url_as_a_top_level_option(lineapy_home, s3_store):
     assert len(_keys(s3_store)) == 1
 
 
+@pytest.mark.slow
 def test_default_credentials_from_the_environment(lineapy_home, s3_store, monkeypatch):
     import s3fs
 
@@ -75,6 +78,7 @@ def test_default_credentials_from_the_environment(lineapy_home, s3_store, monkey
     assert len(_keys(s3_store)) == 1
 
 
+@pytest.mark.slow
 def test_another_process_sees_new_versions(lineapy_home, s3_store):
     # Listings are not cached: a version written by another kernel after this
     # one listed the directory is still found.
@@ -96,6 +100,7 @@ def test_another_process_sees_new_versions(lineapy_home, s3_store):
     assert lineapy_ext.get("shared").get_value() == 3
 
 
+@pytest.mark.slow
 def test_unreachable_bucket_fails_fast_and_writes_nothing(lineapy_home, s3_store):
     _use_s3(s3_store)
     saved = lineapy_ext.save(np.arange(10), "reach")

@@ -73,6 +73,7 @@ def _env(lineapy_home: Path, db_url: str) -> dict:
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.slow
 def test_eight_writers_and_a_reader(db_url, lineapy_home):
     env = _env(lineapy_home, db_url)
     lineapy_ext.save(0, "warmup")  # schema exists before the race (creation is tested elsewhere)
@@ -116,6 +117,7 @@ def _final_files(storage: Path) -> list[Path]:
 
 
 @pytest.mark.timeout(180)
+@pytest.mark.slow
 def test_sigkill_during_a_large_save(lineapy_home):
     storage = lineapy_home / "linea_pickles"
     env = _env(lineapy_home, f"sqlite:///{lineapy_home / 'db.sqlite'}")
@@ -205,6 +207,7 @@ print(before, after, value.nbytes)
 
 
 @pytest.mark.timeout(180)
+@pytest.mark.slow
 def test_loading_does_not_double_memory(lineapy_home):
     value = np.arange(25_000_000, dtype=np.float64)  # 200 MB
     lineapy_ext.save(value, "huge")

@@ -114,6 +114,7 @@ def _save_many(env: dict, name: str, n: int, worker: int, queue) -> None:
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.slow
 def test_concurrent_saves_get_distinct_versions(db_url, lineapy_home):
     processes, saves = 4, 20
     env = {

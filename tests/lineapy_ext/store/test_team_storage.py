@@ -74,6 +74,7 @@ else:
 
 
 @pytest.mark.postgres
+@pytest.mark.slow
 def test_two_kernels_on_one_postgres_see_each_others_artifacts(lineapy_home, postgres_url, tmp_path):
     env = dict(os.environ, LINEAPY_DATABASE_URL=postgres_url, PYTHONPATH=str(ROOT),
                LINEAPY_ARTIFACT_STORAGE_DIR=str(tmp_path / "team_values"))
