@@ -420,7 +420,7 @@ def run_corpus(notebooks: list[Notebook], root: Path, workers: int = 2) -> dict[
             futures[nb.name] = {code: pool.submit(run_script, code, names, nb, root)
                                 for code, names in groups.items()}
         try:
-            proc.wait(timeout=600)
+            proc.wait(timeout=1800)
         except subprocess.TimeoutExpired:
             proc.kill()
         results = {}

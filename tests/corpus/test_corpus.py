@@ -75,6 +75,9 @@ def corpus(request, tmp_path_factory):
 
 
 @pytest.mark.slow
+# The first test also runs the whole corpus (the module fixture): ~4 min on two
+# idle cores, much more on a shared, loaded machine.
+@pytest.mark.timeout(2400)
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=IDS)
 def test_notebook_replays(nb, corpus):
     res = corpus[nb.name]
