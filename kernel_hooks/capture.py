@@ -109,6 +109,12 @@ class CellRecord:
     problems: list[str] = field(default_factory=list)
 
 
+def _hidden(name) -> bool:
+    # Not reported by the diff: IPython's names, and keys that are not
+    # identifiers at all (globals()[1] = ...).
+    return type(name) is not str or _HIDDEN_NAME.fullmatch(name) is not None
+
+
 def is_ipython_name(name: str) -> bool:
     """True for IPython's own namespace bookkeeping (``_i3``, ``_5``, ``Out``...)."""
     return _HIDDEN_NAME.fullmatch(name) is not None
@@ -442,76 +448,30 @@ class Capture:
         return None
 
     # -- namespace identity snapshots -------------------------------------
-    # IPython adds a hidden ``_iN`` name (and ``_N`` for displayed values)
-    # for every cell, so a long session's namespace is mostly bookkeeping.
-    # Only the names a diff can report are tracked (their ids compared at C
-    # speed, see kernel_hooks.namespace); names bound since the baseline are
-    # the ones after the probe, which each baseline moves to the end (dicts
-    # keep insertion order).  Per cell: O(tracked names) at memcpy speed plus
-    # O(new names), never O(cells).
+    # IPython adds hidden ``_iN``/``_N`` names for every cell, so a long
+    # session's namespace grows with the cells.  A snapshot reads the values
+    # in one C-speed pass and compares packed ids with one memcmp (see
+    # kernel_hooks.namespace); names bound since the baseline are the ones
+    # after the probe, which each baseline moves to the end (dicts keep
+    # insertion order).  Only a cell that deleted a name is compared name by
+    # name.
     def _snapshot(self, baseline: bool = True) -> Snapshot:
-        """The namespace now, relative to ``self._ids`` (see :meth:`_diff`).
+        """The namespace now, compared with ``self._ids`` (see :meth:`_diff`).
 
         ``baseline``: the result becomes the next baseline (the probe is
-        moved to the end, the old baseline's name list is extended in place);
+        moved to the end, the old baseline's key list is extended in place);
         False for a look from inside a running cell.
         """
-        ns = self.shell.user_ns
-        old = self._ids
-        tail = namespace.after(ns, PROBE_NAME)
-        if tail is None or old.size < 0:
-            return self._full_snapshot(ns, baseline)
-        ids, gone = namespace.current_ids(ns, old)
-        moved = sum(1 for k in tail if k in old.tracked)  # deleted and bound again
-        if len(ns) != old.size - len(gone) - moved + len(tail):
-            # Hidden names were deleted (IPython culling its output cache,
-            # %reset) or the probe moved: start over from the whole dict.
-            return self._full_snapshot(ns, baseline)
-        hidden = _HIDDEN_NAME.fullmatch
-        added = [k for k in tail if not hidden(k) and k not in old.tracked]
-        names, tracked, getter = old.names, old.tracked, old.getter
-        if gone:
-            tracked = tracked - set(gone)
-            names = [k for k in names if k in tracked]
-            ids, getter = namespace.packed_ids(namespace.values_of(ns, names)), None
-            rebound = None  # _diff compares by name
-        else:
-            rebound = [] if ids == old.ids else [names[i] for i in namespace.differing(ids, old.ids)]
-        if added:
-            if baseline and not gone:  # the old baseline is about to be replaced
-                names.extend(added)
-                tracked.update(added)
-            else:
-                names, tracked = names + added, tracked | set(added)
-            ids += namespace.packed_ids(namespace.values_of(ns, added))
-            getter = None
-        if baseline:
-            self._move_probe_last(ns)
-        return Snapshot(names, ids, len(ns), tracked, added, gone, rebound=rebound, getter=getter)
-
-    def _full_snapshot(self, ns, baseline: bool) -> Snapshot:
-        if baseline:
-            self._move_probe_last(ns)
-        hidden = _HIDDEN_NAME.fullmatch
-        names = [k for k in ns if not hidden(k)]
-        ids = namespace.packed_ids(namespace.values_of(ns, names))
-        return Snapshot(names, ids, len(ns), set(names), full=True)
+        place = self._move_probe_last if baseline and self._installed else None
+        return namespace.take(self.shell.user_ns, self._ids, PROBE_NAME, _hidden, place)
 
     def _move_probe_last(self, ns) -> None:
-        if self._installed:
-            ns.pop(PROBE_NAME, None)
-            ns[PROBE_NAME] = self._probe
+        ns.pop(PROBE_NAME, None)
+        ns[PROBE_NAME] = self._probe
 
     def _diff(self, snapshot: Snapshot) -> tuple[list[str], set[str]]:
         """Non-hidden names new or rebound since ``self._ids``, and the deleted ones."""
-        old = self._ids
-        if old.size < 0:
-            return list(snapshot.names), set()
-        if snapshot.full or snapshot.rebound is None:
-            prev = dict(zip(old.names, namespace.unpack_ids(old.ids)))
-            changed = [k for k, i in zip(snapshot.names, namespace.unpack_ids(snapshot.ids)) if prev.get(k) != i]
-            return changed, set(prev.keys() - snapshot.tracked)
-        return snapshot.rebound + snapshot.added, set()
+        return list(snapshot.changed), set(snapshot.deleted)
 
     # -- cells that ran before the extension was loaded --------------------
     def _backfill(self, after: int = 0) -> list[CellRecord]:

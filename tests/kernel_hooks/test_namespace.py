@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from kernel_hooks.namespace import MISSING, after, current_ids, differing, packed_ids, unpack_ids, values_of, Snapshot
+from kernel_hooks.namespace import EMPTY, after, differing, packed_ids, take, unpack_ids
 
 
 def test_packed_ids_are_the_ids():
@@ -26,13 +26,28 @@ def test_differing_finds_every_changed_position(n, k):
     assert differing(packed_ids(tuple(ys)), packed_ids(tuple(xs))) == changed
 
 
-def test_current_ids_notes_deleted_names_even_when_their_value_was_none():
-    ns = {"a": None, "b": [1], "c": 2}
-    snap = Snapshot(["a", "b", "c"], packed_ids(values_of(ns, ["a", "b", "c"])), len(ns), {"a", "b", "c"})
-    del ns["a"]
-    ids, gone = current_ids(ns, snap)
-    assert gone == ["a"] and unpack_ids(ids)[0] == id(MISSING)
-    assert unpack_ids(ids)[1:] == [id(ns["b"]), id(ns["c"])]
+def _hidden(k):
+    return k.startswith("_")
+
+
+def _place(ns):
+    ns["m"] = ns.pop("m")
+
+
+def test_take_reports_new_rebound_and_deleted_names():
+    ns = {"a": None, "b": [1], "_h": 1, "m": 0}
+    base = take(ns, EMPTY, "m", _hidden, _place)
+    assert base.full and sorted(base.changed) == ["a", "b", "m"]
+    ns.update(b=[2], c=3, _h=2)
+    snap = take(ns, base, "m", _hidden, _place)
+    assert not snap.full and snap.changed == ["b", "c"] and snap.deleted == set()
+    assert list(ns)[-1] == "m" and snap.keys == list(ns) and unpack_ids(snap.ids) == [id(v) for v in ns.values()]
+    del ns["a"]  # None, like a missing value would read
+    ns["d"] = 4
+    snap2 = take(ns, snap, "m", _hidden, _place)
+    assert snap2.full and snap2.changed == ["d"] and snap2.deleted == {"a"}
+    inside = take(ns, snap2, "m", _hidden)  # no placing: nothing mutated
+    assert inside.changed == [] and snap2.keys == list(ns)
 
 
 def test_after_marker():
