@@ -37,6 +37,7 @@ from lineapy_ext.analysis.statements import (
     PURE_BUILTINS,
     PURE_METHODS,
     RANDOM_READING_METHODS,
+    SHALLOW_METHODS,
     CallSite,
     FunctionSummary,
     _looks_like_path,
@@ -351,6 +352,10 @@ class EffectResolver:
                                call, rkey, args, kwargs, env)
         if call.through_call and not call.inplace and self._returned_fresh(call, rkey, ctx, st_index):
             return  # Model().fit(X, y) bound to a name: a new object, the root is untouched
+        # A library object's method may change what it holds too (a
+        # Pipeline's fit fits its steps); a builtin container's does not.
+        mro = objects.type_of(rkey)
+        deep = deep or not (mro and mro[0].startswith("builtins.") or method in SHALLOW_METHODS)
         if call.inplace:
             env.mark(rkey, deep)
         elif method in MUTATING_METHODS:

@@ -253,7 +253,8 @@ class DependencyGraph:
                     continue
             key = objects.bindings[name]
             other = objects.key_of_id.get(b.id)
-            if other is not None and other != key and not b.atomic and objects.is_live(other, name):
+            if other is not None and other != key and not b.atomic and (
+                    objects.is_live(other, name) or objects.holders.get(other)):
                 objects.merge_into(key, other)
                 objects.bindings[name] = key = other
             self._apply_binding(name, key, b)
@@ -310,9 +311,6 @@ class DependencyGraph:
             # (a wrapper), not to the body we summarised.
             program.functions.pop(key, None)
             program.ctr_cache.pop(key, None)
-        for holder in objects.pending_elements.pop(b.id, ()):
-            if holder != key:
-                objects.add_contains(holder, key)
         self._link_elements(name, key, b)
         if b.type_module == "__main__":
             cls = objects.bindings.get(b.type_name.split(".")[0])
@@ -325,15 +323,22 @@ class DependencyGraph:
     def _link_elements(self, name: str, key: int, b) -> None:
         objects = self.objects
         held = set()
+        fresh_held = set()
         for e in b.element_ids:
             if e in objects.key_of_id:
                 held.add(objects.key_of_id[e])
-            else:  # bound to a name later, perhaps (lst = d['k'])
-                objects.pending_elements.setdefault(e, set()).add(key)
+            else:
+                # An element no name refers to (yet): it gets a key, so two
+                # containers sharing it (shallow = dict(book)) both see its
+                # changes, and a later name for it (lst = d['k']) joins it.
+                k = objects.new_key()
+                objects.writers[k] = (objects.binder[name],) if name in objects.binder else ()
+                objects.key_of_id[e], objects.id_of_key[k] = k, e
+                fresh_held.add(k)
         if b.elements_exact:
             # A small builtin container: what it holds is known exactly, so
             # edges the syntax suggested (s2 = sorted(lst)) are dropped.
-            objects.drop_contains(key, keep=held)
+            objects.drop_contains(key, keep=held | fresh_held)
         if b.base_id is not None and b.base_id in objects.key_of_id:
             base = objects.key_of_id[b.base_id]
             # A view made from base is not a change of base; a change made
@@ -345,6 +350,8 @@ class DependencyGraph:
         held.discard(key)
         for k in held:
             objects.add_contains(key, k)
+        for k in fresh_held:
+            objects.add_contains(key, k, fresh=True)
 
     # -- queries ---------------------------------------------------------------
     def call_time_reads(self, key: int) -> frozenset[str]:

@@ -60,12 +60,11 @@ class ObjectModel:
     strings: dict[int, str] = field(default_factory=dict)
     code_reads: dict[int, frozenset[str]] = field(default_factory=dict)
     file_of: dict[int, str] = field(default_factory=dict)
-    pending_elements: dict[int, set[int]] = field(default_factory=dict)
     next_key: int = 0
 
     def copy(self) -> "ObjectModel":
         """An independent copy (sets held in dicts are copied too)."""
-        return copy_state(self, ("holders", "dirty", "pending_elements"))
+        return copy_state(self, ("holders", "dirty"))
 
     # -- keys and names ------------------------------------------------------
     def new_key(self) -> int:

@@ -193,6 +193,16 @@ readline readlines __next__
 __setitem__ __delitem__ __iadd__ set_output
 """.split())
 
+#: Mutating methods that change only their receiver, never what it holds
+#: (container operations); other changes of a library object (``fit``) may
+#: change the objects it holds (a Pipeline's steps).
+SHALLOW_METHODS = frozenset("""
+append extend insert remove pop popitem clear update setdefault add discard
+sort reverse appendleft extendleft popleft rotate intersection_update
+difference_update symmetric_difference_update __setitem__ __delitem__ __iadd__
+write writelines truncate flush seek read readline readlines close
+""".split())
+
 #: Methods that consult global random state when the estimator has no seed.
 RANDOM_READING_METHODS = frozenset({"fit", "fit_transform", "fit_predict", "partial_fit", "sample"})
 
