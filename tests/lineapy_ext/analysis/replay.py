@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import subprocess
 import sys
 import textwrap
 from dataclasses import dataclass, field
 
+import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 from tests.shells import new_shell
@@ -32,6 +34,17 @@ class Case:
     present: tuple[str, ...] = ()
     probe: str = "v"
     kwargs: dict = field(default_factory=dict)
+
+
+#: Libraries whose import makes a case's two interpreters (shell and fresh
+#: replay) take a second or more: such cases are marked ``slow``.
+HEAVY_IMPORTS = re.compile(r"\b(pandas|sklearn|matplotlib|sqlalchemy|statsmodels|scipy)\b")
+
+
+def as_params(cases: list[Case]) -> list:
+    """``cases`` as pytest parameters named by their ids, those using a heavy library marked slow."""
+    return [pytest.param(c, id=c.id, marks=[pytest.mark.slow] if HEAVY_IMPORTS.search("\n".join(c.cells)) else [])
+            for c in cases]
 
 
 def fresh_shell(tmp_path) -> InteractiveShell:

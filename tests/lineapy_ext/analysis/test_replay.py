@@ -14,7 +14,7 @@ from lineapy_ext.tracking import Tracker
 
 from tests.shells import close_shell
 
-from .replay import Case, assert_equal, fresh_shell, probe_value, replay, run_cells
+from .replay import Case, as_params, assert_equal, fresh_shell, probe_value, replay, run_cells
 
 CASES = [
     # --- chains and overwrites ---
@@ -171,7 +171,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+@pytest.mark.parametrize("case", as_params(CASES))
 def test_replay(case: Case, tmp_path):
     work = tmp_path / "session"
     work.mkdir()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from .replay import Case
+from .replay import Case, as_params
 from .test_replay import test_replay as check_case
 
 IRIS = "import numpy as np\nfrom sklearn.datasets import load_iris\nX, y = load_iris(return_X_y=True)"
@@ -161,7 +161,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+@pytest.mark.parametrize("case", as_params(CASES))
 def test_replay_families(case: Case, tmp_path):
     check_case(case, tmp_path)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from .replay import Case
+from .replay import Case, as_params
 from .test_replay import test_replay as check_case
 
 PD = "import pandas as pd"
@@ -225,7 +225,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+@pytest.mark.parametrize("case", as_params(CASES))
 def test_replay_more(case: Case, tmp_path):
     check_case(case, tmp_path)
 
