@@ -64,6 +64,7 @@ def _assert_no_secrets(blob: str | bytes, where: str, extra: tuple = ()) -> None
         assert needle not in blob, f"{secret!r} found in {where}"
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_secrets_stay_out_of_postgres_outputs_and_logs(ipython, lineapy_home, s3_store, postgres_url, caplog):
     import psycopg
@@ -93,6 +94,7 @@ def test_secrets_stay_out_of_postgres_outputs_and_logs(ipython, lineapy_home, s3
     assert s3_store["endpoint"] in dump  # not a credential: settings are never masked
 
 
+@pytest.mark.slow
 def test_secrets_stay_out_of_the_sqlite_file(ipython, lineapy_home, s3_store, caplog):
     caplog.set_level(logging.DEBUG, logger="lineapy_ext")
     db = lineapy_home / "team.sqlite"
