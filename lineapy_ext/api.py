@@ -309,8 +309,9 @@ def _verify_after_save(ctx, art: Artifact, verify: bool | None) -> None:
 def _persist_cells(ctx, store, session_id: str, tracker) -> None:
     # Only the cells since the last save: capture stays free, saves pay for
     # what is new.
-    cells = tracker.executed_cells()
-    if len(cells) > ctx.cells_persisted:
+    start = ctx.cells_persisted  # read once: other threads of the kernel may save too
+    cells = tracker.executed_cells(start)
+    if cells:
         from types import SimpleNamespace
 
         from lineapy_ext.secrets import Scrubber
@@ -319,9 +320,9 @@ def _persist_cells(ctx, store, session_id: str, tracker) -> None:
         scrub = Scrubber(ctx.options)
         new = [
             SimpleNamespace(execution_count=c.execution_count, source=scrub.text(c.source), success=c.success)
-            for c in cells[ctx.cells_persisted:]
+            for c in cells
         ]
-        ctx.cells_persisted = store.db.add_cells(session_id, ctx.cells_persisted, new)
+        ctx.cells_persisted = max(ctx.cells_persisted, store.db.add_cells(session_id, start, new))
 
 
 def _not_found(name: str, version: int | None, store) -> ArtifactNotFoundError:

@@ -203,9 +203,9 @@ class Tracker:
         """Everything that ran in this session, cell by cell, as typed."""
         return "\n\n".join(c.raw_source.rstrip() for c in self.capture.cells if c.raw_source.strip()) + "\n"
 
-    def executed_cells(self) -> list[ExecutedCell]:
-        """The captured cells, in execution order."""
-        return [ExecutedCell(c.execution_count, c.raw_source, c.success) for c in self.capture.cells]
+    def executed_cells(self, start: int = 0) -> list[ExecutedCell]:
+        """The captured cells from index ``start`` on, in execution order."""
+        return [ExecutedCell(c.execution_count, c.raw_source, c.success) for c in self.capture.cells[start:]]
 
     @staticmethod
     def _resolve_artifact(name: str, version):
