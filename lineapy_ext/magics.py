@@ -545,7 +545,7 @@ def _delete(shell, args, _):
     "-o",
     "--output",
     metavar="PATH",
-    help="a .py script or .ipynb notebook (default: NAME.py)",
+    help="a .py script or .ipynb notebook (default: NAME.py); its folder is created if the folder's parent exists",
 )
 @argument("--function", action="store_true",
           help="write a module of functions recomputing the artifacts (shared code once), not the bare slice")
@@ -571,7 +571,7 @@ def _export(shell, args, _):
 @magic_arguments("lineapy pipeline")
 @argument("names", metavar="NAME", nargs="+", help="artifact names (latest versions)")
 @argument("--to", required=True, choices=("script", "dvc", "airflow"), help="the kind of pipeline")
-@argument("-o", "--output", required=True, metavar="DIR", help="directory to write")
+@argument("-o", "--output", required=True, metavar="DIR", help="directory to write (created if its parent exists)")
 @argument("--param", dest="params", action="extend", nargs="+", default=[], metavar="VAR",
           help="variables of the slices that become pipeline parameters")
 @argument("--force", action="store_true", help="overwrite files already in DIR")
