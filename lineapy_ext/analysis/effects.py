@@ -360,7 +360,8 @@ class EffectResolver:
             env.mark(rkey, deep)
         elif method in MUTATING_METHODS:
             env.mark(rkey, deep)
-            if rkey is not None and not call.through_call:
+            if rkey is not None and not call.through_call and method in SHALLOW_METHODS:
+                # lst.append(x): lst holds x from now on (an estimator's fit(X) does not)
                 for k in {k for k in args if k is not None and k != rkey}:
                     objects.add_contains(rkey, k, fresh=True)
         elif method in PURE_METHODS:

@@ -54,4 +54,5 @@ def test_config_trait_loads_user_entries(tmp_path, ipython):
         with pytest.raises(TraitError, match="effect_registry_files"):
             options.set("effect_registry_files", [str(tmp_path / "nope.toml")])
     finally:
+        options.set("effect_registry_files", [])
         configure([])
