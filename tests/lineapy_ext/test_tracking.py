@@ -149,7 +149,7 @@ def test_lost_runtime_facts_are_reported_by_the_next_slice(ipython, caplog):
     tracker.capture.cells[-1].problems.append("no runtime facts for 'w': KeyError: 'x'")
     tracker.graph.problems.append((None, "no runtime facts for 'w': KeyError: 'x'"))
     run(ipython, "v = 1")
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.WARNING, logger="lineapy_ext.tracking"):
         tracker.slice(["v"])
     assert "no runtime facts for 'w'" in caplog.text
 
