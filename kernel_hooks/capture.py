@@ -212,7 +212,7 @@ class Capture:
         self._aside = False
         self._installed = False
         self._rng = RngObserver()
-        self._digests: list[tuple | None] = []
+        self._digests: list[tuple[int, tuple]] = []  # (next statement, digest)
 
     # -- installation -----------------------------------------------------
     def install(self, backfill: bool = True, after: int = 0) -> list[CellRecord]:
@@ -261,6 +261,9 @@ class Capture:
             cell.completed = _statement_at(cell.statements, lineno)
         changed, cell.deleted = self._diff(self._snapshot(baseline=False))
         cell.bound = self._bindings(cell, changed)
+        done = [d for d in self._digests if d[0] <= cell.completed]
+        if done:  # what the statements before the save drew
+            _assign_rng(cell.statements[:cell.completed], done + [(cell.completed, self._rng.digest())])
         return cell
 
     def _running_line(self) -> int | None:
@@ -304,7 +307,7 @@ class Capture:
                 in_progress=True,
             )
             self._expect_ast = True
-            self._digests = [self._rng.digest()]
+            self._digests = [(0, self._rng.digest())]
         except Exception:
             log.debug("kernel_hooks: pre_run_cell failed", exc_info=True)
 
@@ -326,8 +329,8 @@ class Capture:
         (see :func:`_insert_probes`): digest the random generators."""
         try:
             digests = self._digests
-            if len(digests) == index:
-                digests.append(self._rng.digest())
+            if digests and digests[-1][0] < index:
+                digests.append((index, self._rng.digest()))
         except Exception:  # a probe must never break the cell
             log.debug("kernel_hooks: RNG probe failed", exc_info=True)
 
@@ -408,23 +411,16 @@ class Capture:
     def _record_rng(self, cell: CellRecord) -> None:
         """Which statements changed a global random generator.
 
-        Digest i was taken before statement i (the probes), the last one at
-        the end of the cell, so statement i ran between digests i and i + 1;
-        in a cell that raised, the failing statement is the last one timed.
-        Without probes (``from __future__`` cells) every statement is
-        blamed for the whole cell's change.
+        A digest is taken before the cell, after each statement that calls
+        anything (the probes) and at the end; the statements between two
+        digests that differ are blamed -- those that call something, or all
+        of them when none does.  In a cell that raised, the failing
+        statement's probe ran too (``finally``).
         """
         digests = self._digests
-        digests.append(self._rng.digest())
         self._digests = []
-        stmts = cell.statements
-        if len(digests) == 2 and len(stmts) > 1:
-            changed = RngObserver.changed(digests[0], digests[1])
-            for st in stmts:
-                st.rng_changed = changed
-            return
-        for i in range(min(len(stmts), len(digests) - 1)):
-            stmts[i].rng_changed = RngObserver.changed(digests[i], digests[i + 1])
+        if digests:
+            _assign_rng(cell.statements, digests + [(len(cell.statements), self._rng.digest())])
 
     def _bindings(self, cell: CellRecord, names) -> dict[str, Binding]:
         ns = self.shell.user_ns
@@ -496,7 +492,8 @@ class Capture:
 
 
 def _insert_probes(module: ast.Module, interactivity: str = "last_expr") -> None:
-    """Digest the random generators after each top-level statement but the last.
+    """Digest the random generators after each top-level statement that calls
+    anything, but the last.
 
     Statement i becomes ``try: <statement i> finally: __lineapy_probe__(i + 1)``:
     no extra top-level node (IPython runs each one as its own code object,
@@ -511,12 +508,31 @@ def _insert_probes(module: ast.Module, interactivity: str = "last_expr") -> None
             isinstance(n, ast.ImportFrom) and n.module == "__future__" for n in body):
         return
     for i, node in enumerate(body[:-1]):
+        if not _calls_anything(node):
+            continue  # a = 1, df["c"] = df.a * 2: cannot draw (the next probe covers it)
         # Locations set by hand on the few new nodes: fix_missing_locations
         # would walk the whole statement each time.
         loc = {"lineno": node.lineno, "col_offset": node.col_offset,
                "end_lineno": node.end_lineno, "end_col_offset": node.end_col_offset}
         call = ast.Call(ast.Name(PROBE_NAME, ast.Load(), **loc), [ast.Constant(i + 1, **loc)], [], **loc)
         body[i] = ast.Try(body=[node], handlers=[], orelse=[], finalbody=[ast.Expr(call, **loc)], **loc)
+
+
+def _assign_rng(stmts: list[StatementRecord], digests: list[tuple[int, tuple]]) -> None:
+    """Blame the statements between two differing digests (see ``_record_rng``)."""
+    for (start, before), (end, after) in zip(digests, digests[1:]):
+        changed = RngObserver.changed(before, after)
+        if not changed or end <= start:
+            continue
+        span = stmts[start:end]
+        callers = [st for st in span if st.node is None or _calls_anything(st.node)]
+        for st in callers or span:
+            st.rng_changed = changed
+
+
+def _calls_anything(node: ast.AST) -> bool:
+    """Whether a statement calls anything (only calls can draw random numbers)."""
+    return any(isinstance(n, (ast.Call, ast.Await)) for n in ast.walk(node))
 
 
 def _statement_at(statements: list[StatementRecord], lineno: int) -> int:

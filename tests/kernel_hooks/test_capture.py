@@ -456,3 +456,21 @@ def test_function_facts_name_what_the_code_reads(shell, cap):
     b = cap.cells[-1].bound["fn"]
     assert b.callable_kind == "function" and "limit" in b.code_names
     assert b.code_qualname == "foo.<locals>.inner"
+
+
+def test_rng_statements_without_calls_are_not_probed_nor_blamed(shell, cap):
+    run(shell, "import random\nrandom.seed(2)\nk = 3\nj = k * 2\nd = random.random()\ne = 1")
+    stmts = cap.cells[-1].statements
+    assert [sorted(s.rng_changed) for s in stmts] == [[], ["random"], [], [], ["random"], []]
+
+
+def test_rng_seen_for_a_save_inside_the_running_cell(shell, cap):
+    seen = {}
+
+    def peek():
+        cell = cap.current_cell()
+        seen["rng"] = [sorted(s.rng_changed) for s in cell.statements[:cell.completed]]
+
+    shell.user_ns["peek"] = peek
+    run(shell, "import random\nv = random.random()\nw = 1\npeek()")
+    assert seen["rng"] == [[], ["random"], []]
