@@ -9,8 +9,9 @@ files.  The value recomputed there must equal the session's.
 
 The heavy part runs once per test session for all selected notebooks (the
 replays on a pool of two workers) and is marked slow; the per-notebook
-record (targets, replayed, median slice/session size) is printed at the end
-and written to ``$LINEAPY_CORPUS_REPORT`` when set.
+record (targets, replayed, median slice/session size) is printed in the
+terminal summary (tests/corpus/conftest.py) and written to
+``$LINEAPY_CORPUS_REPORT`` when set.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import os
 
 import pytest
 
+from tests.corpus.conftest import CORPUS_SUMMARY
 from tests.corpus.harness import INPUTS_DIR, all_notebooks, isolated_home, run_corpus
 
 NOTEBOOKS = all_notebooks()
@@ -66,11 +68,7 @@ def corpus(request, tmp_path_factory):
     if report:
         with open(report, "w") as f:
             json.dump(summary, f, indent=1)
-    terminal = request.config.pluginmanager.get_plugin("terminalreporter")
-    if terminal is not None:
-        lines = [f"{n:32s} targets {s['targets']:3d}  ok {s['replayed_ok']:3d}  "
-                 f"median slice/session {s['median_slice_ratio']}" for n, s in summary.items()]
-        terminal.write_line("\ncorpus:\n" + "\n".join(lines))
+    CORPUS_SUMMARY.update(summary)
     return results
 
 
