@@ -207,6 +207,9 @@ def _corpus_object(v, depth, seen):
 
 def _corpus_canon(v, depth=0, seen=None):
     t = type(v)
+    if t.__module__.startswith("lazy_object_proxy"):
+        # isinstance() would ask its __class__, which runs the factory.
+        return ("lazy proxy", t.__qualname__)
     if v is None or t in (bool, int, str, bytes):
         return v
     # Subclasses (enums, numpy scalars, library symbols) as plain data: the

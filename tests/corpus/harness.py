@@ -163,9 +163,10 @@ def _imported(value) -> bool:
     """Modules, and functions and classes defined outside the session: imports, not values."""
     import types
 
-    if isinstance(value, types.ModuleType):
+    t = type(value)  # not isinstance: a lazy proxy's __class__ runs its factory
+    if issubclass(t, types.ModuleType):
         return True
-    if isinstance(value, (type, types.FunctionType, types.BuiltinFunctionType)):
+    if issubclass(t, (type, types.FunctionType, types.BuiltinFunctionType)):
         return getattr(value, "__module__", None) != "__main__"
     return False
 

@@ -1,4 +1,4 @@
-# Objects that fight introspection: lazy proxies, raising properties, a class named ndarray.
+# Objects that fight introspection: a lazy proxy whose factory fails, raising properties, a class named ndarray.
 # %%
 import numpy as np
 import pandas as pd
@@ -12,6 +12,11 @@ class LazyConfig:
 # %%
 cfg = LazyConfig("/nonexistent/settings.toml")
 values = [1, 2, 3]
+# %%
+import lazy_object_proxy
+def load_settings():
+    raise FileNotFoundError("settings.toml")
+settings = lazy_object_proxy.Proxy(load_settings)
 # %%
 class ndarray:
     @property

@@ -20,3 +20,8 @@ scores = clf_back.predict_proba(X)[:, 1]
 top = np.argsort(scores)[-5:].tolist()
 # %%
 acc_back = clf_back.score(X, y)
+# %%
+%%time
+%lineapy get corpus37_clf --as clf_again
+# %%
+coef_sum = float(clf_again.coef_.sum())
