@@ -291,6 +291,57 @@ def bounded_requests() -> Iterator[None]:
                 os.environ.pop(key, None)
 
 
+#: Seconds the pre-flight probe of an HTTP tracking server may wait to connect, and again for an answer.
+PROBE_TIMEOUT = 5.0
+
+
+def check_reachable(uri: str, timeout: float = PROBE_TIMEOUT) -> None:
+    """Fail in seconds, with one line, when the HTTP(S) tracking server at ``uri`` does not answer.
+
+    :data:`BOUNDED_HTTP` still lets MLflow wait two 15 s read time-outs on a
+    host that accepts connections and never answers; one ``GET /health``
+    with a short time-out tells first.  Other schemes (``sqlite:``, files,
+    ``databricks``) are not probed, nor hosts MLflow would reach through a
+    proxy (the probe would not take MLflow's way).
+
+    Raises
+    ------
+    BackendError
+        No connection, or no HTTP answer, within ``timeout`` seconds.
+    """
+    import http.client
+    import ssl
+    from urllib.parse import urlsplit
+    from urllib.request import getproxies, proxy_bypass
+
+    parts = urlsplit(uri or "")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return
+    if parts.scheme in getproxies() and not proxy_bypass(parts.hostname):
+        return
+    try:
+        port = parts.port
+    except ValueError:
+        return  # MLflow reports a malformed URI in its own words
+    if parts.scheme == "https":
+        # Liveness only: nothing secret is sent, and MLflow checks the certificate itself.
+        conn = http.client.HTTPSConnection(parts.hostname, port, timeout=timeout,
+                                           context=ssl._create_unverified_context())
+    else:
+        conn = http.client.HTTPConnection(parts.hostname, port, timeout=timeout)
+    try:
+        conn.request("GET", parts.path.rstrip("/") + "/health")
+        conn.getresponse().read(0)
+    except (OSError, http.client.HTTPException) as e:
+        why = f"no answer within {timeout:g} s" if isinstance(e, TimeoutError) else _first_line(e)
+        raise BackendError(
+            f"cannot reach the MLflow tracking server at {mask_url(uri)}: {why} "
+            "(check that the server is running and LineaPy.mlflow_tracking_uri)"
+        ) from e
+    finally:
+        conn.close()
+
+
 @contextlib.contextmanager
 def _mlflow_uris(tracking_uri: str, registry_uri: str | None) -> Iterator[Any]:
     """Point MLflow at ``tracking_uri``/``registry_uri`` for the block, then restore the user's.
@@ -299,6 +350,7 @@ def _mlflow_uris(tracking_uri: str, registry_uri: str | None) -> Iterator[Any]:
     URI's own registry (MLflow's default), never the user's global one.
     """
     mlflow = import_mlflow()
+    check_reachable(tracking_uri)
     from mlflow.tracking._model_registry import utils as registry_utils
     from mlflow.tracking._tracking_service import utils as tracking_utils
 

@@ -60,3 +60,55 @@ def test_bad_env_var_does_not_stop_load_ext(lineapy_home, monkeypatch, caplog, v
 
 ENV_TRAIT = {"LINEAPY_LOGGING_LEVEL": "logging_level", "LINEAPY_VERIFY_TIMEOUT": "verify_timeout",
              "LINEAPY_DEFAULT_STORAGE_BACKEND": "default_storage_backend"}
+
+
+MODEL_CELL = ("import numpy as np\nfrom sklearn.linear_model import LogisticRegression\n"
+              "m = LogisticRegression().fit(np.random.RandomState(0).rand(20, 2), [0, 1] * 10)")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["closed port", "accepts and never answers"])
+def test_unreachable_mlflow_server_fails_a_save_fast_in_one_line(ipython, tmp_path, monkeypatch, capsys, kind):
+    import socket
+    import time
+
+    pytest.importorskip("mlflow")
+    pytest.importorskip("sklearn")
+    from tests.conftest import free_port
+
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    monkeypatch.chdir(tmp_path)
+    listener = None
+    if kind == "closed port":
+        port = free_port()
+    else:
+        # Connections complete in the kernel's backlog; nothing ever reads or answers them.
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        port = listener.getsockname()[1]
+    try:
+        ipython.run_line_magic("config", f"LineaPy.mlflow_tracking_uri = 'http://127.0.0.1:{port}'")
+        assert ipython.run_cell(MODEL_CELL).success
+        import mlflow.sklearn  # noqa: F401  (import time is not what is measured)
+
+        capsys.readouterr()
+        start = time.monotonic()
+        result = ipython.run_cell("%lineapy save m model")
+        elapsed = time.monotonic() - start
+    finally:
+        if listener is not None:
+            listener.close()
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert not result.success and elapsed < 15, (elapsed, text)
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert lines == [f"UsageError: cannot reach the MLflow tracking server at http://127.0.0.1:{port}: "
+                     + ("[Errno 111] Connection refused" if kind == "closed port" else "no answer within 5 s")
+                     + " (check that the server is running and LineaPy.mlflow_tracking_uri)"], text
+    assert "Traceback" not in text
+    # Nothing was recorded, and the kernel goes on capturing.
+    import lineapy_ext
+
+    assert ipython.run_cell("k = 1").success
+    assert [a.name for a in lineapy_ext.artifact_store()] == []
