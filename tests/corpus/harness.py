@@ -47,10 +47,10 @@ INPUTS_DIR = CORPUS_DIR / "inputs"
 REPO_ROOT = CORPUS_DIR.parent.parent
 CANON_SOURCE = (CORPUS_DIR / "canon.py").read_text()
 
-#: Environment of every child python: no display, quiet libraries, one BLAS
-#: thread (the same float reductions in session and replays).
-CHILD_ENV = {"MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-             "MKL_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore", "MLFLOW_DISABLE_TELEMETRY": "true"}
+#: Environment of every child python: no display, quiet libraries.  Thread
+#: counts are left as in the session's process: estimators record them
+#: (KMeans._n_threads), so a different count would make a value differ.
+CHILD_ENV = {"MPLBACKEND": "Agg", "PYTHONWARNINGS": "ignore", "MLFLOW_DISABLE_TELEMETRY": "true"}
 
 # The picture code runs in a namespace of its own: a slice's ``from numpy
 # import *`` rebinds ``bool``, ``all``, ``max``... in the script's globals.
@@ -353,7 +353,7 @@ class NotebookResult:
         """The per-notebook record: counts and the median slice/session size ratio."""
         return {"targets": len(self.targets), "replayed_ok": len(self.ok), "failed": sorted(self.failures),
                 "refused_after_failed_cell": sorted(self.refused),
-                "nondeterministic": sorted(self.nondeterministic), "session_lines": self.session_lines,
+                "nondeterministic": {n: d[:160] for n, d in sorted(self.nondeterministic.items())}, "session_lines": self.session_lines,
                 "median_slice_ratio": self.median_ratio, "seconds": round(self.seconds, 2)}
 
 
