@@ -11,11 +11,13 @@ comes from the artifact.
 from __future__ import annotations
 
 import os
+import sys
+import warnings
 from datetime import datetime
 from pathlib import Path
 from typing import Iterable
 
-from lineapy_ext.exceptions import ExportError
+from lineapy_ext.exceptions import ExportError, LineaPyWarning
 
 #: File suffixes :func:`write_export` understands, mapped to their format.
 FORMATS = {".py": "script", ".ipynb": "notebook"}
@@ -136,7 +138,7 @@ def python_notebook(cells: list):
     return nb
 
 
-def write_export(path: str | os.PathLike, artifact) -> Path:
+def write_export(path: str | os.PathLike, artifact, force: bool = False) -> Path:
     """Write the slice of ``artifact`` to ``path``, as a script or notebook.
 
     Parameters
@@ -145,6 +147,8 @@ def write_export(path: str | os.PathLike, artifact) -> Path:
         Ends with ``.py`` (script) or ``.ipynb`` (notebook).
     artifact : lineapy_ext.api.Artifact
         The artifact whose slice is written.
+    force : bool
+        Overwrite ``path`` if it exists.
 
     Returns
     -------
@@ -154,9 +158,15 @@ def write_export(path: str | os.PathLike, artifact) -> Path:
     Raises
     ------
     lineapy_ext.exceptions.ExportError
-        If the suffix is neither ``.py`` nor ``.ipynb``, or the file cannot
-        be written (its folder is created only when the folder's parent
-        exists: see :func:`make_folder`).
+        If the suffix is neither ``.py`` nor ``.ipynb``, the file exists
+        (without ``force``), or it cannot be written (its folder is created
+        only when the folder's parent exists: see :func:`make_folder`).
+
+    Warns
+    -----
+    LineaPyWarning
+        A ``.py`` file named like an importable module (``numpy.py``)
+        shadows it for code run from its folder.
     """
     path = Path(path).expanduser()
     kind = FORMATS.get(path.suffix.lower())
@@ -172,11 +182,11 @@ def write_export(path: str | os.PathLike, artifact) -> Path:
         text = nbformat.writes(to_notebook(*what, slice_cells(artifact)))
     else:
         text = to_script(*what, artifact.get_code())
-    _write_text(path, text)
+    _write_text(path, text, force)
     return path
 
 
-def write_function_module(path: str | os.PathLike, artifacts, parameters=()) -> Path:
+def write_function_module(path: str | os.PathLike, artifacts, parameters=(), force: bool = False) -> Path:
     """Write the module of :func:`lineapy_ext.get_function` for ``artifacts`` to ``path``.
 
     Parameters
@@ -187,6 +197,8 @@ def write_function_module(path: str | os.PathLike, artifacts, parameters=()) -> 
         Artifact names, ``(name, version)`` pairs or ``Artifact`` objects.
     parameters : list of str
         Variables of the slices that become keyword parameters.
+    force : bool
+        Overwrite ``path`` if it exists.
 
     Returns
     -------
@@ -196,7 +208,8 @@ def write_function_module(path: str | os.PathLike, artifacts, parameters=()) -> 
     Raises
     ------
     lineapy_ext.exceptions.ExportError
-        If the suffix is not ``.py`` or the file cannot be written.
+        If the suffix is not ``.py``, the file exists (without ``force``) or
+        it cannot be written.
     lineapy_ext.codegen.CodegenError
         If a parameter is not read by the slices (the message lists those that are).
     """
@@ -206,7 +219,7 @@ def write_function_module(path: str | os.PathLike, artifacts, parameters=()) -> 
     if path.suffix.lower() != ".py":
         raise ExportError(f"cannot export functions to {str(path)!r}: the file name must end with .py")
     text = function_module(artifacts, parameters).source
-    _write_text(path, text)
+    _write_text(path, text, force)
     return path
 
 
@@ -253,8 +266,39 @@ def make_folder(folder: str | os.PathLike, failure: str, error: type[Exception] 
     return folder
 
 
-def _write_text(path: Path, text: str) -> None:
+def shadowed_module(path: str | os.PathLike) -> str | None:
+    """Return the importable module a ``.py`` file at ``path`` would shadow (None if none).
+
+    Python puts a script's folder first on ``sys.path``, so ``numpy.py``
+    there is what ``import numpy`` finds.
+    """
+    import importlib.util
+
+    path = Path(path)
+    name = path.stem
+    if path.suffix.lower() != ".py" or not name.isidentifier():
+        return None
+    if name in sys.stdlib_module_names or name in sys.builtin_module_names:
+        return name
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or (spec.origin and Path(spec.origin).resolve() == path.resolve()):
+        return None
+    return name
+
+
+def _write_text(path: Path, text: str, force: bool = False) -> None:
     failure = f"cannot export to {str(path)!r}"
+    if path.exists() and not path.is_dir() and not force:
+        raise ExportError(f"{failure}: the file exists; add --force (force=True) to overwrite it, "
+                          "or choose another path with -o")
+    shadowed = shadowed_module(path)
+    if shadowed:
+        warnings.warn(f"{str(path)!r} has the name of the module {shadowed!r}: code run from its folder "
+                      f"will import this file for `import {shadowed}`; choose another name with -o",
+                      LineaPyWarning, stacklevel=3)
     make_folder(path.parent, failure)
     try:
         path.write_text(text, encoding="utf-8")

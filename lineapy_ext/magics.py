@@ -21,6 +21,7 @@ import ast
 import difflib
 import fnmatch
 import html
+import re
 from typing import Callable
 
 from IPython.core.completer import completion_matcher
@@ -295,6 +296,7 @@ def _get(shell, args, _):
     target = args.as_var or args.name
     if not target.isidentifier():
         raise UsageError(f"cannot bind to {target!r}: it is not a valid variable name; use --as VAR")
+    _refuse_shell_name(target)
     via_registry = args.alias is not None or args.registered_version is not None or args.stage is not None
     art = _api().get(args.name, version=args.version, alias=args.alias,
                      registered_version=args.registered_version, stage=args.stage)
@@ -309,6 +311,17 @@ def _get(shell, args, _):
     # ``x = %lineapy get NAME`` needs the value; a bare ``%lineapy get NAME``
     # must not also display it as Out[n] (nor keep it in the Out history).
     return None if _is_bare_magic_statement() else value
+
+
+#: Names IPython itself keeps in the namespace (history, output cache, exit): never rebound by get.
+_SHELL_NAMES = re.compile(r"In|Out|get_ipython|exit|quit|_|__|___|_i{1,3}|_i\d+|_\d+|_ih|_oh|_dh")
+
+
+def _refuse_shell_name(target: str) -> None:
+    """Raise UsageError when ``target`` is one of IPython's own names (``In``, ``Out``, ``_i3``, ``_5``...)."""
+    if _SHELL_NAMES.fullmatch(target):
+        raise UsageError(f"cannot bind to {target!r}: it is a name IPython itself uses "
+                         "(In, Out, get_ipython, exit, quit, _, _N, _iN); use --as VAR with another name")
 
 
 def _replacing_note(shell, target: str, value) -> str:
@@ -356,6 +369,7 @@ def _get_registry_model(shell, args):
     target = args.as_var or model.registered_name or ""
     if not target.isidentifier():
         raise UsageError(f"cannot bind {args.name} to {target!r}: it is not a valid variable name; use --as VAR")
+    _refuse_shell_name(target)
     value = model.get_value()
     replaced = _replacing_note(shell, target, value)
     shell.push({target: value}, interactive=True)
@@ -551,20 +565,21 @@ def _delete(shell, args, _):
           help="write a module of functions recomputing the artifacts (shared code once), not the bare slice")
 @argument("--param", dest="params", action="extend", nargs="+", default=[], metavar="VAR",
           help="with --function: variables of the slices that become keyword parameters")
+@argument("--force", action="store_true", help="overwrite the file if it exists")
 def _export(shell, args, _):
     """Write the slice of artifact NAME as a script or notebook, or with --function a module of functions."""
     from lineapy_ext.export import write_export, write_function_module
 
     if args.function:
         what = [(n, args.version) if args.version else n for n in args.names]
-        path = write_function_module(args.output or f"{args.names[0]}.py", what, args.params)
+        path = write_function_module(args.output or f"{args.names[0]}.py", what, args.params, force=args.force)
         print(f"Wrote functions recomputing {', '.join(map(repr, args.names))} to {path} "
               f"(run_all(), get_<name>(){'; parameters ' + ', '.join(args.params) if args.params else ''})")
         return
     if len(args.names) > 1 or args.params:
         raise UsageError("several NAMEs and --param need --function: %lineapy export NAME... --function -o mod.py")
     art = _api().get(args.names[0], version=args.version)
-    path = write_export(args.output or f"{art.name}.py", art)
+    path = write_export(args.output or f"{art.name}.py", art, force=args.force)
     print(f"Wrote the slice of {art.name!r} version {art.version} to {path}")
 
 

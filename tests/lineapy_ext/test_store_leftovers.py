@@ -112,3 +112,52 @@ def test_unreachable_mlflow_server_fails_a_save_fast_in_one_line(ipython, tmp_pa
 
     assert ipython.run_cell("k = 1").success
     assert [a.name for a in lineapy_ext.artifact_store()] == []
+
+
+def test_export_refuses_to_overwrite_without_force_and_warns_about_shadowing(ipython, tmp_path, monkeypatch, capsys):
+    from IPython.core.error import UsageError
+
+    from lineapy_ext.exceptions import LineaPyWarning
+
+    monkeypatch.chdir(tmp_path)
+    ipython.run_cell("numpy = [1, 2, 3]\nresult = sum(numpy)")
+    ipython.run_line_magic("lineapy", "save result result")
+    ipython.run_line_magic("lineapy", "save numpy numpy")
+    mine = tmp_path / "result.py"
+    mine.write_text("# my own script\n")
+    with pytest.raises(UsageError, match=r"cannot export to 'result.py': the file exists; add --force"):
+        ipython.run_line_magic("lineapy", "export result")
+    assert mine.read_text() == "# my own script\n"
+    with pytest.raises(UsageError, match="the file exists"):
+        ipython.run_line_magic("lineapy", "export result --function")
+    assert mine.read_text() == "# my own script\n"
+    ipython.run_line_magic("lineapy", "export result --force")
+    assert "sum(numpy)" in mine.read_text()
+
+    # numpy.py would be what `import numpy` finds next to it.
+    with pytest.warns(LineaPyWarning, match=r"'numpy.py' has the name of the module 'numpy'"):
+        ipython.run_line_magic("lineapy", "export numpy")
+    assert (tmp_path / "numpy.py").is_file()
+    with pytest.warns(LineaPyWarning, match=r"module 'json'"):
+        ipython.run_line_magic("lineapy", "export result -o json.py")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LineaPyWarning)  # no warning for an ordinary name
+        ipython.run_line_magic("lineapy", "export result -o my_result_script.py")
+
+
+@pytest.mark.parametrize("reserved", ["In", "Out", "get_ipython", "exit", "quit", "_i", "_i3", "_ii", "_7", "_"])
+def test_get_refuses_the_shells_own_names(ipython, reserved):
+    from IPython.core.error import UsageError
+
+    ipython.run_cell("x = 5")
+    ipython.run_line_magic("lineapy", "save x x")
+    before = ipython.user_ns.get(reserved)
+    with pytest.raises(UsageError) as err:
+        ipython.run_line_magic("lineapy", f"get x --as {reserved}")
+    assert str(err.value).startswith(f"cannot bind to {reserved!r}: it is a name IPython itself uses")
+    assert "\n" not in str(err.value)
+    assert ipython.user_ns.get(reserved) is before
+    ipython.run_line_magic("lineapy", "get x --as _x1")  # names that only look alike still work
+    assert ipython.user_ns["_x1"] == 5
