@@ -119,20 +119,17 @@ def mask_options(options: dict | None) -> dict:
 
 
 class MaskedDict(dict):
-    """A plain dict whose printed form has every value masked (:func:`mask_options`).
+    """A plain dict that IPython displays with every value masked (:func:`mask_options`).
 
     ``%config LineaPy.storage_options`` returns the trait's value itself for
-    IPython to display; holding the options in this subclass makes that (and
-    any other repr) show ``***`` while code reading the values gets them.
+    IPython to display; holding the options in this subclass makes that show
+    ``***`` while code reading the values gets them.  ``repr``/``str`` stay
+    the dict's own: fsspec keys its filesystem cache on ``str(kwargs)``, and
+    masked text there would hand one credential's filesystem to another.
     """
 
-    def __repr__(self) -> str:
-        return repr(mask_options(self))
-
-    __str__ = __repr__
-
     def _repr_pretty_(self, p, cycle) -> None:
-        p.text(repr(self))
+        p.text(repr(mask_options(self)))
 
 
 def normalize_database_url(url: str) -> str:
