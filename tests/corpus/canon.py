@@ -14,6 +14,7 @@ picture with the very same code as the session.
 """
 
 import hashlib as _corpus_hashlib
+import sys as _corpus_sys
 import types as _corpus_types
 
 _CORPUS_MAX_DEPTH = 14
@@ -207,7 +208,7 @@ def _corpus_object(v, depth, seen):
 
 def _corpus_canon(v, depth=0, seen=None):
     t = type(v)
-    if t.__module__.startswith("lazy_object_proxy"):
+    if _corpus_is_lazy_proxy(t):
         # isinstance() would ask its __class__, which runs the factory.
         return ("lazy proxy", t.__qualname__)
     if v is None or t in (bool, int, str, bytes):
@@ -264,6 +265,17 @@ def _corpus_canon(v, depth=0, seen=None):
     if special is not None:
         return special
     return _corpus_object(v, depth, seen)
+
+
+def _corpus_is_lazy_proxy(t):
+    """Whether ``t`` is a lazy_object_proxy class (its C type says module 'builtins')."""
+    kinds = []
+    for name in ("lazy_object_proxy", "lazy_object_proxy.cext", "lazy_object_proxy.slots",
+                 "lazy_object_proxy.simple"):
+        mod = _corpus_sys.modules.get(name)
+        if mod is not None and isinstance(mod.__dict__.get("Proxy"), type):
+            kinds.append(mod.__dict__["Proxy"])
+    return bool(kinds) and issubclass(t, tuple(kinds))
 
 
 def corpus_canon(v):
