@@ -73,6 +73,7 @@ class Env:
     opened: list = field(default_factory=list)  # (target, path of the file it is tied to)
     resets: set = field(default_factory=set)  # hidden states overwritten without reading
     linked: list = field(default_factory=list)  # names of results that hold each other
+    code_results: list = field(default_factory=list)  # (target, globals the function it got reads)
     stmt_paths: tuple = ()  # path-like literals of the statement (for name guesses)
     runtime: bool = False  # the cell has runtime facts
     read_key: Callable[[int], None] = lambda key: None  # depend on an object's history
@@ -81,7 +82,7 @@ class Env:
         """The env of a call one level down (same accumulators)."""
         return Env(resolve, self.read, self.mark, self.touch_state, self.extra_defs, self.generators,
                    self.budget, self.depth + 1, self.returned_from, self.files, self.opened, self.resets,
-                   self.linked, self.stmt_paths, self.runtime, self.read_key)
+                   self.linked, self.code_results, self.stmt_paths, self.runtime, self.read_key)
 
 
 @dataclass(slots=True)
@@ -350,6 +351,10 @@ class EffectResolver:
             self._apply_effect(Effect(mutates=tuple(m for m in effect.mutates if m != "self"),
                                       reads_files=effect.reads_files, writes_files=effect.writes_files),
                                call, rkey, args, kwargs, env)
+        if len(call.chain) == 3 and not call.receiver_deep and not call.through_call and rkey is not None:
+            accessor = self.registry.method(objects.type_of(rkey), call.chain[1])
+            if accessor is not None and accessor.pure:
+                return  # df.plot.scatter(...): a pure accessor of a known type
         if call.through_call and not call.inplace and self._returned_fresh(call, rkey, ctx, st_index):
             return  # Model().fit(X, y) bound to a name: a new object, the root is untouched
         # A library object's method may change what it holds too (a
@@ -472,6 +477,10 @@ class EffectResolver:
 
         if summary.is_generator and ctx is not NO_CELL and call.assigned_to:
             env.generators.append((call.assigned_to, fkey))
+        if summary.makes_functions and ctx is not NO_CELL and call.assigned_to:
+            # read = make_reader(): what the returned function reads when
+            # called (known before the cell's runtime facts arrive)
+            env.code_results.append((call.assigned_to, summary.reads | summary.writes))
         if summary.returns_parts_of and ctx is not NO_CELL and call.assigned_to:
             for name in summary.returns_parts_of:
                 holder = resolve(name)

@@ -332,7 +332,9 @@ class DependencyGraph:
                 # containers sharing it (shallow = dict(book)) both see its
                 # changes, and a later name for it (lst = d['k']) joins it.
                 k = objects.new_key()
-                objects.writers[k] = (objects.binder[name],) if name in objects.binder else ()
+                # Its history so far is the container's (book['a'].append(99)
+                # earlier in the cell marked book).
+                objects.writers[k] = objects.writers.get(key, ())
                 objects.key_of_id[e], objects.id_of_key[k] = k, e
                 fresh_held.add(k)
         if b.elements_exact:
@@ -587,6 +589,9 @@ class _Statement:
         for target, holder in env.returned_from:
             if target in objects.bindings and holder not in objects.atomic:
                 objects.add_contains(holder, objects.bindings[target], fresh=True)
+        for target, names in env.code_results:
+            if target in objects.bindings:
+                objects.code_reads[objects.bindings[target]] = frozenset(names)
         for names in env.linked:
             keys = [objects.bindings[n] for n in names if n in objects.bindings]
             for a in keys:

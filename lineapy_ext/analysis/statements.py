@@ -81,6 +81,7 @@ class FunctionSummary:
     aliases: dict[str, str] = field(default_factory=dict)
     is_generator: bool = False
     returns_parts_of: frozenset[str] = frozenset()
+    makes_functions: bool = False
 
 
 @dataclass(slots=True)
@@ -171,7 +172,7 @@ cumprod nunique unique value_counts isna isnull notna notnull any all
 groupby agg aggregate apply applymap map merge concat dropna fillna
 drop drop_duplicates rename reset_index set_index sort_values sort_index
 query filter select_dtypes corr cov round abs clip dot T transpose
-plot hist boxplot scatter show summary conf_int params pvalues
+show summary conf_int params pvalues
 issubset issuperset union intersection difference symmetric_difference
 isdisjoint nbytes sample where mask pivot pivot_table melt stack unstack
 explode assign pipe rolling expanding resample shift diff pct_change rank
@@ -1211,7 +1212,10 @@ def summarize_function(node) -> FunctionSummary:
     if aliases:
         calls = tuple(dataclasses.replace(c, chain=(aliases.get(c.chain[0], c.chain[0]),) + c.chain[1:])
                       for c in calls)
+    makes_functions = any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+                          for st in body for n in ast.walk(st))
     return FunctionSummary(
+        makes_functions=makes_functions,
         is_generator=is_generator,
         returns_parts_of=frozenset(returned),
         params=params,
