@@ -74,6 +74,7 @@ class Env:
     resets: set = field(default_factory=set)  # hidden states overwritten without reading
     linked: list = field(default_factory=list)  # names of results that hold each other
     code_results: list = field(default_factory=list)  # (target, globals the function it got reads)
+    state_results: list = field(default_factory=list)  # (targets, hidden state that now holds them)
     stmt_paths: tuple = ()  # path-like literals of the statement (for name guesses)
     runtime: bool = False  # the cell has runtime facts
     read_key: Callable[[int], None] = lambda key: None  # depend on an object's history
@@ -82,7 +83,8 @@ class Env:
         """The env of a call one level down (same accumulators)."""
         return Env(resolve, self.read, self.mark, self.touch_state, self.extra_defs, self.generators,
                    self.budget, self.depth + 1, self.returned_from, self.files, self.opened, self.resets,
-                   self.linked, self.code_results, self.stmt_paths, self.runtime, self.read_key)
+                   self.linked, self.code_results, self.state_results, self.stmt_paths, self.runtime,
+                   self.read_key)
 
 
 @dataclass(slots=True)
@@ -196,6 +198,12 @@ class EffectResolver:
             env.returned_from.append((call.assigned_to, rkey))
         if effect.returns == "linked" and len(call.unpacked) > 1:
             env.linked.append(call.unpacked)
+        results = call.unpacked or ((call.assigned_to,) if call.assigned_to else ())
+        for s in (*effect.state, *effect.state_reset):
+            if results and results != (DISPLAYED,):
+                # plt.subplots(): the figure and axes are pyplot's current
+                # ones: later pyplot calls may draw on them
+                env.state_results.append((results, "state:" + s))
         if effect.opens_file and call.assigned_to:
             for p in self._paths(effect.opens_file, call, rkey, args, kwargs):
                 db = _sqlite_path(p)

@@ -102,6 +102,7 @@ class DependencyGraph:
         self.program = Program()
         self.files: dict[str, tuple[int, ...]] = {}
         self.state: dict[str, tuple[int, ...]] = {}
+        self.state_members: dict[str, frozenset[int]] = {}  # objects a hidden state holds (current axes)
         self.failed: list[FailedStatement] = []
         self.problems: list[tuple[int | None, str]] = []
         self.resolver = EffectResolver(self.objects, self.program, registry)
@@ -123,7 +124,7 @@ class DependencyGraph:
         g.nodes = list(self.nodes)
         g.objects = self.objects.copy()
         g.program = self.program.copy()
-        g.files, g.state = dict(self.files), dict(self.state)
+        g.files, g.state, g.state_members = dict(self.files), dict(self.state), dict(self.state_members)
         g.failed, g.problems = list(self.failed), list(self.problems)
         g.resolver = EffectResolver(g.objects, g.program, self.resolver._registry)
         return g
@@ -467,11 +468,15 @@ class _Statement:
             self.mutated[key] = self.mutated.get(key, False) or deep
 
     def touch_state(self, skey: str, write: bool = True, read: bool = True) -> None:
-        state = self.g.state
+        state, members = self.g.state, self.g.state_members
         if read:
             self.deps.update(state.get(skey, ()))
         if write:
             state[skey] = (self.nid,)
+            if not read:  # a reset (plt.figure()): the old current objects are no longer drawn on
+                members.pop(skey, None)
+            for k in members.get(skey, ()):
+                self.mark(k, False)
 
     # -- the steps --
     def run(self, st) -> None:
@@ -589,6 +594,9 @@ class _Statement:
         for target, holder in env.returned_from:
             if target in objects.bindings and holder not in objects.atomic:
                 objects.add_contains(holder, objects.bindings[target], fresh=True)
+        for names, skey in env.state_results:
+            keys = {objects.bindings[n] for n in names if n in objects.bindings}
+            g.state_members[skey] = g.state_members.get(skey, frozenset()) | keys
         for target, names in env.code_results:
             if target in objects.bindings:
                 objects.code_reads[objects.bindings[target]] = frozenset(names)
