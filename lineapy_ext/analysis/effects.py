@@ -108,6 +108,11 @@ NO_CELL = CellContext(_NoCell(), {})
 INDIRECT = CallSite(chain=None)
 
 
+#: ``mark(key, OBJECTS)``: the object and the library objects it holds
+#: changed (a Pipeline's fit fits its steps, not the dicts of parameters it
+#: was given); builtin containers on the way are looked through.
+OBJECTS = "objects"
+
 _STATEFUL_CALLABLES = frozenset({"builtins.function", "functools.partial", "builtins.method"})
 
 
@@ -368,7 +373,8 @@ class EffectResolver:
         # A library object's method may change what it holds too (a
         # Pipeline's fit fits its steps); a builtin container's does not.
         mro = objects.type_of(rkey)
-        deep = deep or not (mro and mro[0].startswith("builtins.") or method in SHALLOW_METHODS)
+        if not deep and not (mro and mro[0].startswith("builtins.") or method in SHALLOW_METHODS):
+            deep = OBJECTS
         if call.inplace:
             env.mark(rkey, deep)
         elif method in MUTATING_METHODS:

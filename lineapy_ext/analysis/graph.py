@@ -290,6 +290,10 @@ class DependencyGraph:
     def _apply_binding(self, name: str, key: int, b) -> None:
         """Record what the capture saw of the object ``name`` refers to."""
         objects, program = self.objects, self.program
+        if not b.atomic and self._independent(b):
+            # a new pandas object (copy-on-write) or a numpy array owning its
+            # data: it shares nothing with what it was computed from
+            objects.drop_contains(key)
         if b.atomic:
             objects.atomic.add(key)
             # An int or a string holds no references: drop the edges the
@@ -321,6 +325,11 @@ class DependencyGraph:
         if f"{b.type_module}.{b.type_name}" in _RNG_TYPES:
             program.rng_objects.add(key)
 
+    def _independent(self, b) -> bool:
+        if b.mro and b.mro[0] == "numpy.ndarray":
+            return b.base_id is None and not b.element_mro
+        return any(self.resolver.registry.independent(c) for c in b.mro)
+
     def _link_elements(self, name: str, key: int, b) -> None:
         objects = self.objects
         held = set()
@@ -337,6 +346,7 @@ class DependencyGraph:
                 # earlier in the cell marked book).
                 objects.writers[k] = objects.writers.get(key, ())
                 objects.key_of_id[e], objects.id_of_key[k] = k, e
+                objects.anonymous.add(k)
                 fresh_held.add(k)
         if b.elements_exact:
             # A small builtin container: what it holds is known exactly, so
@@ -463,9 +473,10 @@ class _Statement:
     def read_key(self, key: int) -> None:
         self.deps.update(self.g.objects.closure(key))
 
-    def mark(self, key: int | None, deep: bool = False) -> None:
+    def mark(self, key: int | None, deep: bool | str = False) -> None:
         if key is not None:
-            self.mutated[key] = self.mutated.get(key, False) or deep
+            old = self.mutated.get(key, False)
+            self.mutated[key] = True if True in (old, deep) else (old or deep)
 
     def touch_state(self, skey: str, write: bool = True, read: bool = True) -> None:
         state, members = self.g.state, self.g.state_members
@@ -547,7 +558,8 @@ class _Statement:
             objects.add_writer(key, self.nid)
             if deep:
                 for c in objects.reachable(key):
-                    objects.add_writer(c, self.nid)
+                    if deep is True or self._library_object(c):
+                        objects.add_writer(c, self.nid)
         files = []
         for key in self.mutated:
             path = self._file_behind(key)
@@ -555,6 +567,14 @@ class _Statement:
                 files.append((path, True))
         if files:
             self.g._files(StatementFacts(), self.nid, self.deps, files)
+
+    def _library_object(self, key: int) -> bool:
+        """Not a builtin container, nor an element of one we never saw the type of."""
+        objects = self.g.objects
+        mro = objects.mro.get(key)
+        if mro:
+            return not mro[0].startswith("builtins.")
+        return key not in objects.anonymous
 
     def _file_behind(self, key: int) -> str | None:
         """The database file a changed connection (or its cursor) writes."""

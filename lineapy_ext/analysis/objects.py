@@ -60,6 +60,7 @@ class ObjectModel:
     strings: dict[int, str] = field(default_factory=dict)
     code_reads: dict[int, frozenset[str]] = field(default_factory=dict)
     file_of: dict[int, str] = field(default_factory=dict)
+    anonymous: set[int] = field(default_factory=set)  # container elements no name referred to
     next_key: int = 0
 
     def copy(self) -> "ObjectModel":

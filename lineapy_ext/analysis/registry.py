@@ -12,6 +12,10 @@ never by a method name alone:
   at run time (the first class of the MRO with an entry wins).
 - ``[type."builtins.float"]``: facts about every method of a type
   (``pure = true``: nothing it does changes the receiver or the world).
+- ``[value."pandas.core.generic.NDFrame"]``: facts about the values of a
+  type: ``independent = true`` says a new value shares no mutable state with
+  the objects it was computed from (``since = "pandas 3"``: from that major
+  version of the library on).
 
 Each entry says (all optional; an argument is named by an *argument spec*:
 ``"self"`` for the receiver, ``"2"`` for the third positional argument,
@@ -56,8 +60,8 @@ __all__ = ["Effect", "EffectRegistry", "RegistryError", "default_registry", "arg
 
 _SHIPPED = Path(__file__).with_name("effects.toml")
 _FIELDS = {"pure", "mutates", "state", "state_reset", "reads_files", "writes_files", "opens_file",
-           "returns", "doc"}
-_SECTIONS = ("function", "method", "type")
+           "returns", "doc", "independent", "since"}
+_SECTIONS = ("function", "method", "type", "value")
 
 
 class RegistryError(ValueError):
@@ -76,6 +80,8 @@ class Effect:
     writes_files: tuple[str, ...] = ()
     opens_file: str | None = None
     returns: str | None = None
+    independent: bool = False
+    since: str | None = None
 
 
 def _effect(raw: dict, where: str) -> Effect:
@@ -86,9 +92,9 @@ def _effect(raw: dict, where: str) -> Effect:
     for k, v in raw.items():
         if k == "doc":
             continue
-        if k in ("pure",):
+        if k in ("pure", "independent"):
             kw[k] = bool(v)
-        elif k in ("opens_file", "returns"):
+        elif k in ("opens_file", "returns", "since"):
             kw[k] = str(v)
         else:
             if isinstance(v, str):
@@ -161,6 +167,24 @@ class EffectRegistry:
             for key, effect in self._patterns["method"]:
                 index.setdefault(key.rpartition(".")[2], []).append(effect)
         return index.get(name, [])
+
+    def independent(self, cls: str) -> bool:
+        """Whether values of class ``cls`` never share mutable state with the
+        objects they were computed from (``[value."cls"] independent = true``,
+        optionally ``since = "pandas 3"``: only when that major version or a
+        later one is imported)."""
+        entry = self._exact["value"].get(cls)
+        if entry is None or not entry.independent:
+            return False
+        if entry.since:
+            dist, _, major = entry.since.partition(" ")
+            mod = sys.modules.get(dist)
+            version = getattr(mod, "__version__", "0") if mod is not None else "0"
+            try:
+                return int(version.split(".")[0]) >= int(major)
+            except ValueError:
+                return False
+        return True
 
     def method(self, mro: tuple[str, ...], name: str) -> Effect | None:
         """The effect of method ``name`` on a receiver whose type's MRO
