@@ -329,6 +329,10 @@ def _not_found(name: str, version: int | None, store) -> ArtifactNotFoundError:
     versions = store.db.versions(name)
     # Deleted versions leave tombstones: say so rather than "never existed".
     deleted = " (it was deleted)" if version is not None and store.db.artifact_state(name, version) == "deleted" else ""
+    if versions and version is None:
+        listed = ", ".join(map(str, versions))
+        return ArtifactNotFoundError(f"the latest version of artifact {name!r} was deleted meanwhile: "
+                                     f"existing versions are {listed}; try again")
     if versions:
         listed = ", ".join(map(str, versions))
         return ArtifactNotFoundError(
@@ -407,6 +411,12 @@ def get(
         return Artifact(artifact_for(store, _context().options, name, alias=alias,
                                      registered_version=registered_version, stage=stage)[0])
     record = store.db.get_artifact(name, version)
+    for _ in range(3 if version is None else 0):
+        if record is not None or not store.db.versions(name):
+            break
+        # The latest version was deleted while a newer one was being saved:
+        # ask again for what is the latest now.
+        record = store.db.get_artifact(name, None)
     if record is None:
         raise _not_found(name, version, store)
     return Artifact(record)
