@@ -74,7 +74,9 @@ model.fit(X_train, y_train)
 print(f"test accuracy: {model.score(X_test, y_test):.3f}")
 %lineapy save model iris_model
 """),
-    code("%lineapy save X_test iris_test_features"),
+    md("`--verify` re-runs the slice in a fresh interpreter and compares what it computes with the saved "
+       "value: *verified* means the code alone recomputes it."),
+    code("%lineapy save X_test iris_test_features --verify"),
     md("The slice: only what `model` depends on, without the prints and displays above."),
     code("%lineapy code iris_model"),
 ]
