@@ -2,7 +2,7 @@
 
 Usage::
 
-    /work/venv/bin/python benchmarks/capture_overhead.py [--quick]
+    python benchmarks/capture_overhead.py [--quick]
 
 Method (why one shell, hooks toggled).  ``InteractiveShell`` is a singleton,
 so two shells in one process are not an option.  Comparing two child

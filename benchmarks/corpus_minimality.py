@@ -2,7 +2,7 @@
 
 Usage::
 
-    /work/venv/bin/python benchmarks/corpus_minimality.py [--notebooks 03,10] [--per-notebook 4] [--workers 2]
+    python benchmarks/corpus_minimality.py [--notebooks 03,10] [--per-notebook 4] [--workers 2]
 
 1. Runs the corpus harness (:func:`tests.corpus.harness.run_corpus`): every
    notebook cell by cell in a shell with the extension, the determinism check

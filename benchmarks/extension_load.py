@@ -2,7 +2,7 @@
 
 Usage::
 
-    /work/venv/bin/python benchmarks/extension_load.py [--runs N]
+    python benchmarks/extension_load.py [--runs N]
 
 Each run is a fresh child process (so nothing is cached in ``sys.modules``;
 ``.pyc`` files are warm after the first run, as on a user's machine).  The

@@ -2,7 +2,7 @@
 
 Usage::
 
-    /work/venv/bin/python benchmarks/lineage_render.py [--cells 200] [--repeats 21]
+    python benchmarks/lineage_render.py [--cells 200] [--repeats 21]
 
 Runs ``--cells`` cells of the mixed synthetic session of
 ``slicing_scale.py`` (assignments, mutations, functions, classes, loops,

@@ -2,9 +2,9 @@
 
 Usage::
 
-    /work/venv/bin/python benchmarks/long_session.py            # 5,000 cells (~2 min)
-    /work/venv/bin/python benchmarks/long_session.py --full     # 20,000 cells (issue 13)
-    /work/venv/bin/python benchmarks/long_session.py --cells 3000 --checkpoints 1000,3000 --save-every 1000
+    python benchmarks/long_session.py            # 5,000 cells (~2 min)
+    python benchmarks/long_session.py --full     # 20,000 cells (issue 13)
+    python benchmarks/long_session.py --cells 3000 --checkpoints 1000,3000 --save-every 1000
 
 One ``InteractiveShell`` with ``%load_ext lineapy_ext`` runs the mixed cells
 of ``slicing_scale.py`` (assignments, in-place mutations, functions, classes,

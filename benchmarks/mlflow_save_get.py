@@ -2,7 +2,7 @@
 
 Usage::
 
-    /work/venv/bin/python benchmarks/mlflow_save_get.py [--runs N] [--no-inferred]
+    python benchmarks/mlflow_save_get.py [--runs N] [--no-inferred]
 
 One process, one private lineapy home, one SQLite MLflow tracking database
 (created and warmed by a first save, which is reported separately: it pays

@@ -2,7 +2,7 @@
 
 Usage::
 
-    /work/venv/bin/python benchmarks/run_all.py [--quick]
+    python benchmarks/run_all.py [--quick]
 
 ``--quick`` uses fewer repetitions (a smoke run, minutes instead of ~20).
 Each script writes ``benchmarks/results/NAME.json`` and prints its table.

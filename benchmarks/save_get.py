@@ -2,7 +2,7 @@
 
 Usage::
 
-    /work/venv/bin/python benchmarks/save_get.py [--reps N] [--values array,frame,model] [--no-cold]
+    python benchmarks/save_get.py [--reps N] [--values array,frame,model] [--no-cold]
 
 Values:
 

@@ -2,7 +2,7 @@
 
 Usage::
 
-    /work/venv/bin/python benchmarks/slicing_scale.py [--sizes 100,1000,2000,20000] [--repeats 21]
+    python benchmarks/slicing_scale.py [--sizes 100,1000,2000,20000] [--repeats 21]
 
 For each size N a fresh child process runs N cells of mixed code (assignments,
 in-place mutations of a list and a dict, function definitions and calls,

@@ -2,7 +2,7 @@
 
 Usage::
 
-    /work/venv/bin/python benchmarks/storage_load.py [--procs 1,4,8] [--seconds 4] [--rounds 2]
+    python benchmarks/storage_load.py [--procs 1,4,8] [--seconds 4] [--rounds 2]
         [--postgres postgresql://postgres@127.0.0.1:5432/postgres] [--no-postgres]
 
 Each configuration (database x process count x naming) gets a fresh store:

@@ -2,7 +2,7 @@
 
 Usage::
 
-    /work/venv/bin/python benchmarks/verify_before_unpickle.py [--rev e0b4acb] [--reps 12] [--mb 500]
+    python benchmarks/verify_before_unpickle.py [--rev e0b4acb] [--reps 12] [--mb 500]
 
 The ``lineapy`` backend of git revision ``--rev`` (hashing while unpickling,
 buffers read lazily) and the current one (the whole file hashed into its

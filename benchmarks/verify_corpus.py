@@ -2,7 +2,7 @@
 
 Usage::
 
-    /work/venv/bin/python benchmarks/verify_corpus.py [--notebooks 01,02,...] [--vars N]
+    python benchmarks/verify_corpus.py [--notebooks 01,02,...] [--vars N]
 
 Each notebook of ``tests/corpus/notebooks`` runs cell by cell in a real
 shell with the extension loaded (``tests.corpus.harness``), in a fresh dir

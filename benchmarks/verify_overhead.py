@@ -2,7 +2,7 @@
 
 Usage::
 
-    /work/venv/bin/python benchmarks/verify_overhead.py [--reps N] [--values small,array]
+    python benchmarks/verify_overhead.py [--reps N] [--values small,array]
 
 Values (each saved through the store, its slice set to the code below):
 
