@@ -25,6 +25,7 @@ import gc
 import logging
 import re
 import sys
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable
@@ -213,6 +214,7 @@ class Capture:
         self._installed = False
         self._rng = RngObserver()
         self._digests: list[tuple[int, tuple]] = []  # (next statement, digest)
+        self._cell_thread: int | None = None
 
     # -- installation -----------------------------------------------------
     def install(self, backfill: bool = True, after: int = 0) -> list[CellRecord]:
@@ -254,8 +256,8 @@ class Capture:
         index of the statement currently running (for a save made from inside
         the cell), or None outside a cell."""
         cell = self._current
-        if cell is None or not cell.statements:
-            return None
+        if cell is None or not cell.statements or threading.get_ident() != self._cell_thread:
+            return None  # (a save from another thread is not inside the running cell)
         lineno = self._running_line()
         if lineno is not None:
             cell.completed = _statement_at(cell.statements, lineno)
@@ -308,6 +310,7 @@ class Capture:
             )
             self._expect_ast = True
             self._digests = [(0, self._rng.digest())]
+            self._cell_thread = threading.get_ident()
         except Exception:
             log.debug("kernel_hooks: pre_run_cell failed", exc_info=True)
 

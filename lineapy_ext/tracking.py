@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 from dataclasses import dataclass, field
 
 from kernel_hooks import Capture, CellRecord, is_ipython_name
@@ -146,7 +147,9 @@ class Tracker:
         """Global names currently bound to ``value`` (by identity)."""
         ns = self.shell.user_ns
         hidden = getattr(self.shell, "user_ns_hidden", {})
-        names = [k for k, v in ns.items()
+        # list() copies the items in C, without a thread switch: a save
+        # from another thread while a cell binds names must not fail.
+        names = [k for k, v in list(ns.items())
                  if v is value and not is_ipython_name(k) and k not in hidden]
         # Names the graph knows first: they are the ones a slice can be cut for.
         return sorted(names, key=lambda n: (n not in self.graph.bindings, n))
@@ -157,7 +160,9 @@ class Tracker:
         Works from inside a running cell: the statements of that cell that
         already ran are included.
         """
-        graph = self.graph
+        # A private copy: a save from another thread must not read the graph
+        # while the main thread's next cell changes it.
+        graph = self.graph if threading.main_thread() is threading.current_thread() else self.graph.fork()
         current = self.capture.current_cell()
         if current is not None and current.statements:
             running = current.statements[current.completed].node if current.completed < len(

@@ -35,7 +35,9 @@ def copy_state(obj, dicts_of_sets: tuple[str, ...]):
     for f in fields(obj):
         v = getattr(obj, f.name)
         if f.name in dicts_of_sets:
-            v = {k: set(s) for k, s in v.items()}
+            # in C, without a thread switch: a save from another thread
+            # copies while the main thread's cells change the graph
+            v = dict(zip(list(v), map(set, list(v.values()))))
         elif isinstance(v, (dict, set, list)):
             v = _copy.copy(v)
         setattr(out, f.name, v)
