@@ -11,6 +11,7 @@ are closed right away by :func:`close_shell`.
 from __future__ import annotations
 
 import atexit
+import sys
 
 from IPython.core.interactiveshell import InteractiveShell
 from traitlets.config import Config
@@ -32,4 +33,11 @@ def close_shell(shell: InteractiveShell) -> None:
         hm.end_session()
         hm.close() if hasattr(hm, "close") else None
         shell.history_manager = None
+    # IPython >= 9.x tees sys.stdout/stderr by patching ``write`` on the stream
+    # for the length of run_cell, and restores it outside a ``finally``: a test
+    # interrupted inside a cell (pytest-timeout) leaves the patch behind, and
+    # every later print would go through this closed shell.
+    for stream in (sys.stdout, sys.stderr):
+        if "write" in getattr(stream, "__dict__", {}):
+            del stream.write
     InteractiveShell.clear_instance()

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,7 @@ def test_threads_of_one_kernel_save_at_once(db_url, ipython):
     while any(t.is_alive() for t in threads):  # new cells keep arriving: each save has cells to persist
         ipython.run_cell(f"step_{i} = total + {i}")
         i += 1
+        time.sleep(0.002)  # cells at a brisk typing pace; a tight loop outruns any save
     for t in threads:
         t.join()
     assert errors == [] and len(results) == 60
