@@ -474,3 +474,29 @@ def test_rng_seen_for_a_save_inside_the_running_cell(shell, cap):
     shell.user_ns["peek"] = peek
     run(shell, "import random\nv = random.random()\nw = 1\npeek()")
     assert seen["rng"] == [[], ["random"], []]
+
+
+def test_statements_another_transformer_made_call_are_probed(shell, cap):
+    # Text without '(' cannot call, but only as parsed: a transformer running
+    # before the recorder may have put a call in ``k = 3``.
+    import ast
+
+    class DrawInsteadOfThree(ast.NodeTransformer):
+        def visit_Constant(self, node):
+            if node.value == 3:
+                return ast.copy_location(ast.parse("random.random()", mode="eval").body, node)
+            return node
+
+    shell.ast_transformers.insert(0, DrawInsteadOfThree())
+    run(shell, "import random\nrandom.seed(2)\nk = 3\nm = len([1])\nn = 0")
+    assert isinstance(shell.user_ns["k"], float)
+    stmts = cap.cells[-1].statements
+    assert [sorted(s.rng_changed) for s in stmts] == [[], ["random"], ["random"], [], []]
+
+
+def test_statements_without_calls_are_not_probed_in_a_long_cell(shell, cap):
+    src = "import random\n" + "\n".join(f"v{i} = {i} * 2" for i in range(50)) + "\nd = random.random()\ne = 1"
+    run(shell, src)
+    stmts = cap.cells[-1].statements
+    assert [s.index for s in stmts if s.rng_changed] == [51]
+    assert shell.user_ns["v49"] == 98
