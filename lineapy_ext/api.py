@@ -141,7 +141,11 @@ class Artifact:
 
         Keys: ``name, version, created_at, storage_backend, value_type, size,
         checksum, session_id, location, var_names, slice_cells``, ``version_count`` when
-        known, and everything the backend recorded.
+        known, ``environment`` (``{"python": "3.11.7", "packages":
+        {distribution: version}, "modules": {import name: distribution}}``:
+        the Python version and the distributions of the modules the slice
+        imports, at save; None for versions saved before it was recorded),
+        ``verification``, and everything the backend recorded.
         """
         r = self._record
         meta = dict(r.backend_metadata)
@@ -157,6 +161,7 @@ class Artifact:
             location=r.location,
             var_names=list(r.var_names),
             slice_cells=[tuple(c) for c in r.slice_cells],
+            environment=_copy_environment(r.environment),
         )
         if self._version_count is not None:
             meta["version_count"] = self._version_count
@@ -168,6 +173,13 @@ class Artifact:
 
             meta.update(live_registry_metadata(r, _context().options))
         return meta
+
+
+def _copy_environment(environment: dict | None) -> dict | None:
+    # The record is shared: callers get their own dicts to change.
+    if environment is None:
+        return None
+    return {k: dict(v) if isinstance(v, dict) else v for k, v in environment.items()}
 
 
 def _context():
@@ -256,6 +268,7 @@ def save_value(
     if tracker is not None and var_names:
         cut = tracker.slice(list(var_names))
         slice_code, slice_cells = cut.code, list(cut.cells)
+    environment = _capture_environment(slice_code)
     store = ctx.store
     session_id = ctx.session_id
     store.ensure_session(session_id)
@@ -270,10 +283,46 @@ def save_value(
         slice_code=slice_code,
         slice_cells=slice_cells,
         var_names=var_names,
+        environment=environment,
     )
     art = Artifact(record)
     _verify_after_save(ctx, art, verify)
     return art
+
+
+def _capture_environment(slice_code: str) -> dict | None:
+    """Python and the distributions the slice imports; a failure to read them never fails a save."""
+    import logging
+
+    from lineapy_ext.environment import capture
+
+    try:
+        return capture(slice_code)
+    except Exception as e:  # broken distribution metadata, say
+        logging.getLogger(__name__).warning("the environment of this save could not be recorded: %s", e)
+        return None
+
+
+def _warn_environment(record: ArtifactRecord) -> None:
+    """Warn in one line when the running environment differs from the saved one in a way that matters."""
+    from lineapy_ext.environment import differences
+
+    found = differences(record.environment)
+    if not found:
+        return
+    import warnings
+
+    from lineapy_ext.context import _user_line
+    from lineapy_ext.exceptions import LineaPyWarning
+
+    saved = record.environment.get("packages") or {}
+    fix = " ".join(f"{d}=={v}" for d, v in sorted(saved.items()) if any(x.startswith(f"{d} ") for x in found))
+    filename, lineno, module = _user_line()  # the user's get line, through the magic or the API
+    warnings.warn_explicit(
+        f"{record.name!r} version {record.version} was saved with " + ", ".join(found)
+        + "; the value may load or behave differently here" + (f" (pip install {fix} to match)" if fix else ""),
+        LineaPyWarning, filename, lineno, module=module,
+    )
 
 
 def _verify(record, **kwargs):
@@ -387,7 +436,23 @@ def get(
     BackendError
         The registry does not know the alias/version/stage (listing the
         existing ones), or no version of ``name`` logged it.
+
+    Warns
+    -----
+    LineaPyWarning
+        One line, when the running Python or an installed distribution the
+        slice imports differs in major or minor version from the one
+        recorded at save, or that distribution is not installed.
     """
+    art = find(name, version, alias=alias, registered_version=registered_version, stage=stage)
+    if isinstance(art, Artifact):
+        _warn_environment(art._record)
+    return art
+
+
+def find(name: str, version: int | None = None, *, alias: str | None = None,
+         registered_version: int | None = None, stage: str | None = None):
+    """:func:`get` without the environment check (for code generation, which pins the saved versions)."""
     from lineapy_ext.store.names import validate_name
 
     chosen = [k for k, v in (("version", version), ("alias", alias), ("registered_version", registered_version),

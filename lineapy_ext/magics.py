@@ -248,7 +248,7 @@ def _verify_mode() -> str:
 @argument("--max-runs", dest="max_runs", type=int, metavar="N", help="bound on the runs of a repair (default 12)")
 def _verify(shell, args, _):
     """Re-run the slice of NAME in a fresh interpreter and record whether it recomputes the saved value."""
-    art = _api().get(args.name, version=args.version)
+    art = _api().find(args.name, version=args.version)
     verdict = art.verify(repair=args.repair, timeout=args.timeout, max_runs=args.max_runs)
     repaired = getattr(art, "last_repair", None)
     if repaired is not None and repaired.found:
@@ -418,7 +418,7 @@ def _is_bare_magic_statement() -> bool:
 @argument("--version", type=int, metavar="N", help="version (default: latest)")
 def _code(shell, args, _):
     """Print the slice: the code that recomputes artifact NAME."""
-    art = _api().get(args.name, version=args.version)
+    art = _api().find(args.name, version=args.version)
     verdict = art.verdict
     if verdict is not None:
         print(f"# verification: {verdict}")
@@ -578,7 +578,7 @@ def _export(shell, args, _):
         return
     if len(args.names) > 1 or args.params:
         raise UsageError("several NAMEs and --param need --function: %lineapy export NAME... --function -o mod.py")
-    art = _api().get(args.names[0], version=args.version)
+    art = _api().find(args.names[0], version=args.version)
     path = write_export(args.output or f"{art.name}.py", art, force=args.force)
     print(f"Wrote the slice of {art.name!r} version {art.version} to {path}")
 
@@ -607,7 +607,7 @@ def _lineage(shell, args, _):
 
     A picture in Jupyter, an indented text tree in a terminal.
     """
-    return _api().get(args.name, version=args.version).lineage()
+    return _api().find(args.name, version=args.version).lineage()
 
 
 @magic_arguments("lineapy config")

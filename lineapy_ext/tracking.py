@@ -137,7 +137,7 @@ class Tracker:
             from lineapy_ext import api
 
             # --alias/--registered-version/--stage: the version they chose now
-            version = api.get(name, **dict(f.artifact_selector)).version
+            version = api.find(name, **dict(f.artifact_selector)).version
         except Exception:  # not saved (yet), store unreachable: stay unpinned
             return f
         return dataclasses.replace(f, artifact_get=(name, version, names))
@@ -216,7 +216,7 @@ class Tracker:
     def _resolve_artifact(name: str, version):
         from lineapy_ext import api
 
-        art = api.get(name, version)
+        art = api.find(name, version)
         meta = art.get_metadata() or {}
         var_names = meta.get("var_names") or [name]
         return art.get_code(), var_names[0]

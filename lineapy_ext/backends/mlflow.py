@@ -58,6 +58,7 @@ from typing import Any, Iterator
 
 from lineapy_ext.backends.base import StorageBackend
 from lineapy_ext.config import MASK, mask_url
+from lineapy_ext.environment import distribution_version
 from lineapy_ext.exceptions import BackendError, LineaPyWarning, ValueGoneError
 
 log = logging.getLogger(__name__)
@@ -74,15 +75,6 @@ FLAVOR_MODULES = {
 
 #: Module prefixes that are never pip requirements.
 _NOT_REQUIREMENTS = {"__main__", "builtins", "copyreg", "lineapy_ext", "kernel_hooks"}
-
-#: Top-level module -> distribution names to try (when they differ).
-_DISTRIBUTION_ALIASES = {
-    "sklearn": ("scikit-learn",),
-    "xgboost": ("xgboost", "xgboost-cpu"),
-    "prophet": ("prophet",),
-    "yaml": ("PyYAML",),
-    "dateutil": ("python-dateutil",),
-}
 
 # MLflow's URIs are process-wide: one scoped use at a time.
 _URI_LOCK = threading.RLock()
@@ -180,37 +172,6 @@ def _references(model: Any) -> tuple[set[str], set[str], bool]:
     return walker.modules, walker.session_code, True
 
 
-def _distribution_version(top: str) -> tuple[str, str] | None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    for dist in _DISTRIBUTION_ALIASES.get(top, (top, top.replace("_", "-"))):
-        try:
-            return dist, version(dist)
-        except PackageNotFoundError:
-            continue
-    # Rare: the module name says nothing about its distribution.  The full
-    # map costs ~0.5 s once, so it is built only on a miss.
-    dists = _packages_distributions().get(top) or []
-    for dist in dists:
-        try:
-            return dist, version(dist)
-        except PackageNotFoundError:
-            continue
-    return None
-
-
-_PACKAGES_DISTRIBUTIONS: dict | None = None
-
-
-def _packages_distributions() -> dict:
-    global _PACKAGES_DISTRIBUTIONS
-    if _PACKAGES_DISTRIBUTIONS is None:
-        from importlib.metadata import packages_distributions
-
-        _PACKAGES_DISTRIBUTIONS = packages_distributions()
-    return _PACKAGES_DISTRIBUTIONS
-
-
 def pip_requirements_for(flavor: str, modules: set[str], extra: tuple[str, ...] = ()) -> list[str]:
     """Pin the installed distributions of ``flavor`` and of ``modules``.
 
@@ -236,7 +197,7 @@ def pip_requirements_for(flavor: str, modules: set[str], extra: tuple[str, ...] 
             tops.append(top)
     pins: dict[str, str] = {}
     for top in dict.fromkeys(tops):
-        found = _distribution_version(top)
+        found = distribution_version(top)
         if found and found[0].lower() not in pins:
             pins[found[0].lower()] = f"{found[0]}=={found[1]}"
     return list(pins.values())

@@ -41,9 +41,9 @@ def targets_for(artifacts: Iterable) -> list[Target]:
         if isinstance(spec, api.Artifact):
             art = spec
         elif isinstance(spec, tuple):
-            art = api.get(spec[0], version=spec[1])
+            art = api.find(spec[0], version=spec[1])
         else:
-            art = api.get(spec)
+            art = api.find(spec)
         meta = art.get_metadata()
         var_names = meta.get("var_names") or []
         if not var_names or not art.get_code().strip():
@@ -52,7 +52,8 @@ def targets_for(artifacts: Iterable) -> list[Target]:
         if any(t.name == art.name for t in targets):
             raise CodegenError(f"artifact {art.name!r} is named twice; name each artifact once")
         targets.append(Target(art.name, art.version, var_names[0], art.get_code(),
-                              art.session_id or "", art.created_at, list(meta.get("slice_cells") or [])))
+                              art.session_id or "", art.created_at, list(meta.get("slice_cells") or []),
+                              meta.get("environment")))
     if not targets:
         raise CodegenError("no artifact given: name at least one saved artifact")
     return targets

@@ -1,8 +1,9 @@
 """Pipeline targets: a directory that recomputes artifacts without lineapy_ext.
 
 Every target writes ``pipeline.py`` (the generated module plus the runner CLI
-of :mod:`.runner`), ``requirements.txt`` pinning the installed distributions
-of what the slices import, and a short ``README.md``:
+of :mod:`.runner`), ``requirements.txt`` pinning the distributions of what
+the slices import (at the versions recorded when the artifacts were saved,
+else the installed ones), and a short ``README.md``:
 
 - ``script``: run ``python pipeline.py [--PARAM VALUE ...]``; values land in
   ``outputs/NAME.pickle``.
@@ -20,7 +21,6 @@ from __future__ import annotations
 import ast
 import json
 import re
-import sys
 from pathlib import Path
 
 from lineapy_ext.codegen.plan import CodegenError
@@ -130,31 +130,33 @@ def _dag_id(targets) -> str:
 
 def imported_modules(module: Module) -> list[str]:
     """Top-level names of the modules the generated code imports (standard library excluded)."""
-    names: list[str] = []
-    for group in module.groups:
-        for item in group.program:
-            for node in ast.walk(item.stmt.node):
-                if isinstance(node, ast.Import):
-                    names += [a.name.split(".")[0] for a in node.names]
-                elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                    names.append(node.module.split(".")[0])
-    stdlib = set(sys.stdlib_module_names)
-    return [n for n in dict.fromkeys(names) if n not in stdlib and n != "__future__"]
+    from lineapy_ext.environment import top_level_imports
+
+    return top_level_imports(item.stmt.node for group in module.groups for item in group.program)
 
 
 def requirements_text(module: Module) -> str:
-    """``requirements.txt``: ``dist==version`` for every installed distribution the code imports."""
-    from lineapy_ext.backends.mlflow import _distribution_version  # the one module -> distribution map
+    """``requirements.txt``: ``dist==version`` for every distribution the generated code imports.
 
-    lines = ["# Installed versions of the distributions the generated code imports."]
-    pins = {}
-    for name in imported_modules(module):
-        found = _distribution_version(name)
-        if found is None:
-            lines.append(f"# {name}: no installed distribution provides it; install it yourself")
-        else:
-            pins[found[0]] = found[1]
-    lines += [f"{dist}=={version}" for dist, version in sorted(pins.items(), key=lambda kv: kv[0].lower())]
+    The version is the one recorded when the artifacts were saved (what
+    their values were computed with; for artifacts saved at different times
+    the latest save's), else the installed one; comment lines say which.
+    """
+    from lineapy_ext.environment import pins
+
+    targets = sorted((t for group in module.groups for t in group.targets),
+                     key=lambda t: (t.created_at is None, str(t.created_at)))
+    pinned, unknown = pins([t.environment for t in targets], imported_modules(module))
+    pythons = sorted({t.environment["python"] for t in targets if t.environment and t.environment.get("python")})
+    lines = ["# Pinned to the versions recorded when the artifacts were saved (what their values were computed "
+             "with), else to the installed ones."]
+    if pythons:
+        lines.append(f"# Saved with Python {', '.join(pythons)}.")
+    installed = sorted((d for d, (_, source) in pinned.items() if source == "installed"), key=str.lower)
+    if installed:
+        lines.append(f"# Not recorded at save, pinned at the installed version: {', '.join(installed)}.")
+    lines += [f"# {name}: no installed distribution provides it; install it yourself" for name in unknown]
+    lines += [f"{dist}=={version}" for dist, (version, _) in sorted(pinned.items(), key=lambda kv: kv[0].lower())]
     return "\n".join(lines) + "\n"
 
 

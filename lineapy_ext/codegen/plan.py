@@ -32,6 +32,8 @@ class Target:
     created_at: object = None
     #: ``(execution_count, code)`` of the slice per cell, when saved (orders the merge).
     cells: list = field(default_factory=list)
+    #: Python and distribution versions recorded at save (None: not recorded).
+    environment: dict | None = None
 
 
 @dataclass

@@ -97,6 +97,7 @@ class ArtifactStore:
         slice_code: str = "",
         slice_cells: list | None = None,
         var_names: list | None = None,
+        environment: dict | None = None,
     ) -> ArtifactRecord:
         """Write ``value`` with backend ``backend`` and record it as the next version of ``name``.
 
@@ -126,6 +127,7 @@ class ArtifactStore:
             slice_code=scrub.code(slice_code, f"the slice of {name!r}"),
             slice_cells=scrub([list(c) for c in (slice_cells or [])]),
             var_names=list(var_names or []),
+            environment=environment,
         )
         saved = None
         try:

@@ -468,6 +468,7 @@ class MetadataDB:
             var_names=list(get("var_names") or []),
             backend_metadata=dict(get("backend_metadata") or {}),
             state=get("state") or "ready",
+            environment=dict(get("environment")) if get("environment") else None,
         )
 
     def get_artifact(self, name: str, version: int | None = None) -> ArtifactRecord | None:
@@ -577,7 +578,7 @@ class MetadataDB:
                     t.update()
                     .where(t.c.id.in_(chunk))
                     .values(state=DELETED, updated_at=_utcnow(), slice_code="", slice_cells=[], var_names=[],
-                            backend_metadata={}, size=None, checksum=None)
+                            backend_metadata={}, size=None, checksum=None, environment=None)
                 )
 
     def unfinished(self) -> list[tuple[ArtifactRecord, str | None, datetime | None]]:

@@ -34,8 +34,18 @@ def _to_2(conn) -> None:
             conn.execute(text(f"ALTER TABLE lineapy_artifacts ADD COLUMN {name} {ddl}"))
 
 
+def _to_3(conn) -> None:
+    """The environment recorded at save (Python and imported distributions); old rows keep NULL."""
+    from sqlalchemy import text
+
+    if "environment" not in _columns(conn, "lineapy_artifacts"):
+        # JSON is a column type on PostgreSQL and a type name SQLite accepts
+        # (text affinity), which is what create_all makes on each.
+        conn.execute(text("ALTER TABLE lineapy_artifacts ADD COLUMN environment JSON"))
+
+
 #: ``STEPS[n]`` upgrades a database of schema version ``n - 1`` to ``n``.
-STEPS: dict[int, Callable] = {2: _to_2}
+STEPS: dict[int, Callable] = {2: _to_2, 3: _to_3}
 
 
 def upgrade(conn, found: int, target: int) -> None:

@@ -32,7 +32,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from lineapy_ext.store.records import DELETED, DELETING, READY, WRITING  # noqa: F401 - re-exported
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class Base(DeclarativeBase):
@@ -91,6 +91,9 @@ class ArtifactRow(Base):
     #: "pid@host" of the process that last changed the state (for cleanup).
     writer: Mapped[str | None] = mapped_column(String(128), nullable=True)
     updated_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # Added in schema version 3: Python version and imported distributions at
+    # save (lineapy_ext.environment.capture); NULL in rows saved before.
+    environment: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
 
 # Tables of other store modules share this Base so that create_all makes them too.

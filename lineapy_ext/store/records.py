@@ -60,6 +60,9 @@ class ArtifactRecord:
     #: ``writing``, ``ready``, ``deleting`` or ``deleted`` (see
     #: :mod:`lineapy_ext.store.models`); the API only ever sees ``ready``.
     state: str = "ready"
+    #: ``{"python", "packages", "modules"}`` recorded at save (see
+    #: :mod:`lineapy_ext.environment`); None for versions saved before that.
+    environment: dict | None = None
 
     def backend_view(self) -> dict:
         """The metadata dict the backend's ``save`` returned, rebuilt for ``load``."""

@@ -1,12 +1,15 @@
-"""Schema evolution: a database made by the previous schema opens and is upgraded in place.
+"""Schema evolution: a database made by an older schema opens and is upgraded in place.
 
-The previous schema (version 1) is made the honest way: artifacts are saved
-with today's code, then the database is taken back to version 1's shape
-(the columns version 2 added are dropped, the recorded version set to 1).
-Opening it again upgrades it and every artifact still loads.
+An older schema is made the honest way: artifacts are saved with today's
+code, then the database is taken back to that version's shape (the columns
+later versions added are dropped, the recorded version set back).  Opening
+it again upgrades it and every artifact still loads.
 """
 
 from __future__ import annotations
+
+import platform
+import warnings
 
 import pytest
 from sqlalchemy import create_engine, inspect, text
@@ -17,7 +20,7 @@ from lineapy_ext.store.migrations import STEPS
 from lineapy_ext.store.models import SCHEMA_VERSION
 
 #: Columns each schema version added to ``lineapy_artifacts``.
-ADDED = {2: ["state", "writer", "updated_at"]}
+ADDED = {2: ["state", "writer", "updated_at"], 3: ["environment"]}
 
 
 def _engine(url: str):
@@ -38,22 +41,30 @@ def test_every_step_is_listed():
     assert sorted(STEPS) == list(range(2, SCHEMA_VERSION + 1)) and sorted(ADDED) == sorted(STEPS)
 
 
-def test_database_of_the_previous_schema_is_upgraded_in_place(db_url):
+@pytest.mark.parametrize("old", range(1, SCHEMA_VERSION))
+def test_database_of_an_older_schema_is_upgraded_in_place(db_url, old):
     values = {("a", 1): [1, 2], ("a", 2): {"k": "v"}, ("b", 1): "text"}
     for (name, _), value in values.items():
         lineapy_ext.save(value, name)
     get_context().store.close()
-    _downgrade_to(db_url, SCHEMA_VERSION - 1)
+    _downgrade_to(db_url, old)
     engine = _engine(db_url)
-    assert "state" not in {c["name"] for c in inspect(engine).get_columns("lineapy_artifacts")}
+    have = {c["name"] for c in inspect(engine).get_columns("lineapy_artifacts")}
+    assert not have & set(ADDED[old + 1])
     engine.dispose()
 
     reset_context()
     assert sorted(a.name for a in lineapy_ext.artifact_store()) == ["a", "b"]
     for (name, version), value in values.items():
-        assert lineapy_ext.get(name, version).get_value() == value
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            art = lineapy_ext.get(name, version)
+        assert art.get_value() == value
+        # Rows from before environments were recorded say so (None) and warn about nothing.
+        assert art.get_metadata()["environment"] is None and caught == []
     assert lineapy_ext.delete("a", "latest") == [2]
-    assert lineapy_ext.save("next", "a").version == 3
+    new = lineapy_ext.save("next", "a")
+    assert new.version == 3 and new.get_metadata()["environment"]["python"] == platform.python_version()
     get_context().store.close()
     engine = _engine(db_url)
     with engine.connect() as conn:
