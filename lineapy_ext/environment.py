@@ -182,6 +182,25 @@ def capture(code: str) -> dict:
     return {"python": python_version(), "packages": packages, "modules": modules}
 
 
+def extend(environment: dict | None, code: str) -> dict | None:
+    """``environment`` plus the distributions of modules ``code`` imports that it does not record.
+
+    For a slice replaced after the save (a repair may add an import): what
+    was recorded stays; the new modules get their installed versions.  None
+    (nothing recorded at save) stays None.
+    """
+    if environment is None:
+        return None
+    now = capture(code)
+    modules = dict(environment.get("modules") or {})
+    packages = dict(environment.get("packages") or {})
+    for module, dist in now["modules"].items():
+        if module not in modules:
+            modules[module] = dist
+            packages.setdefault(dist, now["packages"][dist])
+    return {**environment, "packages": packages, "modules": modules}
+
+
 def describe(environment: dict | None) -> str:
     """One sentence naming what was recorded: ``"Saved with Python 3.11.7, numpy==2.3.1."`` ("" if nothing)."""
     if not environment or not environment.get("python"):

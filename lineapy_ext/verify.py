@@ -694,9 +694,11 @@ def verify_and_record(store, record, options, *, cwd: str, since: float | None, 
         result = _repair(store, record, saved, cwd=cwd, since=since, timeout=timeout, tolerance=tolerance,
                          max_runs=max_runs)
         if result.found:
+            from lineapy_ext.environment import extend
             from lineapy_ext.store.verifications import replace_slice
 
-            replace_slice(store.db, record.id, result.code, result.cells)
+            # An added import is recorded too (at the version installed now).
+            replace_slice(store.db, record.id, result.code, result.cells, extend(record.environment, result.code))
             added = [s.source for s in result.added]
             verdict = Verdict(result.verdict.status, result.verdict.detail, result.verdict.seconds,
                               added_statements=added)

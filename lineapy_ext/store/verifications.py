@@ -152,12 +152,17 @@ def latest_verdicts(db, artifact_ids) -> dict[int, Verdict]:
     return found
 
 
-def replace_slice(db, artifact_id: int, code: str, cells: list) -> None:
-    """Make ``code`` (split into ``cells``, ``(execution_count, code)`` pairs) the slice of row ``artifact_id``."""
+def replace_slice(db, artifact_id: int, code: str, cells: list, environment: dict | None = None) -> None:
+    """Make ``code`` (split into ``cells``, ``(execution_count, code)`` pairs) the slice of row ``artifact_id``.
+
+    ``environment``, when given, replaces the recorded one (see
+    :func:`lineapy_ext.environment.extend`).
+    """
     from lineapy_ext.store.models import ArtifactRow
 
     t = ArtifactRow.__table__
+    values = {"slice_code": code, "slice_cells": [list(c) for c in cells]}
+    if environment is not None:
+        values["environment"] = environment
     with db.write() as conn:
-        conn.execute(
-            t.update().where(t.c.id == artifact_id).values(slice_code=code, slice_cells=[list(c) for c in cells])
-        )
+        conn.execute(t.update().where(t.c.id == artifact_id).values(**values))

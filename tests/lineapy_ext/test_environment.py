@@ -143,3 +143,17 @@ def test_matters_is_major_or_minor():
     assert matters("2.3.1", "2.4.0") and matters("1.26.4", "2.3.1") and matters("2.3", None)
     assert not matters("1!2.0.1", "1!2.0.5") and matters("unknown", "2.0")
     assert differences(None) == [] and differences({}) == []
+
+
+@pytest.mark.slow
+def test_a_repair_that_adds_an_import_records_its_distribution(ipython, lineapy_home):
+    _cell(ipython, "import numpy as np\nxs = [1, 2]")
+    _cell(ipython, "xs.append(int(np.int64(3)))\n%lineapy save xs xs")
+    assert _row_environment(lineapy_home, "xs")["packages"] == {"numpy": NUMPY}
+    # A slice that lost its numpy lines (a slicer bug), recorded without numpy.
+    with sqlite3.connect(lineapy_home / "db.sqlite") as con:
+        con.execute("UPDATE lineapy_artifacts SET slice_code = 'xs = [1, 2]\n' WHERE name = 'xs'")
+    _set_row_environment(lineapy_home, "xs", {"python": platform.python_version(), "packages": {}, "modules": {}})
+    out = _cell(ipython, "%lineapy verify xs --repair")
+    assert "import numpy as np" in lineapy_ext.get("xs").get_code(), out
+    assert _row_environment(lineapy_home, "xs")["packages"] == {"numpy": NUMPY}
