@@ -73,6 +73,8 @@ def distribution_version(top: str) -> tuple[str, str] | None:
             return dist, version(dist)
         except PackageNotFoundError:
             continue
+    if _not_installed(top):
+        return None
     # Rare: the module name says nothing about its distribution (PIL ->
     # Pillow).  The full map is slow to build, so only on a miss.
     for dist in _packages_distributions().get(top) or []:
@@ -108,6 +110,31 @@ def _dist_info_versions() -> dict[str, str]:
                 if version:
                     found.setdefault(_normalized(name), version)
     return found
+
+
+def _not_installed(top: str) -> bool:
+    """Whether module ``top`` is surely no distribution's: not importable, or a file of the working directory.
+
+    The common miss of :func:`distribution_version` is a session's own
+    module (``import helpers`` next to the notebook); this spares it the
+    full distribution map (~0.4 s).  A virtual environment inside the
+    working directory is not mistaken for local files.
+    """
+    import importlib.util
+    import os
+
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return False  # let the map decide
+    if spec is None:
+        return True
+    where = spec.origin if spec.has_location else next(iter(spec.submodule_search_locations or []), None)
+    if not where:
+        return False
+    path = os.path.abspath(where)
+    parts = set(path.split(os.sep))
+    return path.startswith(os.path.join(os.getcwd(), "")) and not parts & {"site-packages", "dist-packages"}
 
 
 def installed_version(dist: str, listed: dict | None = None) -> str | None:

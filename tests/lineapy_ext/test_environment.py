@@ -73,6 +73,23 @@ def test_save_records_python_and_the_distributions_the_slice_imports(saved, line
     assert env["packages"] == {"scikit-learn": version("scikit-learn")} and env["modules"] == {"sklearn": "scikit-learn"}
 
 
+def test_a_session_module_is_not_recorded_and_needs_no_distribution_map(ipython, tmp_path, monkeypatch):
+    from lineapy_ext import environment
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "helpers.py").write_text("SCALE = 3\n")
+    monkeypatch.setattr(environment, "_PACKAGES_DISTRIBUTIONS", None)
+    _cell(ipython, "import helpers\nimport numpy as np\nscaled = np.arange(2) * helpers.SCALE\n%lineapy save scaled")
+    env = lineapy_ext.get("scaled").get_metadata()["environment"]
+    assert "import helpers" in lineapy_ext.get("scaled").get_code()
+    assert env["packages"] == {"numpy": NUMPY} and "helpers" not in env["modules"]
+    assert environment._PACKAGES_DISTRIBUTIONS is None  # the slow map was not built for it
+    # An import name that says nothing about its distribution does need the map.
+    assert environment.distribution_version("zmq") == ("pyzmq", version("pyzmq"))
+    assert environment._PACKAGES_DISTRIBUTIONS is not None
+
+
 def test_get_warns_in_one_line_on_a_minor_version_difference(saved, lineapy_home):
     env = _row_environment(lineapy_home, "arr")
     _set_row_environment(lineapy_home, "arr", {**env, "packages": {"numpy": f"{MAJOR}.{MINOR + 1}.0"}})
