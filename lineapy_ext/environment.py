@@ -228,6 +228,19 @@ def extend(environment: dict | None, code: str) -> dict | None:
     return {**environment, "packages": packages, "modules": modules}
 
 
+def merge(environments) -> dict | None:
+    """One environment from several recorded ones (oldest save first: later saves win); None if none was recorded."""
+    recorded = [env for env in environments if env]
+    if not recorded:
+        return None
+    merged: dict = {"python": "", "packages": {}, "modules": {}}
+    for env in recorded:
+        merged["python"] = env.get("python") or merged["python"]
+        merged["packages"].update(env.get("packages") or {})
+        merged["modules"].update(env.get("modules") or {})
+    return merged
+
+
 def describe(environment: dict | None) -> str:
     """One sentence naming what was recorded: ``"Saved with Python 3.11.7, numpy==2.3.1."`` ("" if nothing)."""
     if not environment or not environment.get("python"):

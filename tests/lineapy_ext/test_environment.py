@@ -174,3 +174,12 @@ def test_a_repair_that_adds_an_import_records_its_distribution(ipython, lineapy_
     out = _cell(ipython, "%lineapy verify xs --repair")
     assert "import numpy as np" in lineapy_ext.get("xs").get_code(), out
     assert _row_environment(lineapy_home, "xs")["packages"] == {"numpy": NUMPY}
+
+
+def test_function_module_docstring_names_the_saved_versions(saved, lineapy_home):
+    env = _row_environment(lineapy_home, "arr")
+    _set_row_environment(lineapy_home, "arr", {**env, "packages": {"numpy": "1.26.4"}})
+    source = lineapy_ext.get_function("arr").source
+    doc = source.split('"""')[1]
+    assert f"Saved with Python {env['python']}, numpy==1.26.4 (the versions the values were computed with)." in doc
+    assert lineapy_ext.get_function("arr")()["arr"].tolist() == [0, 2, 4, 6]
