@@ -24,10 +24,21 @@ import threading
 from dataclasses import dataclass, field
 
 from kernel_hooks import Capture, CellRecord, is_ipython_name
+from kernel_hooks.capture import collector_paused
 
 from lineapy_ext.analysis import DependencyGraph, StatementFacts, analyze, slice_graph
 
 log = logging.getLogger(__name__)
+
+#: A cell with at least this many top-level statements is analysed when the
+#: graph is next needed (a save, a slice), not when it ends: the analysis
+#: costs ~35 us per statement, a third of what IPython itself spends on one,
+#: so a generated cell of 100,000 lines would take 1.4x as long to run.
+DEFER_STATEMENTS = 2_000
+#: Cells that wait behind a deferred one (they must be added after it) are
+#: kept with their syntax trees; past this many, the cell that makes one more
+#: analyses them all, so neither memory nor the next save grows unbounded.
+MAX_PENDING_CELLS = 200
 
 
 @dataclass
@@ -70,6 +81,12 @@ def _analyze_safely(cell: CellRecord, upto: int | None = None) -> list[Statement
     return facts
 
 
+def _uses_lineapy(cell: CellRecord) -> bool:
+    # %lineapy get / lineapy_ext.get(...): the version they load is pinned
+    # when the cell is added (the latest saved *now*), so never later.
+    return "lineapy" in cell.source
+
+
 class Tracker:
     """Capture a shell's cells and slice them on demand.
 
@@ -81,7 +98,12 @@ class Tracker:
 
     def __init__(self, shell):
         self.shell = shell
-        self.graph = DependencyGraph()
+        self._graph = DependencyGraph()
+        # Cells not analysed yet, oldest first, with their statements' trees.
+        self._pending: list[tuple[CellRecord, list]] = []
+        # Held while the graph changes: a save from another thread must not
+        # see a cell half added.
+        self._lock = threading.RLock()
         self.capture = Capture(shell, on_cell=self._on_cell)
         self.recovered = 0
         self._closed_at = 0
@@ -97,8 +119,10 @@ class Tracker:
         hm = getattr(self.shell, "history_manager", None)
         loading = len(getattr(hm, "input_hist_parsed", ()) or ()) - 1
         recovered = self.capture.install(after=after)
+        self._flush()  # the recovered cells ran after those still pending
         for cell in recovered:
-            self._on_cell(cell)
+            with self._lock:
+                self._add_cell(cell)
             for st in cell.statements:
                 st.node = None
         # The cell running %load_ext itself, and cells of magics with no
@@ -117,14 +141,51 @@ class Tracker:
         hm = getattr(self.shell, "history_manager", None)
         self._closed_at = len(getattr(hm, "input_hist_parsed", ()) or ()) - 1
 
+    @property
+    def graph(self) -> DependencyGraph:
+        """The session's dependency graph, every captured cell in it."""
+        if self._pending:
+            self._flush()
+        return self._graph
+
     def _on_cell(self, cell: CellRecord) -> None:
+        with self._lock:
+            if self._pending and (_uses_lineapy(cell) or len(self._pending) >= MAX_PENDING_CELLS):
+                self._flush()
+            if not self._pending and (len(cell.statements) < DEFER_STATEMENTS or _uses_lineapy(cell)):
+                self._add_cell(cell)
+                return
+            # The trees are dropped from the record once this returns.
+            self._pending.append((cell, [st.node for st in cell.statements[:cell.completed + 1]]))
+
+    def _flush(self) -> None:
+        """Add the deferred cells to the graph, in order."""
+        with self._lock, collector_paused():
+            done = 0
+            try:
+                for cell, nodes in self._pending:
+                    done += 1
+                    for st, node in zip(cell.statements, nodes):
+                        st.node = node
+                    try:
+                        self._add_cell(cell)
+                    except Exception:  # as when the cell ended (kernel_hooks.Capture)
+                        log.warning("lineapy: analysing cell %s failed; it is kept as is",
+                                    cell.execution_count, exc_info=log.isEnabledFor(logging.DEBUG))
+                    finally:
+                        for st in cell.statements:
+                            st.node = None
+            finally:
+                del self._pending[:done]
+
+    def _add_cell(self, cell: CellRecord) -> None:
         facts = [self._pin_artifact_version(f) for f in _analyze_safely(cell)]
         failed = None
         if not cell.success and cell.completed < len(cell.statements):
             # The statement that raised may have changed things part-way.
             rest = _analyze_safely(cell, cell.completed + 1)[cell.completed:]
             failed = rest[0] if rest else None
-        self.graph.add_cell(cell, facts, failed)
+        self._graph.add_cell(cell, facts, failed)
 
     @staticmethod
     def _pin_artifact_version(f: StatementFacts) -> StatementFacts:
@@ -162,7 +223,11 @@ class Tracker:
         """
         # A private copy: a save from another thread must not read the graph
         # while the main thread's next cell changes it.
-        graph = self.graph if threading.main_thread() is threading.current_thread() else self.graph.fork()
+        if threading.main_thread() is threading.current_thread():
+            graph = self.graph
+        else:
+            with self._lock:
+                graph = self.graph.fork()
         current = self.capture.current_cell()
         if current is not None and current.statements:
             running = current.statements[current.completed].node if current.completed < len(

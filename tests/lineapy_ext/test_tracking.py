@@ -170,3 +170,92 @@ def test_a_failed_read_only_cell_does_not_cry_wolf(ipython, caplog):
     with caplog.at_level(logging.WARNING, logger="lineapy_ext.tracking"):
         get_context().tracker.slice(["total"])
     assert not any("raised part-way" in r.getMessage() for r in caplog.records)
+
+
+# --- issue 13: huge cells are analysed when the graph is next needed ------------------
+
+
+def _huge(before: str, after: str) -> str:
+    """A cell of DEFER_STATEMENTS filler statements between ``before`` and ``after``."""
+    from lineapy_ext.tracking import DEFER_STATEMENTS
+
+    filler = "\n".join(f"pad{i % 50} = {i}" for i in range(DEFER_STATEMENTS))
+    return f"{before}\n{filler}\n{after}"
+
+
+def test_a_huge_cell_is_analysed_at_the_next_slice_with_the_same_slice(ipython, tmp_path):
+    tracker = get_context().tracker
+    run(ipython, "base = [1]")
+    run(ipython, _huge("a = base[0] + 1\nbase.append(a)", "b = a * len(base)"))
+    run(ipython, "c = b + 1")
+    run(ipython, "unrelated = 5")
+    assert len(tracker._pending) == 3  # the huge cell, and the cells behind it
+    code = tracker.slice(["c"]).code
+    assert tracker._pending == []
+    assert [ln for ln in code.splitlines() if ln and not ln.startswith("#")] == [
+        "base = [1]", "a = base[0] + 1", "base.append(a)", "b = a * len(base)", "c = b + 1"]
+    assert replay(code, "c", tmp_path) == "5"
+
+
+def test_a_cell_using_lineapy_adds_the_deferred_cells_first(ipython):
+    # %lineapy get pins the version saved when its cell ends, not at the next save.
+    tracker = get_context().tracker
+    run(ipython, _huge("h = 1", "k = h + 1"))
+    assert len(tracker._pending) == 1
+    run(ipython, "import lineapy_ext")
+    assert tracker._pending == [] and {"h", "k", "lineapy_ext"} <= set(tracker._graph.bindings)
+
+
+def test_a_loop_that_raised_in_a_huge_cell_is_still_refused(ipython):
+    run(ipython, "lst = []")
+    ipython.run_cell(_huge("first = 1", "for i in range(3):\n    lst.append(i)\n    if i == 1:\n"
+                                        "        raise ValueError('stop')\nnever = 2"), store_history=True)
+    tracker = get_context().tracker
+    assert len(tracker._pending) == 1 and "never" not in ipython.user_ns
+    for name in ("lst", "i"):
+        with pytest.raises(SliceError, match=rf"cannot slice '{name}'.*raised part-way \(ValueError"):
+            tracker.slice([name])
+    assert tracker.slice(["first"]).code.strip().endswith("first = 1")
+
+
+def test_a_save_from_another_thread_adds_the_deferred_cells(ipython):
+    import threading
+
+    run(ipython, _huge("u = [3]", "v = u * 2"))
+    tracker, got = get_context().tracker, {}
+    t = threading.Thread(target=lambda: got.update(code=tracker.slice(["v"]).code))
+    t.start()
+    t.join(60)
+    assert [ln for ln in got["code"].splitlines() if ln and not ln.startswith("#")] == ["u = [3]", "v = u * 2"]
+    assert tracker._pending == []
+
+
+def test_cells_waiting_behind_a_huge_cell_are_bounded(ipython):
+    from lineapy_ext.tracking import MAX_PENDING_CELLS
+
+    tracker = get_context().tracker
+    run(ipython, _huge("n0 = 0", "n1 = n0 + 1"))
+    for i in range(2, MAX_PENDING_CELLS + 3):
+        run(ipython, f"n{i} = n{i - 1} + 1")
+        assert len(tracker._pending) <= MAX_PENDING_CELLS
+    assert len(tracker._pending) < MAX_PENDING_CELLS  # they were added on the way
+    code = tracker.slice([f"n{MAX_PENDING_CELLS + 2}"]).code
+    assert code.count("\nn") == MAX_PENDING_CELLS + 2 and "pad" not in code
+
+
+def test_a_deferred_cell_whose_analysis_fails_is_kept_and_said(ipython, monkeypatch, caplog):
+    tracker = get_context().tracker
+    real = tracker._graph.add_cell
+
+    def broken_for_huge_cells(cell, *args, **kwargs):
+        if len(cell.statements) > 100:
+            raise RuntimeError("analysis bug")
+        return real(cell, *args, **kwargs)
+
+    monkeypatch.setattr(tracker._graph, "add_cell", broken_for_huge_cells)
+    result = ipython.run_cell(_huge("z = 1", "y = z + 1"), store_history=True)
+    assert result.success and ipython.user_ns["y"] == 2
+    run(ipython, "w = 7")
+    with caplog.at_level(logging.WARNING, logger="lineapy_ext.tracking"):
+        code = tracker.slice(["w"]).code
+    assert "w = 7" in code and "analysing cell" in caplog.text and "analysis bug" not in code
