@@ -315,12 +315,9 @@ def pins(environments, modules) -> tuple[dict, list[str]]:
         ``{distribution: (version, "recorded" | "installed")}`` and the
         modules no record and no installed distribution provides.
     """
-    recorded_dist: dict[str, str] = {}
-    recorded_version: dict[str, str] = {}
-    for env in environments:
-        if env:
-            recorded_dist.update(env.get("modules") or {})
-            recorded_version.update(env.get("packages") or {})
+    merged = merge(environments) or {}
+    recorded_dist: dict[str, str] = merged.get("modules") or {}
+    recorded_version: dict[str, str] = merged.get("packages") or {}
     pinned: dict[str, tuple[str, str]] = {}
     unknown: list[str] = []
     for module in modules:

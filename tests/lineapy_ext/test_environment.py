@@ -70,7 +70,8 @@ def test_save_records_python_and_the_distributions_the_slice_imports(saved, line
     _cell(saved, "from sklearn.preprocessing import StandardScaler\nscaler = StandardScaler()\n"
                  "%lineapy save scaler scaler")
     env = lineapy_ext.get("scaler").get_metadata()["environment"]
-    assert env["packages"] == {"scikit-learn": version("scikit-learn")} and env["modules"] == {"sklearn": "scikit-learn"}
+    assert env["packages"] == {"scikit-learn": version("scikit-learn")}
+    assert env["modules"] == {"sklearn": "scikit-learn"}
 
 
 def test_a_session_module_is_not_recorded_and_needs_no_distribution_map(ipython, tmp_path, monkeypatch):
