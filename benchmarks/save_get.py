@@ -291,7 +291,7 @@ def main() -> None:
                                         ("get (warm cache)", "raw_load", "store_get"),
                                         ("get (cold cache)", "raw_load_cold", "store_get_cold"),
                                         ("get (fresh process)", "raw_load", "store_get_fresh")):
-            if (kind, raw_op) not in samples:
+            if (kind, raw_op) not in samples or (kind, store_op) not in samples:
                 continue
             raw_t = median([r["seconds"] for r in samples[(kind, raw_op)]])
             st_t = median([r["seconds"] for r in samples[(kind, store_op)]])

@@ -4,7 +4,8 @@ Values are pickled with cloudpickle (so functions and classes defined in the
 session work) using pickle protocol 5: large buffers (numpy arrays, pandas
 blocks) are written out-of-band, straight from the value's memory to the
 file, and read back straight into the memory of the new object, so neither
-direction holds a second copy of the value.
+direction holds a second copy of the value.  Small buffers (up to 64 KB, 16 MB
+in all) stay in the pickle stream: a record each would cost more than the copy.
 
 File layout (all integers little-endian uint64)::
 
@@ -66,6 +67,12 @@ _TEMP_NAME = re.compile(r"\.tmp-[0-9a-f]+(?:\.(?P<pid>\d+)\.(?P<host>[A-Za-z0-9-
 # Hash and copy in slices that fit in cache: hashing a slice right after
 # it was read or before it is written costs almost nothing extra.
 _CHUNK = 8 << 20
+# Buffers up to this size stay in the pickle stream (one write and one read
+# for all of them, instead of a record each: a random forest has ~400 buffers,
+# most of a few bytes), until their total reaches _IN_BAND_TOTAL: what they
+# cost is one more copy of at most that much at load.
+_IN_BAND_MAX = 64 << 10
+_IN_BAND_TOTAL = 16 << 20
 
 #: Protocols of fsspec's S3 filesystem (s3fs).
 S3_PROTOCOLS = ("s3", "s3a")
@@ -127,6 +134,49 @@ def _hasher():
     import xxhash
 
     return xxhash.xxh3_128()
+
+
+class _BufferSorter:
+    """``buffer_callback`` of the pickler: small buffers in-band, the others out-of-band (kept in order)."""
+
+    def __init__(self) -> None:
+        self.out_of_band: list[pickle.PickleBuffer] = []
+        self._in_band_left = _IN_BAND_TOTAL
+
+    def __call__(self, buf: pickle.PickleBuffer) -> bool:
+        with buf.raw() as raw:
+            size = raw.nbytes
+        if size <= _IN_BAND_MAX and size <= self._in_band_left:
+            self._in_band_left -= size
+            return True  # true: the pickler writes it into the stream
+        self.out_of_band.append(buf)
+        return False
+
+
+_pickler_class = None
+
+
+def _pickler(file, buffer_callback):
+    """A cloudpickle pickler (protocol 5) whose dispatch table is a plain dict.
+
+    cloudpickle's table is a ``ChainMap`` over copyreg's, and the C pickler
+    looks the type of every object up in it: a Python-level lookup each (a
+    random forest has ~700 objects).  A dict of the same entries, taken when
+    the pickler is made (so copyreg registrations made until this save
+    count), is looked up in C.
+    """
+    global _pickler_class
+    if _pickler_class is None:
+        import cloudpickle
+
+        class _Pickler(cloudpickle.CloudPickler):
+            def __init__(self, file, **kwargs) -> None:
+                # Before the C initialiser, which reads the attribute once.
+                self.dispatch_table = dict(cloudpickle.CloudPickler.dispatch_table)
+                super().__init__(file, **kwargs)
+
+        _pickler_class = _Pickler
+    return _pickler_class(file, protocol=5, buffer_callback=buffer_callback)
 
 
 class _WriteFailed(Exception):
@@ -247,14 +297,30 @@ class LineaPyBackend(StorageBackend):
                 self._fs.retries = S3_RETRIES
         return self._fs
 
+    @property
+    def is_local(self) -> bool:
+        """The storage dir is a path on this machine (no ``PROTOCOL://``).
+
+        Then loads read it with plain files, so a get in a fresh process
+        does not import fsspec (the checks are the same: see :meth:`load`).
+        """
+        return "://" not in self.storage_dir
+
     def _path(self, location: str) -> str:
         """Absolute fs path of a relative ``location``; refuses anything outside the root."""
-        self.fs  # noqa: B018 - sets self._root
+        if self._root is None:
+            if self.is_local:  # what fsspec's local filesystem makes of it, without importing fsspec
+                self._root = os.path.abspath(os.path.expanduser(self.storage_dir)).rstrip("/")
+            else:
+                self.fs  # noqa: B018 - sets self._root
         parts = location.split("/")
         if len(parts) != 2 or not location or any(p in ("", ".", "..") for p in parts):
             raise InvalidNameError(f"invalid value location {location!r}: expected NAME/FILE")
         validate_name(parts[0])
         return posixpath.join(self._root, location)
+
+    def _open_read(self, path: str):
+        return open(path, "rb") if self.is_local else self.fs.open(path, "rb")
 
     # -- StorageBackend ------------------------------------------------------
 
@@ -368,20 +434,19 @@ class LineaPyBackend(StorageBackend):
                 raise write_error(e) from e
 
     def _write(self, value: Any, f) -> tuple[int, str]:
-        import cloudpickle
-
         out = _HashingWriter(f)
         out.write(MAGIC)
         out.restart_hash()
-        buffers: list[pickle.PickleBuffer] = []
+        sorter = _BufferSorter()
         try:
-            cloudpickle.CloudPickler(out, protocol=5, buffer_callback=buffers.append).dump(value)
+            _pickler(out, sorter).dump(value)
         except (pickle.PicklingError, TypeError, AttributeError, ValueError, RecursionError) as e:
             raise SerializationError(
                 f"cannot pickle value of type {type(value).__module__}.{type(value).__qualname__}: {e}"
             ) from e
         pickle_len = out.size - len(MAGIC)
         pickle_digest = out.restart_hash()
+        buffers = sorter.out_of_band
         for buf in buffers:
             raw = buf.raw()
             out.write(_LEN.pack(raw.nbytes))
@@ -403,9 +468,8 @@ class LineaPyBackend(StorageBackend):
             The file does not match the size or checksum recorded at save time.
         """
         path = self._path(metadata["location"])
-        fs = self.fs
         try:
-            size = fs.size(path)
+            size = os.path.getsize(path) if self.is_local else self.fs.size(path)
         except FileNotFoundError:
             size = None
         except Exception as e:
@@ -450,7 +514,7 @@ class LineaPyBackend(StorageBackend):
             )
         if size < len(MAGIC) + _FOOTER.size:
             raise corrupted
-        with self.fs.open(path, "rb") as f:
+        with self._open_read(path) as f:
             f.seek(size - _FOOTER.size)
             pickle_len, n_buffers, pickle_digest, buffers_digest, end = _FOOTER.unpack(f.read(_FOOTER.size))
             buffers_end = size - _FOOTER.size

@@ -9,7 +9,11 @@ lock.  On both, the ``(name, version)`` unique constraint is the final
 guarantee and a conflicting insert is retried.
 
 Tables are created on first use; a database of an older schema version is
-upgraded in place (:mod:`lineapy_ext.store.migrations`).
+upgraded in place (:mod:`lineapy_ext.store.migrations`).  On a SQLite file
+of the current schema the row reads of a get run through the standard
+library's :mod:`sqlite3` (:mod:`lineapy_ext.store.sqlite_reads`: the same SQL,
+connection set-up and checks), so a get in a fresh process does not import
+SQLAlchemy.
 
 Artifact rows go through states (:mod:`lineapy_ext.store.models`): a save
 records its intent (``writing``) before its value moves into place and
@@ -25,6 +29,7 @@ import dataclasses
 import logging
 import os
 import random
+import threading
 import time
 import zlib
 from datetime import datetime, timezone
@@ -72,6 +77,10 @@ class MetadataDB:
         self._engine = None
         #: The SQLite file is on a read-only file system: reads only.
         self.read_only = False
+        # Row reads of a SQLite file without SQLAlchemy (see sqlite_reads);
+        # False once known not to apply (not a file, or the schema is not ours).
+        self._reader = None
+        self._reader_lock = threading.Lock()
 
     # -- connection ----------------------------------------------------------
 
@@ -129,14 +138,8 @@ class MetadataDB:
         from sqlalchemy import create_engine, event
 
         path = url.database if url.database and url.database != ":memory:" else None
-        self.read_only = bool(path) and _read_only(path)
+        uri, self.read_only = sqlite_target(path) if path else (None, False)
         if self.read_only:
-            # A store on a read-only file system (a published snapshot, a
-            # read-only mount) can still be listed and loaded.  Without a WAL
-            # file nothing can change it, so SQLite need not create one.
-            uri = "file:" + quote(os.path.abspath(path)) + "?mode=ro"
-            if not os.path.exists(path + "-wal"):
-                uri += "&immutable=1"
             engine = create_engine("sqlite://", creator=lambda: sqlite3.connect(
                 uri, uri=True, timeout=SQLITE_BUSY_TIMEOUT, check_same_thread=False))
         else:
@@ -153,17 +156,7 @@ class MetadataDB:
 
         @event.listens_for(engine, "connect")
         def _sqlite_connect(dbapi_conn, _record):
-            # Let BEGIN below be the only transaction control (pysqlite's
-            # implicit BEGIN would be DEFERRED and could deadlock writers).
-            dbapi_conn.isolation_level = None
-            cur = dbapi_conn.cursor()
-            cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT * 1000}")
-            _check_foreign_sqlite(cur, self.url)
-            if not self.read_only:
-                _use_wal(cur)
-                cur.execute("PRAGMA synchronous = NORMAL")
-            cur.execute("PRAGMA foreign_keys = ON")
-            cur.close()
+            prepare_sqlite(dbapi_conn, self.url, self.read_only)
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):
@@ -183,6 +176,8 @@ class MetadataDB:
         )
 
     def _password(self) -> str | None:
+        if self.is_sqlite:
+            return None  # (and a get of a SQLite store need not import SQLAlchemy)
         from sqlalchemy.engine import make_url
 
         try:
@@ -276,6 +271,10 @@ class MetadataDB:
 
     def close(self) -> None:
         """Release every connection; the next use reconnects."""
+        with self._reader_lock:
+            reader, self._reader = self._reader, None
+        if reader:
+            reader.close()
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
@@ -389,8 +388,10 @@ class MetadataDB:
             try:
                 with self.write() as conn:
                     version = self._next_version(conn, name)
+                    # Values as parameters, not .values(): the statement then
+                    # compiles once per process, not at every save.
                     new_id = conn.execute(
-                        ArtifactRow.__table__.insert().values(version=version, **fields).returning(ArtifactRow.id)
+                        ArtifactRow.__table__.insert().returning(ArtifactRow.id), {**fields, "version": version}
                     ).scalar_one()
                 return self._record_from(dict(fields, id=new_id, version=version))
             except IntegrityError as e:
@@ -430,10 +431,9 @@ class MetadataDB:
 
         t = ArtifactRow.__table__
         with self.write() as conn:
-            done = conn.execute(
-                t.update()
-                .where((t.c.id == record.id) & (t.c.state == WRITING))
-                .values(state=READY, updated_at=_utcnow(), **fields)
+            done = conn.execute(  # values as parameters: compiled once (see _insert_next_version)
+                t.update().where((t.c.id == record.id) & (t.c.state == WRITING)),
+                {**fields, "state": READY, "updated_at": _utcnow()},
             ).rowcount
         if done != 1:
             raise StorageError(
@@ -473,43 +473,73 @@ class MetadataDB:
 
     def get_artifact(self, name: str, version: int | None = None) -> ArtifactRecord | None:
         """Return version ``version`` (default: latest) of ``name``, or ``None``."""
-        from sqlalchemy import select
-
-        from lineapy_ext.store.models import READY, ArtifactRow
-
         if version is not None and not 0 < version <= _MAX_VERSION:
             return None  # no such row; and the database would refuse the number
-        query = select(ArtifactRow.__table__).where((ArtifactRow.name == name) & (ArtifactRow.state == READY))
         if version is None:
-            query = query.order_by(ArtifactRow.version.desc()).limit(1)
+            rows = self._rows("latest", {"name": name})
         else:
-            query = query.where(ArtifactRow.version == version)
-        with self.read() as conn:
-            row = conn.execute(query).mappings().first()
-        return None if row is None else self._record_from(dict(row))
+            rows = self._rows("artifact", {"name": name, "version": version})
+        return self._record_from(rows[0]) if rows else None
 
     def artifact_state(self, name: str, version: int) -> str | None:
         """Return the state of version ``version`` of ``name`` (``None``: never existed)."""
-        from sqlalchemy import select
-
-        from lineapy_ext.store.models import ArtifactRow
-
         if not 0 < version <= _MAX_VERSION:
             return None
-        with self.read() as conn:
-            return conn.execute(
-                select(ArtifactRow.state).where((ArtifactRow.name == name) & (ArtifactRow.version == version))
-            ).scalar()
+        rows = self._rows("state", {"name": name, "version": version})
+        return rows[0]["state"] if rows else None
 
     def versions(self, name: str) -> list[int]:
         """Return the existing versions of ``name``, ascending."""
-        from sqlalchemy import select
+        return [r["version"] for r in self._rows("versions", {"name": name})]
 
-        from lineapy_ext.store.models import READY, ArtifactRow
+    def _rows(self, query: str, params: dict) -> list[dict]:
+        """Run the read ``READ_SQL[query]`` of :mod:`~lineapy_ext.store.sqlite_reads`; rows as dicts.
 
-        query = select(ArtifactRow.version).where((ArtifactRow.name == name) & (ArtifactRow.state == READY))
+        The same SQL on both paths: a stdlib :mod:`sqlite3` connection for a
+        SQLite file whose schema is this release's, SQLAlchemy otherwise.
+        """
+        import sqlite3
+
+        reader = self._sqlite_reader()
+        if reader:
+            try:
+                return reader.rows(query, params)
+            except sqlite3.Error as e:
+                raise self._unreachable(e) from e
+        from sqlalchemy import text
+
+        from lineapy_ext.store.models import ArtifactRow
+        from lineapy_ext.store.sqlite_reads import PARAMS, READ_SQL
+
+        # Typed by the table's columns, so JSON and times decode as with select().
+        typed = text(READ_SQL[query]).columns(**{c.name: c.type for c in ArtifactRow.__table__.c})
         with self.read() as conn:
-            return list(conn.execute(query.order_by(ArtifactRow.version)).scalars())
+            return [dict(r) for r in conn.execute(typed, {**PARAMS, **params}).mappings()]
+
+    def _sqlite_reader(self):
+        """The stdlib reader of this SQLite file (opened on first use), or ``False``."""
+        if self._reader is not None:
+            return self._reader
+        from lineapy_ext.store.records import SCHEMA_VERSION
+        from lineapy_ext.store.sqlite_reads import NotCurrent, SQLiteReader, sqlite_file
+
+        with self._reader_lock:
+            if self._reader is None:
+                path = sqlite_file(self.url)
+                reader = False
+                if path is not None:
+                    try:
+                        reader = SQLiteReader(self.url, path, SCHEMA_VERSION)
+                    except NotCurrent:
+                        # The engine creates, upgrades or reports (a newer
+                        # schema, a damaged file); then the reader may open.
+                        self.engine  # noqa: B018
+                        try:
+                            reader = SQLiteReader(self.url, path, SCHEMA_VERSION)
+                        except NotCurrent:
+                            reader = False
+                self._reader = reader
+            return self._reader
 
     def names(self) -> list[str]:
         """Return every artifact name, sorted."""
@@ -597,6 +627,56 @@ class MetadataDB:
         records = self.mark_deleting(name, versions)
         self.mark_deleted(records)
         return records
+
+
+def sqlite_target(path: str) -> tuple[str, bool]:
+    """Return ``(URI, read_only)`` for opening the SQLite file ``path`` with :mod:`sqlite3`.
+
+    On a read-only file system (a published snapshot, a read-only mount)
+    the store can still be listed and loaded: the URI says ``mode=ro``, and
+    without a WAL file nothing can change the file, so it is also
+    ``immutable`` (SQLite need not create a WAL index).  Otherwise
+    ``mode=rw``: opening never creates the file.
+    """
+    uri = "file:" + quote(os.path.abspath(path))
+    if not _read_only(path):
+        return uri + "?mode=rw", False
+    uri += "?mode=ro"
+    if not os.path.exists(path + "-wal"):
+        uri += "&immutable=1"
+    return uri, True
+
+
+def prepare_sqlite(dbapi_conn, url: str, read_only: bool, write: bool = True) -> None:
+    """Set up a new :mod:`sqlite3` connection to the store (every connection, both read paths).
+
+    Parameters
+    ----------
+    dbapi_conn : sqlite3.Connection
+    url : str
+        The database URL (named in errors).
+    read_only : bool
+        The file is on a read-only file system.
+    write : bool
+        The connection may write: make sure the file is in WAL mode.
+
+    Raises
+    ------
+    ConfigError
+        The file is another application's.
+    """
+    # Let BEGIN (MetadataDB's "begin" listener) be the only transaction
+    # control: pysqlite's implicit BEGIN would be DEFERRED and could
+    # deadlock writers.  Single reads run in autocommit.
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT * 1000}")
+    _check_foreign_sqlite(cur, url)
+    if write and not read_only:
+        _use_wal(cur)
+        cur.execute("PRAGMA synchronous = NORMAL")
+    cur.execute("PRAGMA foreign_keys = ON")
+    cur.close()
 
 
 def _read_only(path: str) -> bool:

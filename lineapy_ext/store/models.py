@@ -2,7 +2,7 @@
 
 Tables are prefixed ``lineapy_`` so the database can be shared with other
 applications.  ``lineapy_schema`` holds the schema version; bump
-:data:`SCHEMA_VERSION` with every change to an existing table and add the
+:data:`~lineapy_ext.store.records.SCHEMA_VERSION` with every change to an existing table and add the
 step that upgrades older databases in place to
 :mod:`lineapy_ext.store.migrations`.
 
@@ -30,9 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from lineapy_ext.store.records import DELETED, DELETING, READY, WRITING  # noqa: F401 - re-exported
-
-SCHEMA_VERSION = 3
+from lineapy_ext.store.records import DELETED, DELETING, READY, SCHEMA_VERSION, WRITING  # noqa: F401 - re-exported
 
 
 class Base(DeclarativeBase):

@@ -12,6 +12,10 @@ from datetime import datetime
 #: Artifact row states (see :mod:`lineapy_ext.store.models`).
 WRITING, READY, DELETING, DELETED = "writing", "ready", "deleting", "deleted"
 
+#: Version of the database schema this release reads and writes (the tables are
+#: in :mod:`lineapy_ext.store.models`; here so that reads need no SQLAlchemy).
+SCHEMA_VERSION = 3
+
 
 @dataclass(frozen=True)
 class SessionRecord:
