@@ -7,7 +7,8 @@ must be shown to run where ``lineapy_ext`` is *not* installed.  So
 (plus what a generated ``requirements.txt`` asks for), cached outside the
 repository, one per Airflow and Python version.  It is built in a temporary
 folder and renamed into place, so a killed build never leaves a half venv
-that later runs would trust.  A venv's console scripts carry the absolute
+that later runs would trust; a file lock makes concurrent test runs wait for
+one build (and serialises their ``pip install -r requirements.txt``).  A venv's console scripts carry the absolute
 path of the folder they were installed in; after the rename they are stale,
 so everything runs as ``python -m airflow`` / ``python -m pip``.
 
@@ -20,6 +21,8 @@ lineapy_ext would.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
 import subprocess
@@ -92,43 +95,47 @@ def _pip(python: Path, *args, timeout=1200):
     return proc
 
 
-def _remove_dead_builds(root: Path, name: str):
-    """Temporary folders of builds whose process is gone (killed runs)."""
-    for path in root.glob(f".{name}.*.tmp"):
+@contextlib.contextmanager
+def _locked(path: Path):
+    """Hold an exclusive lock on ``path`` (another test run waits instead of installing into the same venv)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
         try:
-            os.kill(int(path.name.rsplit(".", 2)[1]), 0)
-        except (ProcessLookupError, ValueError):
-            shutil.rmtree(path, ignore_errors=True)
-        except PermissionError:  # alive, another user's
-            pass
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _airflow_name() -> str:
+    return f"airflow-{AIRFLOW_VERSION}-py{sys.version_info.major}.{sys.version_info.minor}"
 
 
 def airflow_python(log=print) -> Path:
     """The interpreter of the cached Airflow venv, built on first use (see the module docstring)."""
-    root = cache_root()
-    name = f"airflow-{AIRFLOW_VERSION}-py{sys.version_info.major}.{sys.version_info.minor}"
+    root, name = cache_root(), _airflow_name()
     final = root / name
     python = final / "bin" / "python"
     if (final / "READY").exists():
         return python
-    root.mkdir(parents=True, exist_ok=True)
-    _remove_dead_builds(root, name)
-    tmp = root / f".{name}.{os.getpid()}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    start = time.monotonic()
-    subprocess.run([sys.executable, "-m", "venv", str(tmp)], check=True, timeout=300)
-    _pip(tmp / "bin" / "python", *AIRFLOW_PINS)
-    (tmp / "READY").write_text(f"{' '.join(AIRFLOW_PINS)}\nbuilt in {time.monotonic() - start:.0f} s\n")
-    try:
+    with _locked(root / f".{name}.lock"):
+        if (final / "READY").exists():  # built while we waited
+            return python
+        # Under the lock, any other build folder is a killed run's, and a
+        # final folder without READY is not one to trust.
+        for stale in [*root.glob(f".{name}.*.tmp"), final]:
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = root / f".{name}.{os.getpid()}.tmp"
+        start = time.monotonic()
+        subprocess.run([sys.executable, "-m", "venv", str(tmp)], check=True, timeout=300)
+        _pip(tmp / "bin" / "python", *AIRFLOW_PINS)
+        (tmp / "READY").write_text(f"{' '.join(AIRFLOW_PINS)}\nbuilt in {time.monotonic() - start:.0f} s\n")
         os.rename(tmp, final)
-    except OSError:  # another run finished first: use its venv
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not (final / "READY").exists():
-            raise
     log(f"built the Airflow venv {final} in {time.monotonic() - start:.0f} s")
     return python
 
 
 def install_requirements(python: Path, requirements: Path):
-    """``pip install -r requirements`` into the venv of ``python`` (quick when already satisfied)."""
-    return _pip(python, "-q", "-r", str(requirements))
+    """``pip install -r requirements`` into the Airflow venv of ``python`` (quick when already satisfied)."""
+    with _locked(cache_root() / f".{_airflow_name()}.lock"):
+        return _pip(python, "-q", "-r", str(requirements))

@@ -79,6 +79,7 @@ def airflow():
     return airflow_python()
 
 
+@pytest.mark.timeout(1800)  # the first run builds the Airflow venv (~1 min here, more on a slow index)
 def test_airflow_dags_test_runs_the_generated_dag_and_passes_only_paths(session, airflow, tmp_path):
     root = tmp_path / "dags"
     lineapy_ext.to_pipeline(["features", "model"], "airflow", root, ["n_estimators", "path"])
