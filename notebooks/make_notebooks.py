@@ -109,6 +109,23 @@ matched = int((reloaded_predictions == rerun_predictions).sum())
 assert matched == len(X_test), "the slice recomputed a different model"
 print(f"iris_model: {matched}/{len(X_test)} predictions of the reloaded model match the re-run slice")
 """, tags=["lineapy-check"]),
+    md("""
+`%lineapy pipeline` writes a folder that recomputes artifacts without lineapy_ext: here a script with a
+command line (`--to dvc` writes a `dvc.yaml` for `dvc repro`, `--to airflow` an Airflow DAG).
+"""),
+    code("%lineapy pipeline iris_model --to script -o iris_pipeline"),
+    code("""
+import pickle
+import subprocess
+import sys
+
+subprocess.run([sys.executable, "iris_pipeline/pipeline.py"], check=True, capture_output=True)
+with open("iris_pipeline/outputs/iris_model.pickle", "rb") as f:
+    piped = pickle.load(f)
+matched = int((piped.predict(X_test) == iris_model.predict(X_test)).sum())
+assert matched == len(X_test), "the pipeline computed a different model"
+print(f"iris_pipeline: {matched}/{len(X_test)} predictions of the pipeline's model match the saved model")
+""", tags=["lineapy-check"]),
 ]
 
 STORAGE = [

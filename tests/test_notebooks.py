@@ -177,6 +177,30 @@ def test_exported_slice_is_minimal_and_recomputes_the_model(demo, tmp_path):
 
 
 @pytest.mark.slow
+def test_reuse_notebook_exports_a_pipeline_that_runs_without_lineapy_ext(demo, tmp_path):
+    from tests.engines import refusing_python
+
+    report, home = demo
+    assert re.search(r"iris_pipeline: (\d+)/\1 predictions of the pipeline's model match", report), report
+    folder = home / "work" / "iris_pipeline"
+    assert sorted(p.name for p in folder.iterdir() if p.is_file()) == ["README.md", "pipeline.py", "requirements.txt"]
+    assert "scikit-learn==" in (folder / "requirements.txt").read_text()
+    # Run it again where lineapy_ext cannot be imported; compare with the store.
+    python = refusing_python(tmp_path / "shim") / "python"
+    subprocess.run([python, folder / "pipeline.py", "--output-dir", tmp_path / "out"], check=True, timeout=300,
+                   capture_output=True, cwd=tmp_path)
+    check = (
+        "import pickle, lineapy_ext\n"
+        f"rerun = pickle.load(open({str(tmp_path / 'out' / 'iris_model.pickle')!r}, 'rb'))\n"
+        "assert (rerun.coef_ == lineapy_ext.get('iris_model').get_value().coef_).all()\n"
+        "print('same')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", check], cwd=tmp_path, env=kernel_env(home),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.split() == ["same"], proc.stderr
+
+
+@pytest.mark.slow
 def test_storage_notebook_versions_and_delete(demo):
     report, home = demo
     text = _text(nbformat.read(home / "executed" / "03_storage_and_config.ipynb", as_version=4))
