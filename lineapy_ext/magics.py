@@ -595,7 +595,8 @@ def _pipeline(shell, args, _):
     from lineapy_ext.codegen.pipeline import to_pipeline
 
     files = to_pipeline(args.names, args.to, args.output, args.params, force=args.force)
-    print(f"Wrote a {args.to} pipeline for {', '.join(map(repr, args.names))} to {files[0].parent}: "
+    kind = {"script": "a script", "dvc": "a DVC", "airflow": "an Airflow"}[args.to]
+    print(f"Wrote {kind} pipeline for {', '.join(map(repr, args.names))} to {files[0].parent}: "
           + ", ".join(f.name for f in files))
 
 

@@ -26,7 +26,7 @@ import yaml
 
 import lineapy_ext
 from tests.engines import AIRFLOW_VERSION, airflow_python, clean_env, install_requirements, refusing_python
-from tests.lineapy_ext.test_codegen import assert_same_model, load, session  # noqa: F401 (fixture)
+from tests.lineapy_ext.test_codegen import assert_same_model, load, magic, session  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.slow
 
@@ -82,7 +82,8 @@ def airflow():
 @pytest.mark.timeout(1800)  # the first run builds the Airflow venv (~1 min here, more on a slow index)
 def test_airflow_dags_test_runs_the_generated_dag_and_passes_only_paths(session, airflow, tmp_path):
     root = tmp_path / "dags"
-    lineapy_ext.to_pipeline(["features", "model"], "airflow", root, ["n_estimators", "path"])
+    out = magic(session.shell, f"pipeline features model --to airflow -o {root} --param n_estimators path")
+    assert out.startswith(f"Wrote an Airflow pipeline for 'features', 'model' to {root}: "), out
     install_requirements(airflow, root / "requirements.txt")
     home = tmp_path / "airflow_home"
     home.mkdir()
