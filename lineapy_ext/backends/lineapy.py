@@ -26,6 +26,7 @@ storage dir, so the dir can be moved.
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import pickle
@@ -245,8 +246,49 @@ def _checksum(pickle_digest: bytes, buffers_digest: bytes) -> str:
     return "xxh3_128:" + pickle_digest.hex() + buffers_digest.hex()
 
 
+class LocalFiles:
+    """The part of fsspec's filesystem interface this backend uses, for a local storage dir.
+
+    Plain ``os`` calls: fsspec's local filesystem does the same through
+    layers of path handling on every call (a save makes five), and importing
+    it is a cost a get in a fresh process would pay for nothing.  Paths are
+    absolute; errors are the ``OSError`` subclasses fsspec raises too.
+    """
+
+    def open(self, path: str, mode: str = "rb"):
+        return open(path, mode)
+
+    def size(self, path: str) -> int:
+        return os.path.getsize(path)
+
+    def exists(self, path: str) -> bool:
+        return os.path.exists(path)
+
+    def info(self, path: str) -> dict:
+        st = os.stat(path)
+        return {"name": path, "size": st.st_size, "mtime": st.st_mtime}
+
+    def makedirs(self, path: str, exist_ok: bool = False) -> None:
+        os.makedirs(path, exist_ok=exist_ok)
+
+    def mv(self, source: str, target: str) -> None:
+        os.replace(source, target)  # atomic: the final name appears complete or not at all
+
+    def rm(self, path: str) -> None:
+        os.remove(path)
+
+    def rmdir(self, path: str) -> None:
+        os.rmdir(path)
+
+    def ls(self, path: str) -> list[str]:
+        return [posixpath.join(path, entry) for entry in os.listdir(path)]
+
+    def glob(self, pattern: str) -> list[str]:
+        return sorted(glob.glob(pattern))
+
+
 class LineaPyBackend(StorageBackend):
-    """Cloudpickle files through fsspec (local dirs, ``s3://``, ``memory://``...).
+    """Cloudpickle files in a local dir (:class:`LocalFiles`) or through fsspec (``s3://``, ``memory://``...).
 
     Parameters
     ----------
@@ -274,7 +316,10 @@ class LineaPyBackend(StorageBackend):
 
     @property
     def fs(self):
-        """The fsspec filesystem of the storage dir (opened on first use)."""
+        """The filesystem of the storage dir: :class:`LocalFiles` for a local path, else fsspec's (opened on first use)."""
+        if self._fs is None and self.is_local:
+            # What fsspec's local filesystem makes of the path, without fsspec.
+            self._fs, self._root = LocalFiles(), os.path.abspath(os.path.expanduser(self.storage_dir)).rstrip("/")
         if self._fs is None:
             import fsspec
 
@@ -299,28 +344,17 @@ class LineaPyBackend(StorageBackend):
 
     @property
     def is_local(self) -> bool:
-        """The storage dir is a path on this machine (no ``PROTOCOL://``).
-
-        Then loads read it with plain files, so a get in a fresh process
-        does not import fsspec (the checks are the same: see :meth:`load`).
-        """
+        """The storage dir is a path on this machine (no ``PROTOCOL://``): :class:`LocalFiles` reach it."""
         return "://" not in self.storage_dir
 
     def _path(self, location: str) -> str:
         """Absolute fs path of a relative ``location``; refuses anything outside the root."""
-        if self._root is None:
-            if self.is_local:  # what fsspec's local filesystem makes of it, without importing fsspec
-                self._root = os.path.abspath(os.path.expanduser(self.storage_dir)).rstrip("/")
-            else:
-                self.fs  # noqa: B018 - sets self._root
+        self.fs  # noqa: B018 - sets self._root
         parts = location.split("/")
         if len(parts) != 2 or not location or any(p in ("", ".", "..") for p in parts):
             raise InvalidNameError(f"invalid value location {location!r}: expected NAME/FILE")
         validate_name(parts[0])
         return posixpath.join(self._root, location)
-
-    def _open_read(self, path: str):
-        return open(path, "rb") if self.is_local else self.fs.open(path, "rb")
 
     # -- StorageBackend ------------------------------------------------------
 
@@ -421,13 +455,14 @@ class LineaPyBackend(StorageBackend):
 
     def _open_new(self, tmp: str, write_error):
         # A delete of the name's last version removes the (then empty)
-        # folder; one racing this save may do so between makedirs and open.
-        # The temporary file keeps the folder non-empty from then on.
+        # folder; one racing this save may do so between makedirs and open,
+        # or inside makedirs (os.makedirs finds the folder, then not: "File
+        # exists").  The temporary file keeps the folder non-empty from then on.
         for attempt in range(5):
             try:
                 self.fs.makedirs(posixpath.dirname(tmp), exist_ok=True)
                 return self.fs.open(tmp, "wb")
-            except FileNotFoundError as e:
+            except (FileNotFoundError, FileExistsError) as e:
                 if attempt == 4:
                     raise write_error(e) from e
             except Exception as e:  # nothing written yet: nothing to clean up
@@ -468,8 +503,9 @@ class LineaPyBackend(StorageBackend):
             The file does not match the size or checksum recorded at save time.
         """
         path = self._path(metadata["location"])
+        fs = self.fs
         try:
-            size = os.path.getsize(path) if self.is_local else self.fs.size(path)
+            size = fs.size(path)
         except FileNotFoundError:
             size = None
         except Exception as e:
@@ -514,7 +550,7 @@ class LineaPyBackend(StorageBackend):
             )
         if size < len(MAGIC) + _FOOTER.size:
             raise corrupted
-        with self._open_read(path) as f:
+        with self.fs.open(path, "rb") as f:
             f.seek(size - _FOOTER.size)
             pickle_len, n_buffers, pickle_digest, buffers_digest, end = _FOOTER.unpack(f.read(_FOOTER.size))
             buffers_end = size - _FOOTER.size

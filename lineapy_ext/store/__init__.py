@@ -4,7 +4,7 @@
   package sees;
 - :mod:`~lineapy_ext.store.models`: the SQLAlchemy tables (private to the store);
 - :mod:`~lineapy_ext.store.metadata`: the metadata database (SQLite/PostgreSQL);
-- :mod:`~lineapy_ext.store.sqlite_reads`: a SQLite file's reads without SQLAlchemy;
+- :mod:`~lineapy_ext.store.plain_sqlite`: a SQLite file through stdlib sqlite3 (saves, gets);
 - :mod:`~lineapy_ext.store.artifact_store`: saves and loads that keep values
   and rows consistent;
 - :mod:`~lineapy_ext.store.names`: artifact name validation;

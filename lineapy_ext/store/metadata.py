@@ -10,10 +10,10 @@ guarantee and a conflicting insert is retried.
 
 Tables are created on first use; a database of an older schema version is
 upgraded in place (:mod:`lineapy_ext.store.migrations`).  On a SQLite file
-of the current schema the row reads of a get run through the standard
-library's :mod:`sqlite3` (:mod:`lineapy_ext.store.sqlite_reads`: the same SQL,
-connection set-up and checks), so a get in a fresh process does not import
-SQLAlchemy.
+of the current schema the statements of saves and gets run through the
+standard library's :mod:`sqlite3` (:mod:`lineapy_ext.store.plain_sqlite`: the
+same SQL, connection set-up and checks), so a get in a fresh process does
+not import SQLAlchemy and a save pays no per-statement SQLAlchemy work.
 
 Artifact rows go through states (:mod:`lineapy_ext.store.models`): a save
 records its intent (``writing``) before its value moves into place and
@@ -29,6 +29,7 @@ import dataclasses
 import logging
 import os
 import random
+import re
 import threading
 import time
 import zlib
@@ -38,7 +39,7 @@ from urllib.parse import quote
 
 from lineapy_ext.config import mask_url, normalize_database_url
 from lineapy_ext.exceptions import ConfigError, StorageError
-from lineapy_ext.store.records import ArtifactRecord, CellRecord, SessionRecord
+from lineapy_ext.store.records import READY, WRITING, ArtifactRecord, CellRecord, SessionRecord
 from lineapy_ext.store.writers import writer_id
 
 log = logging.getLogger(__name__)
@@ -77,10 +78,10 @@ class MetadataDB:
         self._engine = None
         #: The SQLite file is on a read-only file system: reads only.
         self.read_only = False
-        # Row reads of a SQLite file without SQLAlchemy (see sqlite_reads);
-        # False once known not to apply (not a file, or the schema is not ours).
-        self._reader = None
-        self._reader_lock = threading.Lock()
+        # The SQLite file through plain sqlite3 (see plain_sqlite); False
+        # once known not to apply (not a file, or the schema is not ours).
+        self._plain_db = None
+        self._plain_lock = threading.Lock()
 
     # -- connection ----------------------------------------------------------
 
@@ -271,10 +272,10 @@ class MetadataDB:
 
     def close(self) -> None:
         """Release every connection; the next use reconnects."""
-        with self._reader_lock:
-            reader, self._reader = self._reader, None
-        if reader:
-            reader.close()
+        with self._plain_lock:
+            plain, self._plain_db = self._plain_db, None
+        if plain:
+            plain.close()
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
@@ -283,24 +284,17 @@ class MetadataDB:
 
     def ensure_session(self, session: SessionRecord) -> None:
         """Insert ``session`` unless it is already recorded."""
-        from sqlalchemy import select
-        from sqlalchemy.exc import IntegrityError
+        from lineapy_ext.store.plain_sqlite import insert_sql
 
-        from lineapy_ext.store.models import SessionRow
-
-        try:
-            with self.write() as conn:
-                if conn.execute(select(SessionRow.id).where(SessionRow.id == session.id)).first() is None:
-                    conn.execute(
-                        SessionRow.__table__.insert().values(
-                            id=session.id,
-                            started_at=session.started_at.astimezone(timezone.utc).replace(tzinfo=None),
-                            python_version=session.python_version,
-                            lineapy_version=session.lineapy_version,
-                        )
-                    )
-        except IntegrityError:
-            pass  # another thread of this process recorded it first
+        row = {
+            "id": session.id,
+            "started_at": session.started_at.astimezone(timezone.utc).replace(tzinfo=None),
+            "python_version": session.python_version,
+            "lineapy_version": session.lineapy_version,
+        }
+        with self._write_tx() as tx:
+            # Another thread of this process may have recorded it first.
+            tx.execute(insert_sql("lineapy_sessions", row, or_ignore=True), row)
 
     def get_session(self, session_id: str) -> SessionRecord | None:
         """Return the session ``session_id`` or ``None``."""
@@ -322,7 +316,7 @@ class MetadataDB:
         int
             The index after the last recorded cell.
         """
-        from lineapy_ext.store.models import CellRow
+        from lineapy_ext.store.plain_sqlite import insert_sql
 
         rows = [
             {
@@ -337,12 +331,8 @@ class MetadataDB:
         if rows:
             # Threads of one kernel saving at once may both persist the same
             # new cells: the first insert wins, the others add nothing.
-            if self.is_sqlite:
-                from sqlalchemy.dialects.sqlite import insert
-            else:
-                from sqlalchemy.dialects.postgresql import insert
-            with self.write() as conn:
-                conn.execute(insert(CellRow.__table__).on_conflict_do_nothing(), rows)
+            with self._write_tx() as tx:
+                tx.execute(insert_sql("lineapy_cells", rows[0], or_ignore=True), rows)
         return start + len(rows)
 
     def cells(self, session_id: str) -> list[CellRecord]:
@@ -366,36 +356,27 @@ class MetadataDB:
         writers are serialised (SQLite write lock, PostgreSQL advisory lock
         per name) and a unique-constraint conflict is retried.
         """
-        from lineapy_ext.store.models import WRITING
-
         return self._insert_next_version({**fields, "state": WRITING})
 
     def insert_artifact(self, **fields) -> ArtifactRecord:
         """Insert the next version of ``fields["name"]``, ready at once; return its record."""
-        from lineapy_ext.store.models import READY
-
         return self._insert_next_version({**fields, "state": READY})
 
     def _insert_next_version(self, fields: dict) -> ArtifactRecord:
-        from sqlalchemy.exc import IntegrityError
-
-        from lineapy_ext.store.models import ArtifactRow
+        from lineapy_ext.store.plain_sqlite import artifact_defaults, insert_sql
 
         name = fields["name"]
         now = _utcnow()
-        fields = {"writer": writer_id(), **fields, "created_at": now, "updated_at": now}
+        fields = {"writer": writer_id(), **artifact_defaults(), **fields, "created_at": now, "updated_at": now}
+        insert = insert_sql("lineapy_artifacts", [*fields, "version"], returning="id")
         for attempt in range(_INSERT_ATTEMPTS):
             try:
-                with self.write() as conn:
-                    version = self._next_version(conn, name)
-                    # Values as parameters, not .values(): the statement then
-                    # compiles once per process, not at every save.
-                    new_id = conn.execute(
-                        ArtifactRow.__table__.insert().returning(ArtifactRow.id), {**fields, "version": version}
-                    ).scalar_one()
+                with self._write_tx() as tx:
+                    version = self._next_version(tx, name)
+                    new_id = tx.rows(insert, {**fields, "version": version})[0]["id"]
                 return self._record_from(dict(fields, id=new_id, version=version))
-            except IntegrityError as e:
-                reason = str(e.orig).strip().splitlines()[0]
+            except _Conflict as e:
+                reason = e.reason
                 version_taken = "uq_lineapy_artifacts_name_version" in reason or "lineapy_artifacts.version" in reason
                 if not version_taken:
                     raise StorageError(f"cannot record artifact {name!r} in {mask_url(self.url)}: {reason}") from e
@@ -404,19 +385,14 @@ class MetadataDB:
                 time.sleep(random.uniform(0.001, 0.02) * (attempt + 1))
         raise AssertionError("unreachable")
 
-    def _next_version(self, conn, name: str) -> int:
+    def _next_version(self, tx, name: str) -> int:
         # Tombstones (deleted rows) count: a number once handed out is never
         # handed out again, so a slice pinned to it can never load other content.
-        from sqlalchemy import func, select, text
-
-        from lineapy_ext.store.models import ArtifactRow
+        from lineapy_ext.store.plain_sqlite import SQL
 
         if not self.is_sqlite:
-            conn.execute(
-                text("SELECT pg_advisory_xact_lock(:a, :b)"),
-                {"a": _SCHEMA_LOCK, "b": zlib.crc32(name.encode()) - 2**31},
-            )
-        latest = conn.execute(select(func.max(ArtifactRow.version)).where(ArtifactRow.name == name)).scalar()
+            tx.execute("SELECT pg_advisory_xact_lock(:a, :b)", {"a": _SCHEMA_LOCK, "b": zlib.crc32(name.encode()) - 2**31})
+        latest = tx.rows(SQL["max_version"], {"name": name})[0]["latest"]
         return (latest or 0) + 1
 
     def finish_artifact(self, record: ArtifactRecord, **fields) -> ArtifactRecord:
@@ -427,14 +403,14 @@ class MetadataDB:
         StorageError
             The row is no longer ``writing`` (a cleanup rolled it back).
         """
-        from lineapy_ext.store.models import READY, WRITING, ArtifactRow
+        from lineapy_ext.store.plain_sqlite import update_sql
 
-        t = ArtifactRow.__table__
-        with self.write() as conn:
-            done = conn.execute(  # values as parameters: compiled once (see _insert_next_version)
-                t.update().where((t.c.id == record.id) & (t.c.state == WRITING)),
-                {**fields, "state": READY, "updated_at": _utcnow()},
-            ).rowcount
+        values = {**fields, "state": READY, "updated_at": _utcnow()}
+        with self._write_tx() as tx:
+            done = tx.execute(
+                update_sql("lineapy_artifacts", values, "id = :row_id AND state = :writing"),
+                {**values, "row_id": record.id, "writing": WRITING},
+            )
         if done != 1:
             raise StorageError(
                 f"version {record.version} of {record.name!r} was rolled back by a cleanup while it was being saved; save again"
@@ -443,11 +419,10 @@ class MetadataDB:
 
     def discard_artifact(self, record: ArtifactRecord) -> None:
         """Remove the row of a save that did not complete (state ``writing``)."""
-        from lineapy_ext.store.models import WRITING, ArtifactRow
+        from lineapy_ext.store.plain_sqlite import SQL
 
-        t = ArtifactRow.__table__
-        with self.write() as conn:
-            conn.execute(t.delete().where((t.c.id == record.id) & (t.c.state == WRITING)))
+        with self._write_tx() as tx:
+            tx.execute(SQL["discard"], {"id": record.id, "writing": WRITING})
 
     @staticmethod
     def _record_from(row) -> ArtifactRecord:
@@ -475,51 +450,101 @@ class MetadataDB:
         """Return version ``version`` (default: latest) of ``name``, or ``None``."""
         if version is not None and not 0 < version <= _MAX_VERSION:
             return None  # no such row; and the database would refuse the number
+        from lineapy_ext.store.plain_sqlite import SQL
+
         if version is None:
-            rows = self._rows("latest", {"name": name})
+            rows = self._rows(SQL["latest"], {"name": name})
         else:
-            rows = self._rows("artifact", {"name": name, "version": version})
+            rows = self._rows(SQL["artifact"], {"name": name, "version": version})
         return self._record_from(rows[0]) if rows else None
 
     def artifact_state(self, name: str, version: int) -> str | None:
         """Return the state of version ``version`` of ``name`` (``None``: never existed)."""
+        from lineapy_ext.store.plain_sqlite import SQL
+
         if not 0 < version <= _MAX_VERSION:
             return None
-        rows = self._rows("state", {"name": name, "version": version})
+        rows = self._rows(SQL["state"], {"name": name, "version": version})
         return rows[0]["state"] if rows else None
 
     def versions(self, name: str) -> list[int]:
         """Return the existing versions of ``name``, ascending."""
-        return [r["version"] for r in self._rows("versions", {"name": name})]
+        from lineapy_ext.store.plain_sqlite import SQL
 
-    def _rows(self, query: str, params: dict) -> list[dict]:
-        """Run the read ``READ_SQL[query]`` of :mod:`~lineapy_ext.store.sqlite_reads`; rows as dicts.
+        return [r["version"] for r in self._rows(SQL["versions"], {"name": name})]
 
-        The same SQL on both paths: a stdlib :mod:`sqlite3` connection for a
-        SQLite file whose schema is this release's, SQLAlchemy otherwise.
+    # -- statements on either path (see plain_sqlite) -----------------------
+
+    def _rows(self, sql: str, params: dict) -> list[dict]:
+        """Run the query ``sql`` (autocommit); rows as dicts, JSON and times decoded."""
+        import sqlite3
+
+        from lineapy_ext.store.plain_sqlite import PARAMS
+
+        plain = self._plain()
+        if plain:
+            try:
+                return plain.rows(sql, {**PARAMS, **params})
+            except sqlite3.Error as e:
+                raise self._unreachable(e) from e
+        with self.read() as conn:
+            return _SATransaction(conn).rows(sql, {**PARAMS, **params})
+
+    @contextlib.contextmanager
+    def _write_tx(self) -> Iterator:
+        """A write transaction (exclusive on SQLite) with ``rows(sql, params)`` and ``execute(sql, params)``.
+
+        Raises
+        ------
+        _Conflict
+            A unique constraint refused a row.
+        StorageError
+            The database cannot be reached or written.
         """
         import sqlite3
 
-        reader = self._sqlite_reader()
-        if reader:
+        plain = self._plain()
+        if plain:
             try:
-                return reader.rows(query, params)
+                with plain.transaction() as tx:
+                    yield tx
+            except sqlite3.IntegrityError as e:
+                raise _Conflict(e) from e
             except sqlite3.Error as e:
                 raise self._unreachable(e) from e
-        from sqlalchemy import text
+            return
+        from sqlalchemy.exc import IntegrityError
 
-        from lineapy_ext.store.models import ArtifactRow
-        from lineapy_ext.store.sqlite_reads import PARAMS, READ_SQL
+        try:
+            with self.write() as conn:
+                yield _SATransaction(conn)
+        except IntegrityError as e:
+            raise _Conflict(e.orig) from e
 
-        # Typed by the table's columns, so JSON and times decode as with select().
-        typed = text(READ_SQL[query]).columns(**{c.name: c.type for c in ArtifactRow.__table__.c})
-        with self.read() as conn:
-            return [dict(r) for r in conn.execute(typed, {**PARAMS, **params}).mappings()]
+    def _plain(self):
+        """The :class:`~lineapy_ext.store.plain_sqlite.PlainSQLite` of this file (opened on first use), or ``False``."""
+        if self._plain_db is not None:
+            return self._plain_db
+        from lineapy_ext.store.plain_sqlite import NotCurrent, PlainSQLite, sqlite_file
+        from lineapy_ext.store.records import SCHEMA_VERSION
 
-    def _sqlite_reader(self):
-        """The stdlib reader of this SQLite file (opened on first use), or ``False``."""
-        if self._reader is not None:
-            return self._reader
+        with self._plain_lock:
+            if self._plain_db is None:
+                path = sqlite_file(self.url)
+                plain = False
+                if path is not None:
+                    try:
+                        plain = PlainSQLite(self.url, path, SCHEMA_VERSION)
+                    except NotCurrent:
+                        # The engine creates, upgrades or reports (a newer
+                        # schema, a damaged file); then the plain path may open.
+                        self.engine  # noqa: B018
+                        try:
+                            plain = PlainSQLite(self.url, path, SCHEMA_VERSION)
+                        except NotCurrent:
+                            plain = False
+                self._plain_db = plain
+            return self._plain_db
         from lineapy_ext.store.records import SCHEMA_VERSION
         from lineapy_ext.store.sqlite_reads import NotCurrent, SQLiteReader, sqlite_file
 
@@ -627,6 +652,52 @@ class MetadataDB:
         records = self.mark_deleting(name, versions)
         self.mark_deleted(records)
         return records
+
+
+class _Conflict(Exception):
+    """A constraint refused a row (on either path); ``reason`` is the database's first line."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        super().__init__(self.reason)
+
+
+class _SATransaction:
+    """The plain-SQL interface of :class:`~lineapy_ext.store.plain_sqlite.PlainSQLite` on a SQLAlchemy connection.
+
+    JSON and time columns are typed by the models, so values go in and come
+    out as through ``select()``/``insert()``.
+    """
+
+    _types: dict | None = None
+
+    def __init__(self, conn) -> None:
+        self.conn = conn
+        if _SATransaction._types is None:
+            from sqlalchemy import JSON, DateTime
+
+            from lineapy_ext.store.models import ArtifactRow, CellRow, SessionRow
+
+            _SATransaction._types = {
+                c.name: c.type for t in (ArtifactRow, SessionRow, CellRow)
+                for c in t.__table__.c if isinstance(c.type, (JSON, DateTime))
+            }
+
+    def _statement(self, sql: str, keys):
+        from sqlalchemy import bindparam, text
+
+        typed = [bindparam(k, type_=self._types[k]) for k in keys if k in self._types and re.search(f":{k}\\b", sql)]
+        return text(sql).bindparams(*typed)
+
+    def rows(self, sql: str, params: dict) -> list[dict]:
+        """Run ``sql``; return its rows as dicts."""
+        statement = self._statement(sql, params).columns(**self._types)
+        return [dict(r) for r in self.conn.execute(statement, params).mappings()]
+
+    def execute(self, sql: str, params: dict | list[dict]) -> int:
+        """Run ``sql`` once, or once per dict of a list; return the number of rows changed."""
+        keys = params[0] if isinstance(params, list) else params
+        return self.conn.execute(self._statement(sql, keys), params).rowcount
 
 
 def sqlite_target(path: str) -> tuple[str, bool]:

@@ -68,7 +68,7 @@ def test_fresh_get_gives_the_same_record_as_the_sqlalchemy_path(lineapy_home):
     db.close()
     plain = db.get_artifact("cfg", saved.version)
     assert db._engine is None  # read without SQLAlchemy...
-    db._reader = False  # ...and now through it
+    db._plain_db = False  # ...and now through it
     assert db.get_artifact("cfg", saved.version) == plain == saved._record
     assert plain.created_at.tzinfo is not None and plain.backend_metadata["format"] == "lineapy-pickle5-v1"
 
@@ -145,8 +145,60 @@ def test_a_missing_database_is_created_by_the_first_get(lineapy_home):
 
 @pytest.mark.parametrize("url", ["sqlite:///{home}/db.sqlite", "sqlite:///:memory:", "sqlite://"])
 def test_only_database_files_take_the_plain_path(url, lineapy_home):
-    from lineapy_ext.store.sqlite_reads import sqlite_file
+    from lineapy_ext.store.plain_sqlite import sqlite_file
 
     expected = f"{lineapy_home}/db.sqlite" if "{home}" in url else None
     assert sqlite_file(url.format(home=lineapy_home)) == expected
     assert sqlite_file("postgresql://u@h/db") is None and sqlite_file("sqlite:///a.db?mode=ro") is None
+
+
+def test_a_save_in_a_fresh_process_needs_no_sqlalchemy_either(lineapy_home):
+    lineapy_ext.save(1, "first")  # the database exists, schema current
+    get_context().store.close()
+    code = ("import sys, lineapy_ext; art = lineapy_ext.save({'v': 2}, 'second'); "
+            "print(art.version, lineapy_ext.get('second').get_value(), 'sqlalchemy' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "{'v':", "2}", "False"]
+    assert lineapy_ext.get("second").get_value() == {"v": 2}
+
+
+def _row_text(home, name: str, version: int) -> dict:
+    # Every column as SQLite holds it (type and text), but those that differ between two saves.
+    with _db(home) as con:
+        con.row_factory = sqlite3.Row
+        row = con.execute("SELECT * FROM lineapy_artifacts WHERE name = ? AND version = ?", (name, version)).fetchone()
+        out = {k: (con.execute("SELECT typeof(?)", (row[k],)).fetchone()[0], row[k]) for k in row.keys()}
+    con.close()
+    return out
+
+
+def test_plain_and_sqlalchemy_writes_store_the_same_bytes(lineapy_home):
+    lineapy_ext.save({"k": [1]}, "a")
+    db = get_context().store.db
+    assert db._plain_db  # that save went the plain way
+    db._plain_db = False
+    lineapy_ext.save({"k": [1]}, "a")
+    db.close()
+    plain, through_sa = _row_text(lineapy_home, "a", 1), _row_text(lineapy_home, "a", 2)
+    for key in ("id", "version", "created_at", "updated_at", "location"):
+        assert plain.pop(key)[0] == through_sa.pop(key)[0]
+    assert plain == through_sa
+    with _db(lineapy_home) as con:
+        times = [r for row in con.execute("SELECT created_at, updated_at FROM lineapy_artifacts") for r in row]
+        times += [r[0] for r in con.execute("SELECT started_at FROM lineapy_sessions")]
+    con.close()
+    assert all(__import__("re").fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}", t) for t in times), times
+
+
+def test_artifact_defaults_are_the_models_defaults():
+    from lineapy_ext.store.models import ArtifactRow
+    from lineapy_ext.store.plain_sqlite import artifact_defaults
+
+    found = {}
+    for column in ArtifactRow.__table__.c:
+        if column.default is not None and column.name != "state":  # every insert names the state
+            arg = column.default.arg
+            found[column.name] = arg(None) if callable(arg) else arg
+    assert found == artifact_defaults()
