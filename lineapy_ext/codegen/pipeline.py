@@ -14,18 +14,23 @@ else the installed ones), and a short ``README.md``:
   to a data folder (DAG param ``data_dir``) and returns only its path.
   Artifacts sharing code run in order and pass the shared results on
   through files under ``data_dir/.shared/RUN_ID/``.
+
+Relative paths in the slices keep meaning files of the folder the pipeline
+was written from (the session's working directory, ``WORKDIR`` in
+``pipeline.py``), whatever folder DVC or an Airflow worker runs the code in.
 """
 
 from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 from pathlib import Path
 
 from lineapy_ext.codegen.plan import CodegenError
 from lineapy_ext.codegen.render import SENTINEL, Module, render_module
-from lineapy_ext.codegen.runner import RUNNER_CODE, RUNNER_NAMES, WRAP_MARKER
+from lineapy_ext.codegen.runner import RUNNER_CODE, RUNNER_NAMES, WORKDIR_MARKER, WRAP_MARKER
 
 #: The targets ``%lineapy pipeline --to`` accepts.
 TARGETS = ("script", "dvc", "airflow")
@@ -96,6 +101,8 @@ def write_pipeline(targets, kind: str, output_dir, parameters=(), force: bool = 
     wraps = "\n".join(f"{name} = _passed_through_file({name})" for name in module.passable)
     runner = RUNNER_CODE.replace(WRAP_MARKER, "# Shared code runs once per Airflow run (see run_task).\n" + wraps
                                  if wraps else "")
+    # Relative paths in the slices mean files of the session's folder (see runner.py).
+    runner = runner.replace(WORKDIR_MARKER, f"WORKDIR = {os.getcwd()!r}")
     files = {"pipeline.py": module.source.rstrip("\n") + "\n\n" + runner.lstrip("\n"),
              "requirements.txt": requirements_text(module)}
     if kind == "dvc":
@@ -205,7 +212,9 @@ _DAG_TEMPLATE = '''"""Airflow DAG {dag_id}: one task per artifact, values passed
 Each task calls pipeline.run_task (a plain function, testable without
 Airflow), which writes the artifact to the data folder (DAG param data_dir,
 default: $LINEAPY_PIPELINE_DATA_DIR or data/ next to this file) and returns
-only the file's path (a string XCom, never a pickled value).
+only the file's path (a string XCom, never a pickled value).  Relative
+paths in the code mean files of the folder the pipeline was written from
+(pipeline.WORKDIR) unless the DAG param workdir names another.
 """
 
 import importlib.util
@@ -237,13 +246,14 @@ def {func}():
 _TASK_TEMPLATE = '''    @task(task_id={task_id!r})
     def {func}(params=None, run_id=None):
         params = dict(params or {{}})
-        return pipeline.run_task({name!r}, params.pop("data_dir", DATA_DIR), params, run_id)
+        data_dir, workdir = params.pop("data_dir", DATA_DIR), params.pop("workdir", "")
+        return pipeline.run_task({name!r}, data_dir, params, run_id, workdir or None)
 '''
 
 
 def airflow_dag(module: Module, dag_id: str) -> str:
     """``dag.py``: a TaskFlow DAG with a task per artifact."""
-    params = {"data_dir": None, **_literal_params(module)}
+    params = {"data_dir": None, "workdir": "", **_literal_params(module)}
     tasks, calls, funcs = [], [], {}
     for n, artifact in enumerate(module.functions):
         task_id = re.sub(r"[^\w.-]", "_", artifact)

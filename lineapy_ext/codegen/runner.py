@@ -1,13 +1,19 @@
 """Code appended to a generated module to make it a pipeline: file outputs and a CLI.
 
 The text below runs in the generated module (without lineapy_ext).  It adds
-``write_artifacts`` (compute artifacts, write each value to
-``OUTPUT_DIR/NAME.pickle`` atomically), ``run_task`` (one artifact, for an
+``write_artifacts`` (compute artifacts in the working directory ``WORKDIR``,
+write each value to ``OUTPUT_DIR/NAME.pickle`` atomically), ``run_task`` (one artifact, for an
 Airflow task; shared helpers then run once per run and pass their results
 on through a file), ``load_artifact`` and ``main``: an argparse CLI taking each
 parameter as ``--NAME VALUE`` (a Python literal, else a string), optionally
 from a flat ``params.yaml``.  Standard-library imports happen inside the
 functions so that they cannot clash with the names of the recomputed code.
+
+``WORKDIR`` is the folder the pipeline was written from (the session's
+working directory): relative paths in the slices (``pd.read_csv("train.csv")``)
+mean files there, wherever DVC or an Airflow worker runs the code from.
+``--workdir`` (DAG param ``workdir``) points them elsewhere; a recorded folder
+that does not exist (another machine) leaves the current directory.
 """
 
 from __future__ import annotations
@@ -15,10 +21,13 @@ from __future__ import annotations
 #: Line of :data:`RUNNER_CODE` where the shared helpers get wrapped.
 WRAP_MARKER = "# (helpers passed on through files)"
 
+#: Line of :data:`RUNNER_CODE` replaced by ``WORKDIR = '<folder>'``.
+WORKDIR_MARKER = "WORKDIR = None  # (working directory)"
+
 #: Module-level names the runner defines (generated functions avoid them).
 RUNNER_NAMES = frozenset({"OUTPUT_DIR", "write_artifacts", "run_task", "load_artifact", "main",
                           "read_params", "parse_value", "_accepted", "_SHARED_DIR", "_passed_through_file",
-                          "_outputs_next_to_this_file"})
+                          "_outputs_next_to_this_file", "WORKDIR", "_working_directory"})
 
 RUNNER_CODE = '''
 def _outputs_next_to_this_file():
@@ -29,6 +38,33 @@ def _outputs_next_to_this_file():
 
 #: Where artifact values are written by default.
 OUTPUT_DIR = _outputs_next_to_this_file()
+
+#: Relative paths in the code below are relative to this folder (where the session ran).
+WORKDIR = None  # (working directory)
+
+
+class _working_directory:
+    """Run the artifacts' code in ``workdir`` (default: WORKDIR when it exists), then come back."""
+
+    def __init__(self, workdir=None):
+        import os
+
+        if workdir is not None and not os.path.isdir(workdir):
+            raise FileNotFoundError(f"working directory {workdir!r} does not exist; "
+                                    "pass the folder the code's relative paths are relative to")
+        self.workdir = workdir if workdir is not None else (WORKDIR if WORKDIR and os.path.isdir(WORKDIR) else None)
+
+    def __enter__(self):
+        import os
+
+        self.back = os.getcwd()
+        if self.workdir:
+            os.chdir(self.workdir)
+
+    def __exit__(self, *exc):
+        import os
+
+        os.chdir(self.back)
 
 
 def parse_value(text):
@@ -67,8 +103,8 @@ def _accepted(function, params):
     return {k: v for k, v in params.items() if k in names}
 
 
-def write_artifacts(names=None, output_dir=None, **params):
-    """Compute artifacts ``names`` (default: all) and write each to ``output_dir/NAME.pickle``.
+def write_artifacts(names=None, output_dir=None, workdir=None, **params):
+    """Compute artifacts ``names`` (default: all) in ``workdir`` and write each to ``output_dir/NAME.pickle``.
 
     Returns {name: path}.  Shared code runs once when every artifact is asked for.
     """
@@ -79,11 +115,12 @@ def write_artifacts(names=None, output_dir=None, **params):
     if unknown:
         raise TypeError(f"unknown parameter(s) {', '.join(unknown)}; parameters: {', '.join(PARAMETERS) or '(none)'}")
     names = list(ARTIFACTS) if names is None else list(names)
-    output_dir = output_dir or OUTPUT_DIR
-    if set(names) == set(ARTIFACTS):
-        values = run_all(**params)
-    else:
-        values = {name: ARTIFACTS[name](**_accepted(ARTIFACTS[name], params)) for name in names}
+    output_dir = os.path.abspath(output_dir or OUTPUT_DIR)
+    with _working_directory(workdir):
+        if set(names) == set(ARTIFACTS):
+            values = run_all(**params)
+        else:
+            values = {name: ARTIFACTS[name](**_accepted(ARTIFACTS[name], params)) for name in names}
     os.makedirs(output_dir, exist_ok=True)
     paths = {}
     for name in names:
@@ -130,7 +167,7 @@ def _passed_through_file(helper):
     return once
 
 
-def run_task(name, data_dir, params=None, run_id=None):
+def run_task(name, data_dir, params=None, run_id=None, workdir=None):
     """Compute artifact ``name`` with ``params`` (unknown keys ignored), write it to ``data_dir``; return the path.
 
     With ``run_id``, code shared with other artifacts runs once per run: its
@@ -140,9 +177,10 @@ def run_task(name, data_dir, params=None, run_id=None):
 
     global _SHARED_DIR
     params = {k: v for k, v in (params or {}).items() if k in PARAMETERS}
+    data_dir = os.path.abspath(data_dir)
     _SHARED_DIR = os.path.join(data_dir, ".shared", str(run_id)) if run_id else None
     try:
-        return write_artifacts([name], data_dir, **params)[name]
+        return write_artifacts([name], data_dir, workdir, **params)[name]
     finally:
         _SHARED_DIR = None
 
@@ -165,14 +203,17 @@ def main(argv=None):
     parser.add_argument("--artifact", action="append", choices=list(ARTIFACTS),
                         help="compute only this artifact (repeatable; default: all)")
     parser.add_argument("--params-file", help="YAML file of parameter values (command-line values win)")
+    where = str(WORKDIR or "the current directory").replace("%", "%%")  # argparse %-formats help
+    parser.add_argument("--workdir", help=f"folder the code's relative paths are relative to (default: {where})")
     for name, default in PARAMETERS.items():
         parser.add_argument("--" + name, type=parse_value, default=argparse.SUPPRESS,
                             help=f"Python literal or string (default: {default!r})")
     args = vars(parser.parse_args(argv))
     output_dir, names, params_file = args.pop("output_dir"), args.pop("artifact"), args.pop("params_file")
+    workdir = args.pop("workdir")
     params = {k: v for k, v in (read_params(params_file) if params_file else {}).items() if k in PARAMETERS}
     params.update(args)
-    for name, path in write_artifacts(names, output_dir, **params).items():
+    for name, path in write_artifacts(names, output_dir, workdir, **params).items():
         print(f"{name} -> {path}")
 
 

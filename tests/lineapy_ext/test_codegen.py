@@ -318,12 +318,19 @@ def test_script_pipeline_cli_writes_each_artifact(session, tmp_path):
     for dist in ("pandas", "scikit-learn"):
         assert f"{dist}=={version(dist)}" in reqs
     assert "ipython" not in reqs.lower() and "lineapy" not in reqs
+    # Run from tmp_path: the relative --path means a file of the session's folder (WORKDIR).
     run_fresh([root / "pipeline.py"],
-              [root / "pipeline.py", "--n_estimators", "4", "--artifact", "model", "--output-dir", "o2"], cwd=tmp_path)
+              [root / "pipeline.py", "--n_estimators", "4", "--artifact", "model", "--output-dir", "o2",
+               "--path", session.data.name], cwd=tmp_path)
     assert load(root / "outputs" / "features.pickle").equals(session.saved["features"])
     assert_same_model(load(root / "outputs" / "model.pickle"), session.saved["model"], session.saved["features"])
     assert len(load(tmp_path / "o2" / "model.pickle").estimators_) == 4
     assert not (tmp_path / "o2" / "features.pickle").exists()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / session.data.name).write_bytes(session.other.read_bytes())
+    run_fresh([root / "pipeline.py", "--workdir", "elsewhere", "--output-dir", "o3", "--path", session.data.name],
+              cwd=tmp_path)
+    assert load(tmp_path / "o3" / "features.pickle").equals(pd.read_csv(session.other).drop(columns="y") * 6)
     with pytest.raises(UsageError, match="already has pipeline.py"):
         magic(session.shell, f"pipeline features --to script -o {root}")
 

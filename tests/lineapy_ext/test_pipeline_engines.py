@@ -44,6 +44,11 @@ def test_dvc_repro_recomputes_the_saved_values_and_reruns_what_a_changed_paramet
     assert list(stages) == ["features", "model"]
     assert yaml.safe_load((root / "params.yaml").read_text()) == {"n_estimators": 10, "path": str(session.data)}
     assert stages["model"]["params"] == ["n_estimators", "path"] and stages["features"]["params"] == ["path"]
+    # A relative path means a file of the folder the pipeline was written from
+    # (the session's), not of the folder DVC runs the stages in.
+    params = root / "params.yaml"
+    params.write_text(params.read_text().replace(json.dumps(str(session.data)), json.dumps(session.data.name)))
+    assert os.getcwd() == str(session.data.parent) != str(root)
 
     env = clean_env(PATH=f"{refusing_python(tmp_path / 'shim')}{os.pathsep}{os.environ['PATH']}",
                     DVC_NO_ANALYTICS=1, DVC_SITE_CACHE_DIR=tmp_path / "dvc_site",
@@ -62,7 +67,6 @@ def test_dvc_repro_recomputes_the_saved_values_and_reruns_what_a_changed_paramet
     again = dvc("repro")
     assert "Running stage" not in again and "Data and pipelines are up to date." in again, again
 
-    params = root / "params.yaml"
     params.write_text(params.read_text().replace("n_estimators: 10\n", "n_estimators: 2\n"))
     changed = dvc("repro")
     # Only the stage reading n_estimators runs again.
@@ -103,7 +107,8 @@ def test_airflow_dags_test_runs_the_generated_dag_and_passes_only_paths(session,
     assert load(tmp_path / "data1" / "features.pickle").equals(session.saved["features"])
     assert_same_model(load(tmp_path / "data1" / "model.pickle"), session.saved["model"], session.saved["features"])
     # DAG params set by the run's conf: another data folder, another n_estimators.
-    conf = {"data_dir": str(tmp_path / "data2"), "n_estimators": 3}
+    # A relative path is a file of the folder the pipeline was written from (the session's).
+    conf = {"data_dir": str(tmp_path / "data2"), "n_estimators": 3, "path": session.data.name}
     out = airflow_cli("dags", "test", "lineapy_features_model", "--conf", json.dumps(conf))
     assert "state=success" in out, out[-4000:]
     assert len(load(tmp_path / "data2" / "model.pickle").estimators_) == 3
