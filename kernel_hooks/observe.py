@@ -156,7 +156,7 @@ def _callable_facts(value, tp) -> tuple[str, list, set[str]] | None:
 
 def _first_element(value, tp):
     """The first element of a list/tuple, or of a numpy array of objects
-    (read through C-level slots only)."""
+    (read through C-level slots only); dicts: see :func:`_common_value`."""
     if tp in (list, tuple):
         return value[0] if value else None
     np = sys.modules.get("numpy")
@@ -168,6 +168,15 @@ def _first_element(value, tp):
         return None
     flat = nd.__dict__["flat"].__get__(value)
     return next(iter(flat), None) if nd.__dict__["size"].__get__(value) else None
+
+
+def _common_value(values: list):
+    """The first of a dict's values when all are of one type (a dict of
+    Counters), else None: a config dict's values say nothing of each other."""
+    if not values:
+        return None
+    tp = type(values[0])
+    return values[0] if all(type(v) is tp for v in values) else None
 
 
 def _ndarray_base(value, tp):
@@ -222,7 +231,7 @@ def binding_facts(value) -> Binding:
                 b.base_id = id(base)
     if held:
         b.element_ids = tuple(id(v) for v in held if not issubclass(type(v), ATOMIC_TYPES))
-    first = _first_element(value, tp)
+    first = _first_element(value, tp) if tp is not dict else _common_value(held)
     if first is not None and not issubclass(type(first), ATOMIC_TYPES):
         b.element_mro = tuple(_class_name(c) for c in _TYPE_MRO(type(first))[:_MAX_MRO])
     return b

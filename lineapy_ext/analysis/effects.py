@@ -78,13 +78,14 @@ class Env:
     stmt_paths: tuple = ()  # path-like literals of the statement (for name guesses)
     runtime: bool = False  # the cell has runtime facts
     read_key: Callable[[int], None] = lambda key: None  # depend on an object's history
+    atomic_name: Callable[[str], bool] = lambda name: False  # the name refers to an int, a str...
 
     def nested(self, resolve) -> "Env":
         """The env of a call one level down (same accumulators)."""
         return Env(resolve, self.read, self.mark, self.touch_state, self.extra_defs, self.generators,
                    self.budget, self.depth + 1, self.returned_from, self.files, self.opened, self.resets,
                    self.linked, self.code_results, self.state_results, self.stmt_paths, self.runtime,
-                   self.read_key)
+                   self.read_key, self.atomic_name)
 
 
 @dataclass(slots=True)
@@ -315,7 +316,7 @@ class EffectResolver:
             objects = self.objects
             for r in objects.code_reads.get(rkey, ()):
                 k = objects.bindings.get(r)
-                if k is not None and k not in objects.atomic and r not in self.program.modules \
+                if k is not None and not env.atomic_name(r) and r not in self.program.modules \
                         and k not in self.program.functions and k not in self.program.classes:
                     env.mark(k, False)
         self._mark_args(call, env, args, kwargs)
@@ -336,6 +337,8 @@ class EffectResolver:
         if self._session_method(call, rkey, method, deep, args, kwargs, env, ctx, visited):
             return
         objects = self.objects
+        if self._detached_item(call, rkey):
+            rkey = None  # df["c"].fillna(0, inplace=True): df["c"] is a new object, df cannot change
         mro = objects.type_of(rkey) if not deep else ()
         if deep and call.receiver_deep and len(call.chain) == 2 and not call.through_call:
             mro = objects.element_mro.get(rkey, ())  # axes[0].hist(...): the element's type
@@ -424,6 +427,16 @@ class EffectResolver:
                 first = [] if kind == "static" else [ckey] if kind == "class" else [rkey]
                 self.apply(summary, rkey, first + args, kwargs, call, env, ctx, visited, ckey)
         return False
+
+    def _detached_item(self, call: CallSite, rkey) -> bool:
+        """``x["k"].m(...)`` where ``x`` keeps its items apart and shares
+        nothing with values computed from it (a DataFrame under pandas 3's
+        copy-on-write): the receiver is a new object, not a part of ``x``."""
+        if rkey is None or not call.receiver_deep or call.through_call or len(call.chain) != 2:
+            return False
+        mro = self.objects.type_of(rkey)
+        registry = self.registry
+        return bool(mro) and registry.keyed(mro[0]) and any(registry.independent(c) for c in mro)
 
     def _maybe_session_object(self, key) -> bool:
         if not self.program.classes:

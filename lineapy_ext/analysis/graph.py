@@ -441,10 +441,11 @@ class _Statement:
         self.g, self.nid, self.f, self.ctx, self._st_index = graph, nid, f, ctx, st_index
         self.deps: set[int] = set()
         self.mutated: dict[int, bool] = {}
+        self.item_writes: list[tuple[int, tuple[str, ...]]] = []  # df["c"] = ...: (key, items)
         self.extra_defs: list[str] = []
         self.env = Env(graph.objects.bindings.get, self.read, self.mark, self.touch_state, self.extra_defs, [],
                        [CALL_BUDGET], stmt_paths=f.paths, runtime=ctx.cell.has_runtime_facts,
-                       read_key=self.read_key)
+                       read_key=self.read_key, atomic_name=self.atomic_name)
 
     # -- callbacks for the resolver --
     def read(self, name: str, lazy: bool = True) -> None:
@@ -473,6 +474,35 @@ class _Statement:
     def read_key(self, key: int) -> None:
         self.deps.update(self.g.objects.closure(key))
 
+    def atomic_name(self, name: str) -> bool:
+        """``name`` refers to an int, a string, a tuple of them (nothing can
+        change it), as the capture saw it, also when bound earlier in this cell."""
+        objects, cell = self.g.objects, self.ctx.cell
+        key = objects.bindings.get(name)
+        if key is None or key in objects.atomic:
+            return key is not None
+        b = cell.bound.get(name) if cell.has_runtime_facts else None
+        return b is not None and b.atomic and self.ctx.last_def.get(name, self._st_index) < self._st_index
+
+    def _keyed(self, name: str) -> int | None:
+        """The key of ``name`` when the object is of a type whose items are
+        apart (registry ``keyed``), as the capture saw it; else None."""
+        key = self.g.objects.bindings.get(name)
+        if key is None or key in self.g.objects.atomic:
+            return None
+        mro = self._mro(name)
+        return key if mro and self.g.resolver.registry.keyed(mro[0]) else None
+
+    def _mro(self, name: str) -> tuple[str, ...]:
+        """MRO names of the object ``name`` refers to, as the capture saw it, or ()."""
+        objects, cell = self.g.objects, self.ctx.cell
+        mro = objects.mro.get(objects.bindings.get(name))
+        if not mro and cell.has_runtime_facts and self.ctx.last_def.get(name, self._st_index) < self._st_index:
+            # bound earlier in this cell (and not again): the object the cell ended with
+            b = cell.bound.get(name)
+            mro = b.mro if b is not None else None
+        return mro or ()
+
     def mark(self, key: int | None, deep: bool | str = False) -> None:
         if key is not None:
             old = self.mutated.get(key, False)
@@ -492,8 +522,16 @@ class _Statement:
     # -- the steps --
     def run(self, st) -> None:
         f = self.f
+        keyed = dict(f.keyed_reads)
         for u in f.uses:
-            self.read(u)
+            key = self._keyed(u) if u in keyed else None
+            if key is None:
+                self.read(u)
+            else:  # df["a"]: df's own history and column a's, not the other columns'
+                b = self.g.objects.binder.get(u)
+                if b is not None:
+                    self.deps.add(b)
+                self.deps.update(self.g.objects.closure_of_items(key, keyed[u]))
         if f.unknown_effects:
             self._anything()  # exec(code), globals()[...]
         try:
@@ -525,9 +563,17 @@ class _Statement:
             if k in program.functions and u not in callees:
                 # map(f, xs), sorted(key=f), df.apply(f): f is probably called here.
                 resolver.apply(program.functions[k], k, [], {}, INDIRECT, env, self.ctx, set(), None)
+        for name in f.item_reads:
+            key = g.objects.bindings.get(name)
+            if key is not None and g.resolver.registry.item_reads_change(self._mro(name)):
+                self.mark(key, False)  # counts["new"] of a defaultdict inserts the key
+        keyed = dict(f.keyed_writes)
         for name, deep in f.mutations:
             key = g.objects.bindings.get(name)
             if self._module_option(name):
+                continue
+            if not deep and name in keyed and self._keyed(name) is not None:
+                self.item_writes.append((key, keyed[name]))
                 continue
             resolver.mark_name(name, deep, g.objects.bindings.get, self.mark)
             for hook in program.setters(key):
@@ -560,6 +606,14 @@ class _Statement:
                 for c in objects.reachable(key):
                     if deep is True or self._library_object(c):
                         objects.add_writer(c, self.nid)
+        for key, items in self.item_writes:
+            if key in self.mutated:
+                continue  # changed as a whole too
+            # Replacing item c depends on the earlier writers of c (a column
+            # keeps its position), not on the other items.
+            self.deps.update(objects.closure_of_items(key, items))
+            for item in items:
+                objects.add_writer(objects.part(key, item), self.nid)
         files = []
         for key in self.mutated:
             path = self._file_behind(key)

@@ -12,6 +12,10 @@ in the session:
   (containers, views, closures), and ``dirty``: for a holder, the held
   objects changed since the holder's own last change, so that a read visits
   only what changed since (never the whole history);
+- ``parts``: items of an object kept apart under constant keys (a
+  DataFrame's columns): each is an object of its own, held by its owner, so
+  that a read of ``df["a"]`` visits ``df``'s own history and that of item
+  ``"a"``, not the history of the other columns;
 - runtime facts the capture saw: identities, types (MRO names), short
   strings (paths), the global names a runtime-made function reads, the file
   a connection is tied to.
@@ -63,6 +67,8 @@ class ObjectModel:
     code_reads: dict[int, frozenset[str]] = field(default_factory=dict)
     file_of: dict[int, str] = field(default_factory=dict)
     anonymous: set[int] = field(default_factory=set)  # container elements no name referred to
+    parts: dict[tuple[int, str], int] = field(default_factory=dict)  # (owner, item key) -> part
+    part_of: dict[int, int] = field(default_factory=dict)  # part -> owner
     next_key: int = 0
 
     def copy(self) -> "ObjectModel":
@@ -110,7 +116,11 @@ class ObjectModel:
             self.dirty_up(holder)
 
     def drop_contains(self, holder: int, keep: set[int] | None = None) -> None:
-        """Forget what ``holder`` holds (all of it, or all but ``keep``)."""
+        """Forget what ``holder`` holds (all of it, or all but ``keep``);
+        its parts (items kept apart) are its own and stay."""
+        parts = {c for c in self.contains.get(holder, ()) if self.part_of.get(c) == holder}
+        if parts:
+            keep = parts | (keep or set())
         for held in self.contains.get(holder, ()):
             if keep is None or held not in keep:
                 self.holders.get(held, set()).discard(holder)
@@ -148,6 +158,27 @@ class ObjectModel:
                 if c not in seen and c not in atomic:
                     seen.add(c)
                     stack.append(c)
+        return out
+
+    def part(self, key: int, item: str) -> int:
+        """The part of ``key`` kept under item ``item`` (made on first use)."""
+        p = self.parts.get((key, item))
+        if p is None:
+            p = self.parts[(key, item)] = self.new_key()
+            self.part_of[p] = key
+            self.add_contains(key, p, fresh=True)
+        return p
+
+    def closure_of_items(self, key: int, items) -> set[int]:
+        """Like :meth:`closure`, for a read of only ``items`` of ``key``: the
+        changes of its other parts since ``key``'s own last change are left out."""
+        wanted = {self.parts[(key, i)] for i in items if (key, i) in self.parts}
+        out = set(self.writers.get(key, ()))
+        for c in self.dirty.get(key, ()):
+            if c not in self.atomic and (c in wanted or self.part_of.get(c) != key):
+                out |= self.closure(c)
+        for p in wanted:
+            out |= self.closure(p)
         return out
 
     def reachable(self, key: int) -> set[int]:

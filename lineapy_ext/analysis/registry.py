@@ -15,7 +15,12 @@ never by a method name alone:
 - ``[value."pandas.core.generic.NDFrame"]``: facts about the values of a
   type: ``independent = true`` says a new value shares no mutable state with
   the objects it was computed from (``since = "pandas 3"``: from that major
-  version of the library on).
+  version of the library on); ``keyed = true`` says that the items of an
+  object of exactly that type, under constant string keys (a DataFrame's
+  columns, a dict's entries), are apart: assigning ``obj["a"]`` never
+  changes ``obj["b"]``, and ``obj["b"]`` is computed from that item alone;
+  ``item_reads_change = true`` says that reading ``obj[k]`` may change the
+  object (a ``defaultdict`` inserts a missing key).
 
 Each entry says (all optional; an argument is named by an *argument spec*:
 ``"self"`` for the receiver, ``"2"`` for the third positional argument,
@@ -60,7 +65,8 @@ __all__ = ["Effect", "EffectRegistry", "RegistryError", "default_registry", "arg
 
 _SHIPPED = Path(__file__).with_name("effects.toml")
 _FIELDS = {"pure", "mutates", "state", "state_reset", "reads_files", "writes_files", "opens_file",
-           "returns", "doc", "independent", "since"}
+           "returns", "doc", "independent", "keyed", "item_reads_change",
+           "since"}
 _SECTIONS = ("function", "method", "type", "value")
 
 
@@ -81,6 +87,8 @@ class Effect:
     opens_file: str | None = None
     returns: str | None = None
     independent: bool = False
+    keyed: bool = False
+    item_reads_change: bool = False
     since: str | None = None
 
 
@@ -92,7 +100,7 @@ def _effect(raw: dict, where: str) -> Effect:
     for k, v in raw.items():
         if k == "doc":
             continue
-        if k in ("pure", "independent"):
+        if k in ("pure", "independent", "keyed", "item_reads_change"):
             kw[k] = bool(v)
         elif k in ("opens_file", "returns", "since"):
             kw[k] = str(v)
@@ -174,17 +182,23 @@ class EffectRegistry:
         optionally ``since = "pandas 3"``: only when that major version or a
         later one is imported)."""
         entry = self._exact["value"].get(cls)
-        if entry is None or not entry.independent:
-            return False
-        if entry.since:
-            dist, _, major = entry.since.partition(" ")
-            mod = sys.modules.get(dist)
-            version = getattr(mod, "__version__", "0") if mod is not None else "0"
-            try:
-                return int(version.split(".")[0]) >= int(major)
-            except ValueError:
-                return False
-        return True
+        return entry is not None and entry.independent and _since_holds(entry.since)
+
+    def keyed(self, cls: str) -> bool:
+        """Whether objects of exactly class ``cls`` keep their items under
+        constant keys apart (``[value."cls"] keyed = true``): ``obj["a"] = v``
+        changes no other item and ``obj["b"]`` reads that item only."""
+        entry = self._exact["value"].get(cls)
+        return entry is not None and entry.keyed and _since_holds(entry.since)
+
+    def item_reads_change(self, mro: tuple[str, ...]) -> bool:
+        """Whether reading ``obj[k]`` may change an object of a type with MRO
+        ``mro`` (``[value."cls"] item_reads_change = true`` on any class of it)."""
+        for cls in mro:
+            entry = self._exact["value"].get(cls)
+            if entry is not None and entry.item_reads_change:
+                return _since_holds(entry.since)
+        return False
 
     def method(self, mro: tuple[str, ...], name: str) -> Effect | None:
         """The effect of method ``name`` on a receiver whose type's MRO
@@ -198,6 +212,19 @@ class EffectRegistry:
                 if typ is not None:
                     return typ
         return None
+
+
+def _since_holds(since: str | None) -> bool:
+    """``since = "pandas 3"``: that library is imported at that major version or later."""
+    if not since:
+        return True
+    dist, _, major = since.partition(" ")
+    mod = sys.modules.get(dist)
+    version = getattr(mod, "__version__", "0") if mod is not None else "0"
+    try:
+        return int(version.split(".")[0]) >= int(major)
+    except ValueError:
+        return False
 
 
 def arg_value(spec: str, positional: tuple, keywords: dict):

@@ -140,6 +140,9 @@ class StatementFacts:
     opaque: bool = False
     artifact_get: tuple[str, int | None, str] | None = None
     artifact_selector: tuple[tuple[str, object], ...] = ()
+    keyed_reads: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    keyed_writes: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    item_reads: frozenset[str] = frozenset()
 
 
 # --- knowledge about common callables ---------------------------------------
@@ -322,6 +325,12 @@ def _class_of(node) -> str | None:
     if isinstance(node, ast.Attribute) and node.attr == "__class__" and isinstance(node.value, ast.Name):
         return node.value.id
     return None
+
+
+def _namespace_call(node) -> bool:
+    """``globals()``, ``locals()`` or ``dir()`` with no arguments."""
+    return (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.args
+            and not node.keywords and node.func.id in ("globals", "locals", "dir"))
 
 
 def _root(node) -> str | None:
@@ -756,6 +765,16 @@ class _Walker:
             inplace=inplace, out=tuple(out), through_call=through, receiver_deep=deep,
             name=name, literals=literals, receiver_type=rtype, writes_guess=writes, method_refs=refs,
         ))
+
+    def visit_Compare(self, node: ast.Compare) -> None:
+        # "x" in globals(): whether x is bound, a read of x (not "anything")
+        if (len(node.ops) == 1 and isinstance(node.ops[0], (ast.In, ast.NotIn))
+                and isinstance(node.left, ast.Constant) and isinstance(node.left.value, str)
+                and _namespace_call(node.comparators[0]) and self.local_names is None):
+            if node.left.value.isidentifier():
+                self.load(node.left.value)
+            return
+        self.generic(node)
 
     def _opaque_call(self, name: str, node: ast.Call) -> None:
         # exec("literal") is analysed as code; anything else is unknown.
@@ -1294,6 +1313,53 @@ def _artifact_get_facts(node: ast.stmt, extra) -> StatementFacts:
     return StatementFacts(defs=tuple(names), aliases=aliases, artifact_get=(name, version, tuple(names)))
 
 
+def _const_keys(node) -> tuple[str, ...] | None:
+    """``"a"`` -> ``("a",)``; ``["a", "b"]`` -> ``("a", "b")``; else None
+    (a tuple is one key of a dict or of a DataFrame's MultiIndex)."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return (node.value,)
+    if isinstance(node, ast.List) and node.elts and all(
+            isinstance(e, ast.Constant) and isinstance(e.value, str) for e in node.elts):
+        return tuple(e.value for e in node.elts)
+    return None
+
+
+def _item_access(stmts: list[ast.stmt]) -> tuple[tuple, tuple, frozenset]:
+    """Names read only through constant keys (with the keys), names changed
+    only by ``name["k"] = ...`` assignments (with the keys), and names read
+    as ``name[...]`` at all."""
+    parents = {}
+    for st in stmts:
+        for node in ast.walk(st):
+            for child in ast.iter_child_nodes(node):
+                parents[child] = node
+    reads: dict[str, set] = {}
+    writes: dict[str, set] = {}
+    whole_read, other_change, subscripted = set(), set(), set()
+    for node, parent in parents.items():
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+            if isinstance(parent, ast.Subscript) and parent.value is node and isinstance(parent.ctx, ast.Load):
+                subscripted.add(node.id)
+            keys = _const_keys(parent.slice) if isinstance(parent, ast.Subscript) and parent.value is node else None
+            if keys is None:
+                whole_read.add(node.id)
+            elif isinstance(parent.ctx, ast.Load):
+                reads.setdefault(node.id, set()).update(keys)
+            else:
+                reads.setdefault(node.id, set())
+        elif isinstance(node, (ast.Subscript, ast.Attribute)) and not isinstance(node.ctx, ast.Load):
+            root = _root(node)
+            keys = _const_keys(node.slice) if isinstance(node, ast.Subscript) else None
+            if (keys is not None and isinstance(node.value, ast.Name) and isinstance(parent, ast.Assign)
+                    and any(t is node for t in parent.targets)):
+                writes.setdefault(root, set()).update(keys)
+            elif root:
+                other_change.add(root)
+    return (tuple((n, tuple(sorted(k))) for n, k in sorted(reads.items()) if n not in whole_read),
+            tuple((n, tuple(sorted(k))) for n, k in sorted(writes.items()) if n not in other_change),
+            frozenset(subscripted))
+
+
 def _facts_of(w: "_Walker", stmts: list[ast.stmt], emit: str | None, opaque: bool) -> StatementFacts:
     instances = []
     for st in stmts:
@@ -1301,6 +1367,7 @@ def _facts_of(w: "_Walker", stmts: list[ast.stmt], emit: str | None, opaque: boo
             for t in st.targets:
                 if isinstance(t, ast.Name):
                     instances.append((t.id, st.value.func.id))
+    keyed_reads, keyed_writes, item_reads = _item_access(stmts)
     return StatementFacts(
         uses=frozenset(w.uses),
         defs=tuple(w.defs),
@@ -1321,6 +1388,9 @@ def _facts_of(w: "_Walker", stmts: list[ast.stmt], emit: str | None, opaque: boo
         unknown_effects=w.unknown,
         emit=emit,
         opaque=opaque,
+        keyed_reads=keyed_reads,
+        keyed_writes=keyed_writes,
+        item_reads=item_reads,
     )
 
 

@@ -20,6 +20,17 @@ def test_lookup_by_mro_and_path():
     assert reg.function("mylib.unknown") is None
 
 
+def test_value_facts_keyed_and_item_reads(tmp_path):
+    reg = EffectRegistry()
+    assert reg.keyed("builtins.dict") and reg.keyed("pandas.DataFrame")
+    assert not reg.keyed("collections.defaultdict") and not reg.keyed("builtins.list")
+    assert reg.item_reads_change(("mylib.Counts", "collections.defaultdict", "builtins.dict"))
+    assert not reg.item_reads_change(("builtins.dict", "builtins.object"))
+    mine = tmp_path / "mine.toml"
+    mine.write_text('[value."mylib.Table"]\nkeyed = true\n')
+    assert EffectRegistry([mine]).keyed("mylib.Table")
+
+
 def test_user_file_overrides_and_bad_files(tmp_path):
     good = tmp_path / "mine.toml"
     good.write_text('[method."mylib.Box.fill"]\nmutates = ["self", "into@0"]\n'

@@ -17,6 +17,7 @@ from .test_replay import test_replay as check_case
 IRIS = "import numpy as np\nfrom sklearn.datasets import load_iris\nX, y = load_iris(return_X_y=True)"
 PROBA = "v.predict_proba(__import__('sklearn.datasets').datasets.load_iris(return_X_y=True)[0]).round(10).tolist()"
 SYS_PATH = "import sys\nsys.path.insert(0, '.')"
+PD_ABC = "import pandas as pd\ndf = pd.DataFrame({'a': [1.0, None, 3.0], 'b': [4, 5, 6], 'c': [7.0, 8.0, None]})"
 AGG = "import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt"
 
 CASES = [
@@ -153,6 +154,68 @@ CASES = [
     Case("pyplot_new_figure_forgets_old", [AGG, "plt.plot([1, 2])", "plt.title('old')", "fig = plt.figure()",
                                            "plt.plot([5, 1, 3])", "lim = plt.axis()"], "lim",
          absent=("'old'", "[1, 2]")),
+    # --- precision: items kept apart (a DataFrame's columns, a dict's entries) ---
+    Case("column_write_not_read", [PD_ABC, "df['b'] = df['b'] * 10", "df['d'] = df['c'] + 1", "v = df['d'] * 2"],
+         "v", absent=("df['b'] = ",), present=("df['d'] = ",)),
+    Case("columns_list_read", [PD_ABC, "df['b'] = df['b'] * 10", "df['d'] = df['c'] + 1",
+                               "df[['a', 'c']] = df[['a', 'c']].fillna(0)", "v = df[['a', 'd']].sum()"],
+         "v", absent=("df['b'] = ",), present=("df['d'] = ", "fillna(0)")),
+    Case("column_whole_read_keeps_all", [PD_ABC, "df['b'] = df['b'] * 10", "df['d'] = df['c'] + 1",
+                                         "v = df.groupby('a')['b'].sum()"], "v",
+         present=("df['b'] = ", "df['d'] = ")),
+    Case("column_then_source_changed", [PD_ABC, "df['d'] = df['a'] * 2", "df['a'] = 0", "v = df['d']"], "v",
+         absent=("df['a'] = 0",)),
+    Case("column_rewritten_keeps_order", [PD_ABC, "df['z'] = 1", "df['y'] = 2", "df['z'] = 3",
+                                          "v = list(df.columns) + df['z'].tolist()"], "v",
+         present=("df['z'] = 1", "df['y'] = 2", "df['z'] = 3")),
+    Case("chained_inplace_is_a_no_op", [PD_ABC, "df['a'].fillna(0, inplace=True)", "v = df['a']"], "v",
+         absent=("fillna",)),
+    Case("column_write_same_cell", ["import pandas as pd\ndf = pd.DataFrame({'a': [1, 2], 'b': [3, 4]})\n"
+                                    "df['z'] = df['b'] + 1\nv = df['a'] * 3"], "v", absent=("df['z']",)),
+    Case("column_write_then_whole_change", [PD_ABC, "df['z'] = df['c'].isna()", "df.dropna(inplace=True)",
+                                            "v = df['a']"], "v", present=("dropna", "df['z']")),
+    Case("frame_in_a_list_sees_new_column", [PD_ABC, "frames = [df]", "df['z'] = 5", "v = frames[0]"], "v",
+         present=("df['z'] = 5",)),
+    Case("frame_alias_item_write", [PD_ABC, "other = df", "other['z'] = 7", "v = df['z']"], "v",
+         present=("other['z'] = 7",)),
+    Case("new_column_same_cell_whole_target", ["import pandas as pd\ndf = pd.DataFrame({'a': [1, 2]})\n"
+                                               "df['y'] = df['a'] * 2"], "df", present=("df['y']",)),
+    Case("new_column_next_cell_whole_target", [PD_ABC, "df['y'] = df['b'] * 2\nn = 1"], "df",
+         present=("df['y']",)),
+    Case("dict_item_write_same_cell_as_load", ["import json\nwith open('p.json', 'w') as f:\n    json.dump({'k': 5}, f)",
+                                               "with open('p.json') as f:\n    back = json.load(f)\nback['k'] = 8"],
+         "back", present=("back['k'] = 8",)),
+    Case("dict_of_objects_item_write_same_cell", ["lst = [1]\nd = {'a': lst}\nd['b'] = 2"], "d",
+         present=("d['b'] = 2",)),
+    Case("dict_entry_not_read", ["cfg = {'a': 1, 'b': 2}", "cfg['b'] = 3", "cfg['c'] = cfg['a'] + 1",
+                                 "v = cfg['c']"], "v", absent=("cfg['b'] = 3",)),
+    Case("dict_entry_list_changed_later", ["lst = [1]", "d = {'x': lst, 'y': 0}", "d['y'] = 5", "lst.append(2)",
+                                           "v = d['x']"], "v", present=("lst.append(2)",), probe="list(v)"),
+    Case("dict_nested_write_is_whole", ["cfg = {'m': {'k': 1}, 'n': 2}", "cfg['m']['k'] = 5", "v = cfg['n']"],
+         "v"),
+    Case("defaultdict_read_inserts", ["from collections import defaultdict", "d = defaultdict(int)",
+                                      "d['a'] += 1", "x = d['b']", "v = sorted(d.items())"], "v",
+         present=("x = d['b']",)),
+    Case("dict_loop_writes", ["d = {'a': 0}", "for i in range(3):\n    d['a'] = d['a'] + i\n    d['b'] = i",
+                              "v = d['a']"], "v", present=("for i",)),
+    Case("globals_membership_guard", ["n = 1", "other = [5]", "other.append(6)",
+                                      "n = 3 if 'n' not in globals() else n + 1", "v = n"], "v",
+         absent=("other",), present=("n = 1",)),
+    Case("globals_guard_unbound_first", ["seen = 0", "hist = [] if 'hist' not in globals() else hist",
+                                         "hist.append(1)", "hist = [] if 'hist' not in globals() else hist",
+                                         "hist.append(2)", "v = list(hist)"], "v", absent=("seen",)),
+    Case("dict_of_counters_read", ["from collections import Counter",
+                                   "by = {k: Counter() for k in ['p', 'n']}\nfor t, k in [('ab', 'p'), ('c', 'n')]:\n"
+                                   "    by[k].update(t)", "top = by['p'].most_common(1)", "v = by"], "v",
+         absent=("most_common",)),
+    Case("dict_mixed_values_method", ["import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt",
+                                      "import collections",
+                                      "parts = {'c': collections.Counter('aab'), 'l': [3, 1, 2]}",
+                                      "parts['l'].sort()", "v = parts['l']"], "v", present=("sort()",)),
+    Case("closure_call_same_cell_int_global", ["def make_reader():\n    def inner():\n        return limit\n"
+                                               "    return inner",
+                                               "limit = 10\nread = make_reader()\nlimit = 12\nnow = read()"],
+         "limit", absent=("read()", "limit = 10")),
     # --- precision: statements that must not be kept ---
     Case("db_write_after_read_not_kept", ["import sqlite3, pandas as pd", "conn = sqlite3.connect('s.db')",
                                           "pd.DataFrame({'a': [1, 2]}).to_sql('t', conn, index=False)",

@@ -179,3 +179,18 @@ def test_timeit_and_writefile_are_plain_python():
     assert "range(6)" in f.emit and "lst.append(1)" in f.emit and f.defs == ()
     f = facts("get_ipython().run_cell_magic('writefile', 'mymod.py', 'X = 1\\n')")
     assert f.emit.startswith("with open('mymod.py', 'w')") and not f.opaque
+
+
+@pytest.mark.parametrize("src, reads, writes, items", [
+    ("df['c'] = df['b'] * 2", (("df", ("b",)),), (("df", ("c",)),), {"df"}),
+    ("t = df[['a', 'd']].sum()", (("df", ("a", "d")),), (), {"df"}),
+    ("df['c'] += 1", (("df", ()),), (), set()),
+    ("w = df.groupby('b')['a'].sum()", (), (), set()),
+    ("df[('a', 'b')] = 1", (), (), set()),
+    ("d['x']['y'] = 1", (("d", ("x",)),), (), {"d"}),
+    ("d[k] = d['j']", (), (), {"d"}),
+    ("df.loc[0, 'a'] = 1", (), (), set()),
+])
+def test_items_read_and_written_under_constant_keys(src, reads, writes, items):
+    f = analyze(ast.parse(src).body[0])
+    assert f.keyed_reads == reads and f.keyed_writes == writes and set(f.item_reads) == items
