@@ -57,6 +57,11 @@ Before/after (``--before DIR``, DIR an export of an older commit's
 run (same store, so both must read its schema version); the JSON has a
 ``before`` entry per op and the table two more columns.
 
+On a shared machine an operation of a few milliseconds is now and then
+descheduled for a whole tick (4 ms here) or more, on either side: besides the
+ratio of medians, the ratio of the fastest samples is reported (``fastest``),
+which is what the operations cost when they kept the core.
+
 Targets: throughput at least 0.7x raw (``raw_time / store_time >= 0.7``),
 0.8x for the save and warm get of the frame and the model (issue 13); peak
 memory at most 1.25x the value size, for both save and get.
@@ -316,8 +321,9 @@ def main() -> None:
                                         ("get (fresh process)", "raw_load", "store_get_fresh")):
             if (kind, raw_op) not in samples or (kind, store_op) not in samples:
                 continue
-            raw_t = median([r["seconds"] for r in samples[(kind, raw_op)]])
-            st_t = median([r["seconds"] for r in samples[(kind, store_op)]])
+            raw_s = [r["seconds"] for r in samples[(kind, raw_op)]]
+            st_s = [r["seconds"] for r in samples[(kind, store_op)]]
+            raw_t, st_t = median(raw_s), median(st_s)
             raw_peak = median([r["peak_above_baseline"] for r in samples[(kind, raw_op)]])
             st_peak = median([r["peak_above_baseline"] for r in samples[(kind, store_op)]])
             rel = raw_t / st_t
@@ -328,6 +334,9 @@ def main() -> None:
                 "raw_seconds": raw_t, "store_seconds": st_t,
                 "raw_MBps": size / raw_t / 1e6, "store_MBps": size / st_t / 1e6,
                 "throughput_vs_raw": rel, "met_throughput_0.7x": rel >= 0.7,
+                # Fastest sample over fastest sample: what is left when the
+                # scheduler did not take the core away (see the module docstring).
+                "throughput_vs_raw_fastest": min(raw_s) / min(st_s),
                 "target_throughput_vs_raw": target, "met_target": rel >= target,
                 "raw_peak_bytes": raw_peak, "store_peak_bytes": st_peak,
                 "raw_peak_x_size": raw_peak / size, "store_peak_x_size": peak_ratio,
@@ -343,19 +352,20 @@ def main() -> None:
                 bt = median([r["seconds"] for r in before])
                 res[label]["before"] = {
                     "store_seconds": bt, "throughput_vs_raw": raw_t / bt,
+                    "throughput_vs_raw_fastest": min(raw_s) / min(r["seconds"] for r in before),
                     "store_peak_x_size": median([r["peak_above_baseline"] for r in before]) / size,
                     "store_samples_s": [r["seconds"] for r in before],
                     **({"imported_by_get": before[0].get("imported")} if store_op == "store_get_fresh" else {}),
                 }
-            rows.append([kind, label, size / 1e6, raw_t, st_t, rel]
-                        + ([bt, raw_t / bt] if before else [])
+            rows.append([kind, label, size / 1e6, raw_t, st_t, rel, min(raw_s) / min(st_s)]
+                        + ([bt, raw_t / bt, min(raw_s) / min(r["seconds"] for r in before)] if before else [])
                         + [raw_peak / 2**20, st_peak / 2**20, raw_peak / size, peak_ratio,
                            f"{target}x: " + ("yes" if rel >= target and peak_ratio <= 1.25 else "NO")])
         results[kind] = res
 
     print()
-    print(table(["value", "op", "size MB", "raw s", "store s", "store/raw thrpt"]
-                + (["before store s", "before thrpt"] if args.before else [])
+    print(table(["value", "op", "size MB", "raw s", "store s", "store/raw thrpt", "fastest"]
+                + (["before store s", "before thrpt", "before fastest"] if args.before else [])
                 + ["raw peak MiB", "store peak MiB", "raw peak x", "store peak x", "targets met"], rows))
     path = write_results("save_get", {
         "reps": args.reps, "drop_caches_works": can_drop, "cold_measured": do_cold,
