@@ -92,6 +92,10 @@ class CellRecord:
         Runtime facts that could not be recorded, and why (an object whose
         description failed, a hook that failed); slices that use the cell
         say so.
+    parsed_as_is : bool
+        The statements' trees are exactly what ``ast.parse(source)`` gives
+        (no other AST transformer ran before the capture): a listener may
+        drop them and parse the source again later.
     """
 
     index: int
@@ -108,6 +112,7 @@ class CellRecord:
     has_runtime_facts: bool = True
     in_progress: bool = False
     problems: list[str] = field(default_factory=list)
+    parsed_as_is: bool = False
 
 
 def _hidden(name) -> bool:
@@ -327,6 +332,7 @@ class Capture:
         # First in line, the recorder sees the tree exactly as parsed from
         # cell.source, so a statement's text tells whether it can call.
         pristine = bool(self.shell.ast_transformers) and self.shell.ast_transformers[0] is self._recorder
+        cell.parsed_as_is = pristine
         _insert_probes(module, getattr(self.shell, "ast_node_interactivity", "last_expr"),
                        [st.source for st in cell.statements] if pristine else None)
         return True

@@ -18,6 +18,7 @@ Public surface used by the rest of the package::
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import logging
 import threading
@@ -33,7 +34,9 @@ log = logging.getLogger(__name__)
 #: A cell with at least this many top-level statements is analysed when the
 #: graph is next needed (a save, a slice), not when it ends: the analysis
 #: costs ~35 us per statement, a third of what IPython itself spends on one,
-#: so a generated cell of 100,000 lines would take 1.4x as long to run.
+#: so a generated cell of 100,000 lines would take 1.4x as long to run.  Its
+#: trees are not kept meanwhile (~2 KB per statement: 200 MB for 100,000
+#: lines) but parsed again from its source (a quarter of the analysis' cost).
 DEFER_STATEMENTS = 2_000
 #: Cells that wait behind a deferred one (they must be added after it) are
 #: kept with their syntax trees; past this many, the cell that makes one more
@@ -79,6 +82,25 @@ def _analyze_safely(cell: CellRecord, upto: int | None = None) -> list[Statement
             log.debug("lineapy: could not analyse %r", st.source, exc_info=True)
             facts.append(StatementFacts(unknown_effects=True))
     return facts
+
+
+def _reparsed(cell: CellRecord) -> list:
+    """The trees of a deferred cell's statements, parsed again from its source.
+
+    Checked against the recorded statements; on any difference (the shell
+    parses with flags of its own, such as a ``__future__`` import) none is
+    returned and every statement is taken as possibly reading and changing
+    anything, as for a statement that could not be analysed.
+    """
+    try:
+        body = ast.parse(cell.source).body
+    except (SyntaxError, ValueError):
+        body = []
+    if len(body) != len(cell.statements) or any(
+            n.end_lineno != st.end_lineno for n, st in zip(body, cell.statements)):
+        log.debug("lineapy: cell %s parsed differently the second time", cell.execution_count)
+        return []
+    return body
 
 
 def _uses_lineapy(cell: CellRecord) -> bool:
@@ -156,7 +178,8 @@ class Tracker:
                 self._add_cell(cell)
                 return
             # The trees are dropped from the record once this returns.
-            self._pending.append((cell, [st.node for st in cell.statements[:cell.completed + 1]]))
+            keep = len(cell.statements) < DEFER_STATEMENTS or not cell.parsed_as_is
+            self._pending.append((cell, [st.node for st in cell.statements[:cell.completed + 1]] if keep else None))
 
     def _flush(self) -> None:
         """Add the deferred cells to the graph, in order."""
@@ -165,7 +188,7 @@ class Tracker:
             try:
                 for cell, nodes in self._pending:
                     done += 1
-                    for st, node in zip(cell.statements, nodes):
+                    for st, node in zip(cell.statements, _reparsed(cell) if nodes is None else nodes):
                         st.node = node
                     try:
                         self._add_cell(cell)

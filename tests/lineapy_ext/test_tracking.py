@@ -259,3 +259,35 @@ def test_a_deferred_cell_whose_analysis_fails_is_kept_and_said(ipython, monkeypa
     with caplog.at_level(logging.WARNING, logger="lineapy_ext.tracking"):
         code = tracker.slice(["w"]).code
     assert "w = 7" in code and "analysing cell" in caplog.text and "analysis bug" not in code
+
+
+def test_a_deferred_cell_keeps_no_trees_unless_another_transformer_changed_them(ipython, tmp_path):
+    import ast
+
+    class Noop(ast.NodeTransformer):  # the trees are no longer what the parser gave
+        pass
+
+    tracker = get_context().tracker
+    run(ipython, _huge("q = [2]", "r = q * 3"))
+    assert tracker._pending[-1][1] is None  # parsed again when needed
+    ipython.ast_transformers.insert(0, Noop())
+    try:
+        run(ipython, _huge("s = r + [1]", "t = len(s)"))
+    finally:
+        ipython.ast_transformers.pop(0)
+    assert len(tracker._pending[-1][1]) > 2000 and not tracker.capture.cells[-1].parsed_as_is
+    code = tracker.slice(["t"]).code
+    assert [ln for ln in code.splitlines() if ln and not ln.startswith("#")] == [
+        "q = [2]", "r = q * 3", "s = r + [1]", "t = len(s)"]
+    assert replay(code, "t", tmp_path) == "4"
+
+
+def test_a_deferred_cell_parsed_differently_is_taken_as_touching_everything(ipython, tmp_path):
+    tracker = get_context().tracker
+    run(ipython, "pre = 10")
+    run(ipython, _huge("o = pre + 1", "p = o * 2"))
+    cell = tracker.capture.cells[-1]
+    cell.source = "\n" + cell.source  # the second parse no longer matches the statements
+    code = tracker.slice(["p"]).code
+    assert "pad1 = " in code and "pre = 10" in code  # every statement kept: nothing known
+    assert replay(code, "p", tmp_path) == "22"
