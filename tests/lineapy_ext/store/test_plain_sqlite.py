@@ -1,11 +1,12 @@
-"""Gets from a local SQLite store read it with the standard library (issue 13).
+"""Saves and gets on a local SQLite store use the standard library (issue 13).
 
 A get in a fresh process reads its row through :mod:`sqlite3` and its value
-file with plain file reads: no SQLAlchemy, no fsspec.  The guarantees are the
-ones of the SQLAlchemy path (the checks are shared): only ready rows, the
-checksum verified before anything is unpickled, tombstones named, other
-applications' files refused, newer schemas refused.  Each test runs the get
-in a real child interpreter, as a new kernel would.
+file with plain file reads, and a save writes its rows the same way: no
+SQLAlchemy, no fsspec.  The guarantees are the ones of the SQLAlchemy path
+(the checks are shared): only ready rows, the checksum verified before
+anything is unpickled, tombstones named, other applications' files refused,
+newer schemas refused, rows byte-identical to SQLAlchemy's.  The fresh-process
+tests run a real child interpreter, as a new kernel would.
 """
 
 from __future__ import annotations
