@@ -493,6 +493,12 @@ class _Statement:
         mro = self._mro(name)
         return key if mro and self.g.resolver.registry.keyed(mro[0]) else None
 
+    def _selects_items(self, name: str, methods) -> bool:
+        """Each of ``methods``, called on ``name``'s object with constant
+        arguments and then subscripted, reads only the items named (registry)."""
+        mro, registry = self._mro(name), self.g.resolver.registry
+        return all((e := registry.method(mro, m)) is not None and e.selects_items for m in methods)
+
     def _mro(self, name: str) -> tuple[str, ...]:
         """MRO names of the object ``name`` refers to, as the capture saw it, or ()."""
         objects, cell = self.g.objects, self.ctx.cell
@@ -523,6 +529,9 @@ class _Statement:
     def run(self, st) -> None:
         f = self.f
         keyed = dict(f.keyed_reads)
+        for u, methods in f.keyed_read_methods:
+            if not self._selects_items(u, methods):
+                keyed.pop(u, None)
         for u in f.uses:
             key = self._keyed(u) if u in keyed else None
             if key is None:

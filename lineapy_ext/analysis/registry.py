@@ -38,6 +38,9 @@ Each entry says (all optional; an argument is named by an *argument spec*:
 ``opens_file``
     the argument holding the path (or ``sqlite:///`` URL) of a file the
     returned object reads and writes through (a database connection);
+``selects_items``
+    ``obj.m("k")["c"]`` with constant arguments reads only items ``k`` and
+    ``c`` of ``obj`` (``df.groupby("region")["revenue"]``);
 ``returns``
     ``"part"`` when the result is a part of the receiver (a cursor of a
     connection, a view of an array); ``"new"`` when it never is;
@@ -65,7 +68,7 @@ __all__ = ["Effect", "EffectRegistry", "RegistryError", "default_registry", "arg
 
 _SHIPPED = Path(__file__).with_name("effects.toml")
 _FIELDS = {"pure", "mutates", "state", "state_reset", "reads_files", "writes_files", "opens_file",
-           "returns", "doc", "independent", "keyed", "item_reads_change",
+           "returns", "doc", "independent", "keyed", "item_reads_change", "selects_items",
            "since"}
 _SECTIONS = ("function", "method", "type", "value")
 
@@ -89,6 +92,7 @@ class Effect:
     independent: bool = False
     keyed: bool = False
     item_reads_change: bool = False
+    selects_items: bool = False
     since: str | None = None
 
 
@@ -100,7 +104,7 @@ def _effect(raw: dict, where: str) -> Effect:
     for k, v in raw.items():
         if k == "doc":
             continue
-        if k in ("pure", "independent", "keyed", "item_reads_change"):
+        if k in ("pure", "independent", "keyed", "item_reads_change", "selects_items"):
             kw[k] = bool(v)
         elif k in ("opens_file", "returns", "since"):
             kw[k] = str(v)

@@ -143,6 +143,7 @@ class StatementFacts:
     keyed_reads: tuple[tuple[str, tuple[str, ...]], ...] = ()
     keyed_writes: tuple[tuple[str, tuple[str, ...]], ...] = ()
     item_reads: frozenset[str] = frozenset()
+    keyed_read_methods: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 # --- knowledge about common callables ---------------------------------------
@@ -1324,10 +1325,34 @@ def _const_keys(node) -> tuple[str, ...] | None:
     return None
 
 
-def _item_access(stmts: list[ast.stmt]) -> tuple[tuple, tuple, frozenset]:
+def _selecting_call(name: ast.Name, parents: dict) -> tuple[str, set] | None:
+    """``name.m("k", ...)[["a", "b"]]`` with only constant arguments: the
+    method and the keys named (whether ``m`` reads only those items is the
+    registry's ``selects_items`` fact about the receiver's type)."""
+    attr = parents.get(name)
+    call = parents.get(attr)
+    sub = parents.get(call)
+    if not (isinstance(attr, ast.Attribute) and isinstance(call, ast.Call) and call.func is attr
+            and isinstance(sub, ast.Subscript) and sub.value is call and isinstance(sub.ctx, ast.Load)):
+        return None
+    keys = set(_const_keys(sub.slice) or ())
+    if not keys:
+        return None
+    for a in [*call.args, *(k.value for k in call.keywords if k.arg == "by")]:
+        k = _const_keys(a)
+        if k is None:
+            return None
+        keys.update(k)
+    if any(k.arg is None or (k.arg != "by" and not isinstance(k.value, ast.Constant)) for k in call.keywords):
+        return None
+    return attr.attr, keys
+
+
+def _item_access(stmts: list[ast.stmt]) -> tuple[tuple, tuple, frozenset, tuple]:
     """Names read only through constant keys (with the keys), names changed
-    only by ``name["k"] = ...`` assignments (with the keys), and names read
-    as ``name[...]`` at all."""
+    only by ``name["k"] = ...`` assignments (with the keys), names read as
+    ``name[...]`` at all, and the selecting methods (``df.groupby("k")["c"]``)
+    some of those reads went through."""
     parents = {}
     for st in stmts:
         for node in ast.walk(st):
@@ -1335,13 +1360,18 @@ def _item_access(stmts: list[ast.stmt]) -> tuple[tuple, tuple, frozenset]:
                 parents[child] = node
     reads: dict[str, set] = {}
     writes: dict[str, set] = {}
+    methods: dict[str, set] = {}
     whole_read, other_change, subscripted = set(), set(), set()
     for node, parent in parents.items():
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
             if isinstance(parent, ast.Subscript) and parent.value is node and isinstance(parent.ctx, ast.Load):
                 subscripted.add(node.id)
             keys = _const_keys(parent.slice) if isinstance(parent, ast.Subscript) and parent.value is node else None
-            if keys is None:
+            selecting = _selecting_call(node, parents) if keys is None else None
+            if selecting is not None:
+                methods.setdefault(node.id, set()).add(selecting[0])
+                reads.setdefault(node.id, set()).update(selecting[1])
+            elif keys is None:
                 whole_read.add(node.id)
             elif isinstance(parent.ctx, ast.Load):
                 reads.setdefault(node.id, set()).update(keys)
@@ -1357,7 +1387,8 @@ def _item_access(stmts: list[ast.stmt]) -> tuple[tuple, tuple, frozenset]:
                 other_change.add(root)
     return (tuple((n, tuple(sorted(k))) for n, k in sorted(reads.items()) if n not in whole_read),
             tuple((n, tuple(sorted(k))) for n, k in sorted(writes.items()) if n not in other_change),
-            frozenset(subscripted))
+            frozenset(subscripted),
+            tuple((n, tuple(sorted(m))) for n, m in sorted(methods.items()) if n not in whole_read))
 
 
 def _facts_of(w: "_Walker", stmts: list[ast.stmt], emit: str | None, opaque: bool) -> StatementFacts:
@@ -1367,7 +1398,7 @@ def _facts_of(w: "_Walker", stmts: list[ast.stmt], emit: str | None, opaque: boo
             for t in st.targets:
                 if isinstance(t, ast.Name):
                     instances.append((t.id, st.value.func.id))
-    keyed_reads, keyed_writes, item_reads = _item_access(stmts)
+    keyed_reads, keyed_writes, item_reads, selecting = _item_access(stmts)
     return StatementFacts(
         uses=frozenset(w.uses),
         defs=tuple(w.defs),
@@ -1391,6 +1422,7 @@ def _facts_of(w: "_Walker", stmts: list[ast.stmt], emit: str | None, opaque: boo
         keyed_reads=keyed_reads,
         keyed_writes=keyed_writes,
         item_reads=item_reads,
+        keyed_read_methods=selecting,
     )
 
 

@@ -185,7 +185,8 @@ def test_timeit_and_writefile_are_plain_python():
     ("df['c'] = df['b'] * 2", (("df", ("b",)),), (("df", ("c",)),), {"df"}),
     ("t = df[['a', 'd']].sum()", (("df", ("a", "d")),), (), {"df"}),
     ("df['c'] += 1", (("df", ()),), (), set()),
-    ("w = df.groupby('b')['a'].sum()", (), (), set()),
+    ("w = df.groupby('b')['a'].sum()", (("df", ("a", "b")),), (), set()),
+    ("w = df.describe()['a']", (("df", ("a",)),), (), set()),
     ("df[('a', 'b')] = 1", (), (), set()),
     ("d['x']['y'] = 1", (("d", ("x",)),), (), {"d"}),
     ("d[k] = d['j']", (), (), {"d"}),
@@ -194,3 +195,15 @@ def test_timeit_and_writefile_are_plain_python():
 def test_items_read_and_written_under_constant_keys(src, reads, writes, items):
     f = analyze(ast.parse(src).body[0])
     assert f.keyed_reads == reads and f.keyed_writes == writes and set(f.item_reads) == items
+
+
+@pytest.mark.parametrize("src, reads, methods", [
+    ("v = df.groupby('a')['b'].sum()", (("df", ("a", "b")),), (("df", ("groupby",)),)),
+    ("v = df.groupby(by=['a', 'c'], sort=False)[['b']].max()", (("df", ("a", "b", "c")),), (("df", ("groupby",)),)),
+    ("v = df.groupby(k)['b'].sum()", (), ()),
+    ("v = df.groupby('a').sum()", (), ()),
+    ("v = df.groupby('a', **kw)['b'].sum()", (), ()),
+])
+def test_selecting_calls(src, reads, methods):
+    f = analyze(ast.parse(src).body[0])
+    assert f.keyed_reads == reads and f.keyed_read_methods == methods
