@@ -35,10 +35,18 @@ times; a pandas groupby on 1M rows; the trivial cell again once the session
 holds 10,000 globals; one cell of ``--big-lines`` simple assignments
 (``x7 = 7 + 1``...; 20,000 by default, 100,000 for issue 13's row: about a
 minute per run there), timed ``--big-pairs`` times each way, process CPU
-time as well as wall time.
+time as well as wall time, and after each extension run the analysis the
+extension defers for so big a cell (paid by the next save or slice).
 
 The trivial cell after 20,000 cells of a long session is measured by
 ``long_session.py``.
+
+Before/after (``--before DIR``, DIR an export of an older commit): whole runs
+of this script in child processes, ``PYTHONPATH`` pointing at DIR or at this
+checkout, alternating (ABBA, ``--series`` runs of each); the report gives,
+per row, the median over the runs of each version.  On a shared machine the
+wall-time ratios of single runs move by 5-10 %; the time inside the hooks is
+the steadier figure.
 
 Writes ``benchmarks/results/capture_overhead.json``.
 """
@@ -46,11 +54,15 @@ Writes ``benchmarks/results/capture_overhead.json``.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
+import os
+import subprocess
 import sys
+import tempfile
 import time
 
-from _common import median, run_child, isolated_env, summary, table, use_isolated_env, write_results
+from _common import REPO, median, run_child, isolated_env, summary, table, use_isolated_env, write_results
 
 SETUP = """\
 import numpy as np
@@ -86,19 +98,33 @@ def big_cell(lines: int) -> str:
 
 
 def _measure_big(shell, tracker, lines: int, pairs: int) -> dict:
-    """Plain/extension runs of one huge cell, alternating; wall and CPU seconds."""
+    """Plain/extension runs of one huge cell, alternating; wall and CPU seconds.
+
+    A cell this big is analysed when the graph is next needed, not when it
+    ends (``lineapy_ext.tracking.DEFER_STATEMENTS``): that analysis is timed
+    separately after each extension run (what the next save or slice pays),
+    with the young-generation collection that the hooks' paused collector
+    leaves to whatever runs next (for any version, so "before" pays it too).
+    """
     cap, cell = tracker.capture, big_cell(lines)
-    got = {"plain": [], "ext": [], "plain_cpu": [], "ext_cpu": []}
+    got = {"plain": [], "ext": [], "plain_cpu": [], "ext_cpu": [], "deferred": []}
     for r in range(pairs):
         for mode in (("plain", "ext") if r % 2 == 0 else ("ext", "plain")):
             cap.uninstall() if mode == "plain" else cap.install(backfill=False)
             c0 = time.process_time()
             got[mode].append(_time_cell(shell, cell))
             got[mode + "_cpu"].append(time.process_time() - c0)
+            if mode == "ext":
+                t0 = time.perf_counter()
+                tracker.graph  # adds the deferred cell: what the next save would pay first
+                gc.collect(1)
+                got["deferred"].append(time.perf_counter() - t0)
     cap.install(backfill=False)
     p, e = median(got["plain"]), median(got["ext"])
     pc, ec = median(got["plain_cpu"]), median(got["ext_cpu"])
+    d = median(got["deferred"])
     return {"lines": lines, "pairs": pairs, "median_plain_ms": p * 1e3, "median_ext_ms": e * 1e3,
+            "median_deferred_analysis_ms": d * 1e3, "ratio_with_deferred_analysis": (e + d) / p,
             "added_ms_of_medians": (e - p) * 1e3, "ratio_of_medians": e / p,
             "paired_median_added_ms": median([b - a for a, b in zip(got["plain"], got["ext"])]) * 1e3,
             "paired_median_ratio": median([b / a for a, b in zip(got["plain"], got["ext"])]),
@@ -256,15 +282,80 @@ def cross_check(pairs: int) -> dict:
     return res
 
 
+# -- before/after: whole runs of this script, alternating ------------------------------------
+
+_SERIES_FIELDS = ("ratio_of_medians", "paired_median_ratio", "added_ms_of_medians", "in_hooks_ms",
+                  "median_plain_ms", "median_ext_ms", "cpu_ratio_of_medians", "median_deferred_analysis_ms",
+                  "ratio_with_deferred_analysis")
+
+
+def _series_run(args, before: str | None) -> dict:
+    fwd = ["--big-lines", str(args.big_lines), "--big-pairs", str(args.big_pairs)] + (["--quick"] if args.quick else [])
+    root = os.path.abspath(before) if before else str(REPO)
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    with tempfile.TemporaryDirectory(prefix="capture-series-") as tmp:
+        out = os.path.join(tmp, "run.json")
+        subprocess.run([sys.executable, __file__, *fwd, "--out", out], env=env, check=True,
+                       stdout=subprocess.DEVNULL)
+        with open(out) as f:
+            data = json.load(f)
+    data["version"] = "before" if before else "after"
+    data["loadavg"] = open("/proc/loadavg").read().split()[:3]
+    return data
+
+
+def series_main(args) -> None:
+    """``--before DIR``: ABBA whole runs of both versions; medians over runs per row."""
+    runs = []
+    for i in range(args.series):
+        for before in ((args.before, None) if i % 2 == 0 else (None, args.before)):
+            runs.append(_series_run(args, before))
+            r = runs[-1]
+            print(f"run {len(runs)}: {r['version']}, load {' '.join(r['loadavg'])}", flush=True)
+    rows = {}
+    for name in runs[0]["results"]:
+        rows[name] = {}
+        for version in ("before", "after"):
+            got = [r["results"][name] for r in runs if r["version"] == version]
+            rows[name][version] = {k: {"median": median([g[k] for g in got]), "runs": [g[k] for g in got]}
+                                   for k in _SERIES_FIELDS if k in got[0]}
+        rows[name]["target"] = runs[0]["results"][name].get("target")
+    print(f"Before ({args.before}) / after (this checkout): medians over {args.series} runs of each, alternating")
+    print(table(["cell", "ratio before", "ratio after", "paired before", "paired after", "in hooks ms before",
+                 "in hooks ms after", "target"],
+                [[n, v["before"]["ratio_of_medians"]["median"], v["after"]["ratio_of_medians"]["median"],
+                  v["before"]["paired_median_ratio"]["median"], v["after"]["paired_median_ratio"]["median"],
+                  v["before"]["in_hooks_ms"]["median"], v["after"]["in_hooks_ms"]["median"], v["target"] or "-"]
+                 for n, v in rows.items()]))
+    big = rows.get(f"cell_of_{args.big_lines}_lines")
+    if big:
+        a = big["after"]
+        print(f"cell of {args.big_lines} lines after: analysis deferred to the next save/slice "
+              f"{a['median_deferred_analysis_ms']['median']:.0f} ms (cell + that analysis: "
+              f"{a['ratio_with_deferred_analysis']['median']:.2f}x plain); CPU ratio "
+              f"{big['before']['cpu_ratio_of_medians']['median']:.2f}x before, {a['cpu_ratio_of_medians']['median']:.2f}x after")
+    path = write_results("capture_overhead", {
+        "method": "before/after: whole runs of this script in child processes (PYTHONPATH = the --before export "
+                  "or this checkout), ABBA; per row the median over runs of each version",
+        "before": args.before, "series": args.series, "rows": rows, "runs": runs})
+    print(f"\nwrote {path}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer repetitions")
     ap.add_argument("--big-lines", type=int, default=20_000, help="lines of the huge cell (0: skip)")
     ap.add_argument("--big-pairs", type=int, default=2, help="plain/extension pairs of the huge cell")
+    ap.add_argument("--before", metavar="DIR", help="also run an export of an older commit, alternating (see above)")
+    ap.add_argument("--series", type=int, default=2, help="with --before: runs of each version")
     ap.add_argument("--child", choices=["plain", "ext"], help=argparse.SUPPRESS)
+    ap.add_argument("--out", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         child_main(args.child)
+        return
+    if args.before:
+        series_main(args)
         return
     use_isolated_env()
     scale = 0.25 if args.quick else 1.0
@@ -290,7 +381,8 @@ def main() -> None:
     results[gname]["user_ns_size"] = n_globals
     results[gname]["in_hooks_ms"] = _hook_time(shell, tracker, {gname: (gcell,)}, 15 if args.quick else 60)[gname]
     if args.big_lines:
-        results[f"cell_of_{args.big_lines}_lines"] = _measure_big(shell, tracker, args.big_lines, args.big_pairs)
+        big = results[f"cell_of_{args.big_lines}_lines"] = _measure_big(shell, tracker, args.big_lines,
+                                                                           args.big_pairs)
     main_seconds = time.perf_counter() - t0
     cells_captured = len(tracker.capture.cells)
 
@@ -301,12 +393,16 @@ def main() -> None:
              {True: "yes", False: "NO"}.get(r.get("met"), "-")] for name, r in results.items()]
     print("Capture overhead (one shell, hooks toggled, alternating; medians)")
     print(table(["cell", "plain ms", "ext ms", "+ms", "ratio", "paired +ms", "paired ratio", "in hooks ms", "target", "met"], rows))
+    if args.big_lines:
+        print(f"cell of {args.big_lines} lines: analysis deferred to the next save/slice "
+              f"{big['median_deferred_analysis_ms']:.0f} ms (cell + that analysis: "
+              f"{big['ratio_with_deferred_analysis']:.2f}x plain); CPU ratio {big['cpu_ratio_of_medians']:.2f}x")
     print()
     print("Cross-check: separate processes, real %load_ext (median over processes of per-process medians)")
     print(table(["cell", "plain ms", "ext ms", "+ms", "ratio", "paired ratio"],
                 [[k, v["median_plain_ms"], v["median_ext_ms"], v["added_ms"], v["ratio"], v["paired_median_ratio"]]
                  for k, v in cc.items()]))
-    path = write_results("capture_overhead", {
+    data = {
         "method": "one InteractiveShell, %load_ext once, capture hooks uninstalled/installed between runs; "
                   "ABBA alternation; run_cell(store_history=True) wall time",
         "rounds": rounds,
@@ -314,8 +410,12 @@ def main() -> None:
         "seconds": main_seconds,
         "results": results,
         "cross_check_processes": cc,
-    })
-    print(f"\nwrote {path}")
+    }
+    if args.out:  # one run of a --before series
+        with open(args.out, "w") as f:
+            json.dump(data, f, default=str)
+        return
+    print(f"\nwrote {write_results('capture_overhead', data)}")
 
 
 if __name__ == "__main__":
