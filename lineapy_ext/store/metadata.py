@@ -545,26 +545,6 @@ class MetadataDB:
                             plain = False
                 self._plain_db = plain
             return self._plain_db
-        from lineapy_ext.store.records import SCHEMA_VERSION
-        from lineapy_ext.store.sqlite_reads import NotCurrent, SQLiteReader, sqlite_file
-
-        with self._reader_lock:
-            if self._reader is None:
-                path = sqlite_file(self.url)
-                reader = False
-                if path is not None:
-                    try:
-                        reader = SQLiteReader(self.url, path, SCHEMA_VERSION)
-                    except NotCurrent:
-                        # The engine creates, upgrades or reports (a newer
-                        # schema, a damaged file); then the reader may open.
-                        self.engine  # noqa: B018
-                        try:
-                            reader = SQLiteReader(self.url, path, SCHEMA_VERSION)
-                        except NotCurrent:
-                            reader = False
-                self._reader = reader
-            return self._reader
 
     def names(self) -> list[str]:
         """Return every artifact name, sorted."""

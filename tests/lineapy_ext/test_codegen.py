@@ -30,22 +30,15 @@ from lineapy_ext.codegen import Target, get_function
 from lineapy_ext.codegen.plan import combinable, merge_slices, resolve_parameter
 from lineapy_ext.exceptions import CodegenError
 from tests.conftest import _ENV_VARS
+from tests.engines import REFUSE_LINEAPY
 
 
 # A fresh interpreter that cannot import lineapy_ext (the editable install is
 # on the venv's path, so it is refused explicitly) runs scripts one after the
 # other, each with its own argv and a fresh namespace, as separate commands
 # would (one interpreter start instead of several keeps the tests fast).
-_BLOCKER = textwrap.dedent('''
-    import importlib.abc, json, os, runpy, sys
-
-    class Refuse(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in ("lineapy_ext", "kernel_hooks"):
-                raise ImportError(f"{name} must not be needed by generated code")
-            return None
-
-    sys.meta_path.insert(0, Refuse())
+_BLOCKER = REFUSE_LINEAPY + textwrap.dedent('''
+    import json, os, runpy
     for argv in json.loads(sys.argv[1]):
         sys.argv = argv
         sys.path.insert(0, os.path.dirname(os.path.abspath(argv[0])))
