@@ -79,6 +79,9 @@ class Binding:
     elements_exact : bool
         ``element_ids`` lists every non-atomic object a small builtin
         container holds (nothing else is held).
+    element_keys : tuple of str or None
+        For a small dict: the key each of ``element_ids`` is held under
+        (None for a key that is not a string).
     """
 
     id: int
@@ -94,6 +97,7 @@ class Binding:
     elements_exact: bool = False
     code_qualname: str | None = None
     element_mro: tuple[str, ...] = ()
+    element_keys: tuple[str | None, ...] = ()
 
 
 def _class_name(cls) -> str:
@@ -217,6 +221,8 @@ def binding_facts(value) -> Binding:
     elif tp is dict:
         if len(value) <= MAX_ELEMENT_IDS:
             held, b.elements_exact = list(value.values()), True
+            b.element_keys = tuple(k if type(k) is str else None
+                                   for k, v in value.items() if not issubclass(type(v), ATOMIC_TYPES))
     else:
         facts = _callable_facts(value, tp)
         if facts is not None:

@@ -21,6 +21,7 @@ it never touches statement nodes itself.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -79,13 +80,14 @@ class Env:
     runtime: bool = False  # the cell has runtime facts
     read_key: Callable[[int], None] = lambda key: None  # depend on an object's history
     atomic_name: Callable[[str], bool] = lambda name: False  # the name refers to an int, a str...
+    slot_objects: Callable = lambda name, items: None  # what a dict holds under items, if known exactly
 
     def nested(self, resolve) -> "Env":
         """The env of a call one level down (same accumulators)."""
         return Env(resolve, self.read, self.mark, self.touch_state, self.extra_defs, self.generators,
                    self.budget, self.depth + 1, self.returned_from, self.files, self.opened, self.resets,
                    self.linked, self.code_results, self.state_results, self.stmt_paths, self.runtime,
-                   self.read_key, self.atomic_name)
+                   self.read_key, self.atomic_name, self.slot_objects)
 
 
 @dataclass(slots=True)
@@ -134,6 +136,20 @@ def _sqlite_path(value: str) -> str | None:
     if value.startswith(("sqlite://", ":memory:")) or "://" in value:
         return None
     return value
+
+
+def _redirect_marks(env: Env, key: int, held: set[int]) -> Env:
+    """``cfg["model"]["features"].append(x)``: a change of ``cfg`` is a change
+    of the object it holds under ``"model"`` (and of what that holds)."""
+    mark = env.mark
+
+    def redirected(k, deep=False):
+        if k != key:
+            mark(k, deep)
+            return
+        for e in held:
+            mark(e, True)
+    return dataclasses.replace(env, mark=redirected)
 
 
 class EffectResolver:
@@ -339,6 +355,9 @@ class EffectResolver:
         objects = self.objects
         if self._detached_item(call, rkey):
             rkey = None  # df["c"].fillna(0, inplace=True): df["c"] is a new object, df cannot change
+        held = env.slot_objects(chain[0], (call.first_slot,)) if call.first_slot and rkey is not None else None
+        if held:
+            env = _redirect_marks(env, rkey, held)
         mro = objects.type_of(rkey) if not deep else ()
         if deep and call.receiver_deep and len(call.chain) == 2 and not call.through_call:
             mro = objects.element_mro.get(rkey, ())  # axes[0].hist(...): the element's type

@@ -348,6 +348,9 @@ class DependencyGraph:
                 objects.key_of_id[e], objects.id_of_key[k] = k, e
                 objects.anonymous.add(k)
                 fresh_held.add(k)
+        slotted = self._slot_elements(key, b, fresh_held) if b.element_keys and self._keyed_type(b) else set()
+        held -= slotted
+        fresh_held -= slotted
         if b.elements_exact:
             # A small builtin container: what it holds is known exactly, so
             # edges the syntax suggested (s2 = sorted(lst)) are dropped.
@@ -365,6 +368,31 @@ class DependencyGraph:
             objects.add_contains(key, k)
         for k in fresh_held:
             objects.add_contains(key, k, fresh=True)
+
+    def _keyed_type(self, b) -> bool:
+        return bool(b.mro) and self.resolver.registry.keyed(b.mro[0])
+
+    def _slot_elements(self, key: int, b, fresh: set[int]) -> set[int]:
+        """A dict's values held under string keys: each is held by its item's
+        part (``cfg["model"]``), not by the dict directly, so that a change
+        of the object in one entry (``cfg["model"]["alpha"] = 1``) is a change
+        of that entry only.  ``fresh`` are elements first seen now (their
+        history is the dict's).  Returns the element keys so placed."""
+        objects = self.objects
+        placed = set()
+        for e, item in zip(b.element_ids, b.element_keys):
+            ek = objects.key_of_id.get(e)
+            if item is None or ek is None or ek == key:
+                continue
+            slot = objects.part(key, item)
+            objects.drop_contains(slot)
+            objects.add_contains(slot, ek, fresh=ek in fresh)
+            objects.contains[key] = objects.contains.get(key, frozenset()) - {ek}
+            objects.holders.get(ek, set()).discard(key)
+            if key in objects.dirty:
+                objects.dirty[key].discard(ek)
+            placed.add(ek)
+        return placed
 
     # -- queries ---------------------------------------------------------------
     def call_time_reads(self, key: int) -> frozenset[str]:
@@ -445,7 +473,8 @@ class _Statement:
         self.extra_defs: list[str] = []
         self.env = Env(graph.objects.bindings.get, self.read, self.mark, self.touch_state, self.extra_defs, [],
                        [CALL_BUDGET], stmt_paths=f.paths, runtime=ctx.cell.has_runtime_facts,
-                       read_key=self.read_key, atomic_name=self.atomic_name)
+                       read_key=self.read_key, atomic_name=self.atomic_name,
+                       slot_objects=self._slot_objects)
 
     # -- callbacks for the resolver --
     def read(self, name: str, lazy: bool = True) -> None:
@@ -492,6 +521,24 @@ class _Statement:
             return None
         mro = self._mro(name)
         return key if mro and self.g.resolver.registry.keyed(mro[0]) else None
+
+    def _slot_objects(self, name: str, items) -> set[int] | None:
+        """The objects ``name``'s dict holds under ``items``, one each, as the
+        capture placed them; None when any is not known exactly, or when the
+        dict holds anything outside its items (a name for one of its values)."""
+        if self._keyed(name) is None:
+            return None
+        objects = self.g.objects
+        key, out = objects.bindings[name], set()
+        if any(objects.part_of.get(c) != key for c in objects.contains.get(key, ())):
+            return None  # m = cfg["model"] earlier: an alias the capture has not placed yet
+        for item in items:
+            slot = objects.parts.get((key, item))
+            held = objects.contains.get(slot, ()) if slot is not None else ()
+            if len(held) != 1:
+                return None
+            out |= held
+        return out
 
     def _selects_items(self, name: str, methods) -> bool:
         """Each of ``methods``, called on ``name``'s object with constant
@@ -576,13 +623,18 @@ class _Statement:
             key = g.objects.bindings.get(name)
             if key is not None and g.resolver.registry.item_reads_change(self._mro(name)):
                 self.mark(key, False)  # counts["new"] of a defaultdict inserts the key
-        keyed = dict(f.keyed_writes)
+        keyed, nested = dict(f.keyed_writes), dict(f.nested_writes)
         for name, deep in f.mutations:
             key = g.objects.bindings.get(name)
             if self._module_option(name):
                 continue
             if not deep and name in keyed and self._keyed(name) is not None:
                 self.item_writes.append((key, keyed[name]))
+                continue
+            held = self._slot_objects(name, nested[name]) if name in nested else None
+            if held:
+                for e in held:  # cfg["model"]["alpha"] = 1: the object held under "model" changed
+                    self.mark(e, True)
                 continue
             resolver.mark_name(name, deep, g.objects.bindings.get, self.mark)
             for hook in program.setters(key):
@@ -622,7 +674,9 @@ class _Statement:
             # keeps its position), not on the other items.
             self.deps.update(objects.closure_of_items(key, items))
             for item in items:
-                objects.add_writer(objects.part(key, item), self.nid)
+                slot = objects.part(key, item)
+                objects.add_writer(slot, self.nid)
+                objects.drop_contains(slot)  # it holds something new; the capture says what at the cell's end
         files = []
         for key in self.mutated:
             path = self._file_behind(key)
@@ -634,6 +688,8 @@ class _Statement:
     def _library_object(self, key: int) -> bool:
         """Not a builtin container, nor an element of one we never saw the type of."""
         objects = self.g.objects
+        if key in objects.part_of:  # an item of a dict or a frame is what its owner is
+            return self._library_object(objects.part_of[key])
         mro = objects.mro.get(key)
         if mro:
             return not mro[0].startswith("builtins.")

@@ -47,7 +47,9 @@ class CallSite:
     first positional, the keyword otherwise); ``receiver_type`` the type of a
     literal receiver (``"builtins.str"`` for ``"a b".split()``);
     ``writes_guess`` the last-resort guess, from the name alone, that the
-    call writes files (used only when nothing better is known).
+    call writes files (used only when nothing better is known);
+    ``first_slot`` the constant key of the root's item the receiver lies in
+    (``cfg["model"]["features"].append(x)`` -> ``"model"``).
     """
 
     chain: tuple[str, ...] | None
@@ -65,6 +67,7 @@ class CallSite:
     writes_guess: bool = False
     unpacked: tuple[str, ...] = ()
     method_refs: tuple[tuple[str, str], ...] = ()
+    first_slot: str | None = None
 
 
 @dataclass(slots=True)
@@ -144,6 +147,7 @@ class StatementFacts:
     keyed_writes: tuple[tuple[str, tuple[str, ...]], ...] = ()
     item_reads: frozenset[str] = frozenset()
     keyed_read_methods: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    nested_writes: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 # --- knowledge about common callables ---------------------------------------
@@ -765,6 +769,7 @@ class _Walker:
             chain=chain, args=tuple(args), kwargs=tuple(kwargs), deep_args=tuple(deep_args),
             inplace=inplace, out=tuple(out), through_call=through, receiver_deep=deep,
             name=name, literals=literals, receiver_type=rtype, writes_guess=writes, method_refs=refs,
+            first_slot=_first_slot(node.func) if deep and not through else None,
         ))
 
     def visit_Compare(self, node: ast.Compare) -> None:
@@ -1348,11 +1353,12 @@ def _selecting_call(name: ast.Name, parents: dict) -> tuple[str, set] | None:
     return attr.attr, keys
 
 
-def _item_access(stmts: list[ast.stmt]) -> tuple[tuple, tuple, frozenset, tuple]:
+def _item_access(stmts: list[ast.stmt]) -> tuple[tuple, tuple, frozenset, tuple, tuple]:
     """Names read only through constant keys (with the keys), names changed
     only by ``name["k"] = ...`` assignments (with the keys), names read as
-    ``name[...]`` at all, and the selecting methods (``df.groupby("k")["c"]``)
-    some of those reads went through."""
+    ``name[...]`` at all, the selecting methods (``df.groupby("k")["c"]``)
+    some of those reads went through, and the names changed only inside one
+    of their items (``cfg["model"]["alpha"] = 1``, with the item keys)."""
     parents = {}
     for st in stmts:
         for node in ast.walk(st):
@@ -1361,6 +1367,7 @@ def _item_access(stmts: list[ast.stmt]) -> tuple[tuple, tuple, frozenset, tuple]
     reads: dict[str, set] = {}
     writes: dict[str, set] = {}
     methods: dict[str, set] = {}
+    nested: dict[str, set] = {}
     whole_read, other_change, subscripted = set(), set(), set()
     for node, parent in parents.items():
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
@@ -1380,15 +1387,32 @@ def _item_access(stmts: list[ast.stmt]) -> tuple[tuple, tuple, frozenset, tuple]
         elif isinstance(node, (ast.Subscript, ast.Attribute)) and not isinstance(node.ctx, ast.Load):
             root = _root(node)
             keys = _const_keys(node.slice) if isinstance(node, ast.Subscript) else None
+            slot = _first_slot(node) if isinstance(parent, ast.Assign) else None
             if (keys is not None and isinstance(node.value, ast.Name) and isinstance(parent, ast.Assign)
                     and any(t is node for t in parent.targets)):
                 writes.setdefault(root, set()).update(keys)
+            elif slot is not None and any(t is node for t in parent.targets):
+                nested.setdefault(root, set()).add(slot)
             elif root:
                 other_change.add(root)
     return (tuple((n, tuple(sorted(k))) for n, k in sorted(reads.items()) if n not in whole_read),
             tuple((n, tuple(sorted(k))) for n, k in sorted(writes.items()) if n not in other_change),
             frozenset(subscripted),
-            tuple((n, tuple(sorted(m))) for n, m in sorted(methods.items()) if n not in whole_read))
+            tuple((n, tuple(sorted(m))) for n, m in sorted(methods.items()) if n not in whole_read),
+            tuple((n, tuple(sorted(k))) for n, k in sorted(nested.items()) if n not in other_change))
+
+
+def _first_slot(target) -> str | None:
+    """``cfg["model"]["alpha"]`` / ``cfg["model"].alpha`` as a target: the
+    constant key under which ``cfg`` holds the object changed (``"model"``)."""
+    node, steps = target, 0
+    while isinstance(node, (ast.Subscript, ast.Attribute)):
+        inner = node.value
+        if isinstance(node, ast.Subscript) and isinstance(inner, ast.Name):
+            keys = _const_keys(node.slice)
+            return keys[0] if keys and len(keys) == 1 and steps else None
+        node, steps = inner, steps + 1
+    return None
 
 
 def _facts_of(w: "_Walker", stmts: list[ast.stmt], emit: str | None, opaque: bool) -> StatementFacts:
@@ -1398,7 +1422,7 @@ def _facts_of(w: "_Walker", stmts: list[ast.stmt], emit: str | None, opaque: boo
             for t in st.targets:
                 if isinstance(t, ast.Name):
                     instances.append((t.id, st.value.func.id))
-    keyed_reads, keyed_writes, item_reads, selecting = _item_access(stmts)
+    keyed_reads, keyed_writes, item_reads, selecting, nested = _item_access(stmts)
     return StatementFacts(
         uses=frozenset(w.uses),
         defs=tuple(w.defs),
@@ -1423,6 +1447,7 @@ def _facts_of(w: "_Walker", stmts: list[ast.stmt], emit: str | None, opaque: boo
         keyed_writes=keyed_writes,
         item_reads=item_reads,
         keyed_read_methods=selecting,
+        nested_writes=nested,
     )
 
 

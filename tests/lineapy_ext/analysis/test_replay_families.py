@@ -18,6 +18,9 @@ IRIS = "import numpy as np\nfrom sklearn.datasets import load_iris\nX, y = load_
 PROBA = "v.predict_proba(__import__('sklearn.datasets').datasets.load_iris(return_X_y=True)[0]).round(10).tolist()"
 SYS_PATH = "import sys\nsys.path.insert(0, '.')"
 PD_ABC = "import pandas as pd\ndf = pd.DataFrame({'a': [1.0, None, 3.0], 'b': [4, 5, 6], 'c': [7.0, 8.0, None]})"
+CFG = ("import json\nwith open('config.json', 'w') as f:\n    json.dump({'model': {'alpha': 1.0, 'feats': ['a', 'b'], "
+       "'kind': 'ridge'}, 'data': {'seed': 1, 'n': 5}, 'report': {'digits': 3}}, f)\n"
+       "with open('config.json') as f:\n    cfg = json.load(f)")
 AGG = "import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt"
 
 CASES = [
@@ -199,6 +202,23 @@ CASES = [
                                                  "v = df.groupby(key)['b'].sum()"], "v", present=("df['d']",)),
     Case("unregistered_method_then_selection", [PD_ABC, "df['b'] = df['b'] * 0", "v = df.describe()['b']"], "v",
          present=("df['b'] = ",)),
+    Case("nested_entry_write_not_read", [CFG, "cfg['model']['alpha'] = 1.5", "cfg['model']['feats'].append('c')",
+                                         "n = cfg['data']['n'] * 2"], "n", absent=("alpha'] = 1.5", "append")),
+    Case("nested_entry_write_read", [CFG, "cfg['model']['alpha'] = 1.5", "cfg['data']['n'] = 7",
+                                     "v = (cfg['model']['alpha'], cfg['data']['n'])"], "v",
+         present=("alpha'] = 1.5", "['n'] = 7")),
+    Case("nested_write_through_alias_name", [CFG, "m = cfg['model']", "cfg['model']['kind'] = 'lasso'",
+                                             "v = m['kind']"], "v", present=("'lasso'",)),
+    Case("nested_write_alias_same_cell", [CFG, "m = cfg['model']\ncfg['model']['kind'] = 'lasso'\nv = m['kind']"],
+         "v", present=("'lasso'",)),
+    Case("nested_write_through_shallow_copy", [CFG, "shallow = dict(cfg)", "shallow['report']['digits'] = 1",
+                                               "v = cfg['report']['digits']"], "v", present=("digits'] = 1",)),
+    Case("nested_write_after_entry_replaced", [CFG, "new = {'z': 1}\ncfg['data'] = new\ncfg['data']['z'] = 2",
+                                               "v = dict(new)"], "v", present=("['z'] = 2",)),
+    Case("nested_method_call_through_entry", [CFG, "feats = cfg['model']['feats']", "cfg['model']['feats'].append('c')",
+                                              "v = list(feats)"], "v", present=("append",)),
+    Case("nested_method_call_other_entry", [CFG, "cfg['model']['feats'].append('c')", "v = dict(cfg['data'])"], "v",
+         absent=("append",)),
     Case("dict_entry_not_read", ["cfg = {'a': 1, 'b': 2}", "cfg['b'] = 3", "cfg['c'] = cfg['a'] + 1",
                                  "v = cfg['c']"], "v", absent=("cfg['b'] = 3",)),
     Case("dict_entry_list_changed_later", ["lst = [1]", "d = {'x': lst, 'y': 0}", "d['y'] = 5", "lst.append(2)",
