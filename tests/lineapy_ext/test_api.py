@@ -101,3 +101,28 @@ def test_value_of_a_class_from_a_session_written_module_loads_elsewhere(ipython,
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split() == ["Square", "9"]
     sys.modules.pop("shapes_mod", None)
+
+
+def test_class_defined_in_a_shell_loads_in_a_fresh_process(ipython, lineapy_home, tmp_path):
+    """A class written in a cell lives in the shell's ``__main__``, where plain
+    pickle finds it and would write only a reference to ``__main__.Celsius``
+    (absent elsewhere); the save pickles it by value, so a fresh python
+    without the class gets the value back.  Guards any faster pickling path
+    (issue 13) against losing the classes of the notebook."""
+    import os
+    import subprocess
+    import sys
+
+    for src in ["class Celsius:\n    def __init__(self, c):\n        self.c = c\n"
+                "    def fahrenheit(self):\n        return self.c * 9 / 5 + 32\n",
+                "import pickle\nreference = pickle.dumps(Celsius(1))  # plain pickle alone would name __main__",
+                "temp = Celsius(100)",
+                "%lineapy save temp"]:
+        ipython.run_cell(src, store_history=True).raise_error()
+    assert b"__main__" in ipython.user_ns["reference"]
+    code = "import lineapy_ext\nv = lineapy_ext.get('temp').get_value()\nprint(type(v).__name__, v.fahrenheit())"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120, env=dict(os.environ))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["Celsius", "212.0"]
+
