@@ -42,6 +42,8 @@ _PATH_TYPES = frozenset({"PosixPath", "WindowsPath", "Path", "PurePosixPath", "P
 _TYPE_QUALNAME = type.__dict__["__qualname__"].__get__
 _TYPE_MODULE = type.__dict__["__module__"].__get__
 _TYPE_MRO = type.__dict__["__mro__"].__get__
+_TYPE_DICT = type.__dict__["__dict__"].__get__
+_MAX_CLASS_ATTRS = 500
 
 
 @dataclass(slots=True)
@@ -82,6 +84,10 @@ class Binding:
     element_keys : tuple of str or None
         For a small dict: the key each of ``element_ids`` is held under
         (None for a key that is not a string).
+    class_attrs : tuple of str or None
+        For a class (of metaclass ``type``): the names in its own
+        ``__dict__`` (a dataclass field made with ``default_factory`` is not
+        one of them, whatever the class body says).
     """
 
     id: int
@@ -98,6 +104,7 @@ class Binding:
     code_qualname: str | None = None
     element_mro: tuple[str, ...] = ()
     element_keys: tuple[str | None, ...] = ()
+    class_attrs: tuple[str, ...] | None = None
 
 
 def _class_name(cls) -> str:
@@ -223,6 +230,10 @@ def binding_facts(value) -> Binding:
             held, b.elements_exact = list(value.values()), True
             b.element_keys = tuple(k if type(k) is str else None
                                    for k, v in value.items() if not issubclass(type(v), ATOMIC_TYPES))
+    elif tp is type:
+        names = _TYPE_DICT(value)
+        if len(names) <= _MAX_CLASS_ATTRS:
+            b.class_attrs = tuple(k for k in names if type(k) is str)
     else:
         facts = _callable_facts(value, tp)
         if facts is not None:

@@ -25,6 +25,7 @@ Everything uncertain errs on the side of more dependencies.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import os
 from dataclasses import dataclass
 from typing import Iterable
@@ -311,6 +312,10 @@ class DependencyGraph:
             objects.element_mro[key] = b.element_mro
         if b.code_names:
             objects.code_reads[key] = frozenset(b.code_names)
+        if key in program.classes and b.class_attrs is not None:
+            # what the class really holds: @dataclass removes a field made with default_factory
+            summary = program.classes[key]
+            program.classes[key] = dataclasses.replace(summary, attrs=summary.attrs & frozenset(b.class_attrs))
         if key in program.functions and b.code_qualname and b.code_qualname.rpartition(".")[2] != name:
             # @decorator def f: the name refers to what the decorator returned
             # (a wrapper), not to the body we summarised.
@@ -717,11 +722,11 @@ class _Statement:
                 objects.binder[name] = nid
         for name in f.defs:
             if name not in f.augmented or name not in objects.bindings:
-                objects.bind(name, nid)
+                self._type_now(name, objects.bind(name, nid))
         for name in list(f.maybe_defs) + self.extra_defs:
             if not self._surely_rebound(name):
                 self.read(name)
-            objects.bind(name, nid)
+            self._type_now(name, objects.bind(name, nid))
         for target, source in f.aliases:
             if source in objects.bindings:
                 objects.bindings[target] = objects.bindings[source]
@@ -757,6 +762,16 @@ class _Statement:
             program.modules.pop(name, None)
         for name in (*f.defs, *f.maybe_defs, *self.extra_defs, *f.deletes, *(t for t, _ in f.aliases)):
             program.forget_reads(name)
+
+    def _type_now(self, name: str, key: int) -> None:
+        """The last binding of ``name`` in its cell: the type the capture saw
+        at the cell's end is this object's, known now for the statements
+        after it in the same cell (the rest of the facts wait for the end)."""
+        cell = self.ctx.cell
+        if cell.has_runtime_facts and self.ctx.last_def.get(name) == self._st_index:
+            b = cell.bound.get(name)
+            if b is not None and b.mro:
+                self.g.objects.mro[key] = b.mro
 
     def _surely_rebound(self, name: str) -> bool:
         """A loop target (or other conditional binding) that the capture saw

@@ -219,6 +219,22 @@ CASES = [
                                               "v = list(feats)"], "v", present=("append",)),
     Case("nested_method_call_other_entry", [CFG, "cfg['model']['feats'].append('c')", "v = dict(cfg['data'])"], "v",
          absent=("append",)),
+    Case("dataclass_factory_field_is_per_instance", ["import random\nfrom dataclasses import dataclass, field",
+                                                     "@dataclass\nclass W:\n    n: int = 0\n"
+                                                     "    log: list = field(default_factory=list)\n"
+                                                     "    def add(self, x):\n        self.log.append(x)\n"
+                                                     "        self.n += x",
+                                                     "w1 = W()\nw1.add(3)", "w2 = W(n=5)\nw2.add(1)",
+                                                     "v = (w2.n, list(w2.log))"], "v", absent=("w1",)),
+    Case("class_level_list_shared_by_instances", ["class K:\n    items = []\n    def add(self, x):\n"
+                                                  "        self.items.append(x)",
+                                                  "k1 = K()\nk1.add(3)", "k2 = K()\nk2.add(1)",
+                                                  "v = list(k2.items)"], "v", present=("k1.add(3)",)),
+    Case("search_fit_same_cell_keeps_grid_clean", ["from sklearn.model_selection import GridSearchCV\n"
+                                                   "from sklearn.svm import SVC\nimport numpy as np",
+                                                   "grid = {'C': [0.1, 1]}\nsearch = GridSearchCV(SVC(), grid, cv=2)\n"
+                                                   "search.fit(np.r_[np.zeros((4, 2)), np.ones((4, 2))], [0] * 4 + [1] * 4)"],
+         "grid", absent=("search",)),
     Case("dict_entry_not_read", ["cfg = {'a': 1, 'b': 2}", "cfg['b'] = 3", "cfg['c'] = cfg['a'] + 1",
                                  "v = cfg['c']"], "v", absent=("cfg['b'] = 3",)),
     Case("dict_entry_list_changed_later", ["lst = [1]", "d = {'x': lst, 'y': 0}", "d['y'] = 5", "lst.append(2)",
