@@ -353,11 +353,7 @@ class EffectResolver:
         if self._session_method(call, rkey, method, deep, args, kwargs, env, ctx, visited):
             return
         objects = self.objects
-        if self._detached_item(call, rkey):
-            rkey = None  # df["c"].fillna(0, inplace=True): df["c"] is a new object, df cannot change
-        held = env.slot_objects(chain[0], (call.first_slot,)) if call.first_slot and rkey is not None else None
-        if held:
-            env = _redirect_marks(env, rkey, held)
+        rkey, env = self._item_receiver(call, rkey, env)
         mro = objects.type_of(rkey) if not deep else ()
         if deep and call.receiver_deep and len(call.chain) == 2 and not call.through_call:
             mro = objects.element_mro.get(rkey, ())  # axes[0].hist(...): the element's type
@@ -446,6 +442,13 @@ class EffectResolver:
                 first = [] if kind == "static" else [ckey] if kind == "class" else [rkey]
                 self.apply(summary, rkey, first + args, kwargs, call, env, ctx, visited, ckey)
         return False
+
+    def _item_receiver(self, call: CallSite, rkey, env: Env) -> tuple:
+        """``x["k"].m(...)``: the receiver as far as changes go, and the env to mark through."""
+        if self._detached_item(call, rkey):
+            return None, env  # df["c"].fillna(0, inplace=True): df["c"] is a new object, df cannot change
+        held = env.slot_objects(call.chain[0], (call.first_slot,)) if call.first_slot and rkey is not None else None
+        return rkey, (_redirect_marks(env, rkey, held) if held else env)
 
     def _detached_item(self, call: CallSite, rkey) -> bool:
         """``x["k"].m(...)`` where ``x`` keeps its items apart and shares
