@@ -451,11 +451,13 @@ class EffectResolver:
         return rkey, (_redirect_marks(env, rkey, held) if held else env)
 
     def _detached_item(self, call: CallSite, rkey) -> bool:
-        """``x["k"].m(...)`` where ``x`` keeps its items apart and shares
+        """``x["k"].m(...)`` (or ``x["k"].dt.m(...)``) where ``x`` keeps its items apart and shares
         nothing with values computed from it (a DataFrame under pandas 3's
         copy-on-write): the receiver is a new object, not a part of ``x``."""
-        if rkey is None or not call.receiver_deep or call.through_call or len(call.chain) != 2:
+        if rkey is None or not call.receiver_deep or call.through_call:
             return False
+        if len(call.chain) != 2 and call.first_slot is None:
+            return False  # df.loc[...].m(): not an item of df's
         mro = self.objects.type_of(rkey)
         registry = self.registry
         return bool(mro) and registry.keyed(mro[0]) and any(registry.independent(c) for c in mro)

@@ -235,6 +235,15 @@ CASES = [
                                                    "grid = {'C': [0.1, 1]}\nsearch = GridSearchCV(SVC(), grid, cv=2)\n"
                                                    "search.fit(np.r_[np.zeros((4, 2)), np.ones((4, 2))], [0] * 4 + [1] * 4)"],
          "grid", absent=("search",)),
+    Case("accessor_on_a_column_changes_nothing", ["import pandas as pd\n"
+                                                  "df = pd.DataFrame({'d': pd.to_datetime(['2024-01-05', '2024-02-01']),"
+                                                  " 'x': [1, 2]})", "df['x'] = df['x'] * 10",
+                                                  "df['m'] = df['d'].dt.to_period('M').astype(str)", "v = df['x']"],
+         "v", absent=("to_period",), present=("* 10",)),
+    Case("accessor_column_then_whole_read", ["import pandas as pd\n"
+                                             "df = pd.DataFrame({'d': pd.to_datetime(['2024-01-05', '2024-02-01'])})",
+                                             "df['m'] = df['d'].dt.to_period('M').astype(str)", "v = df.copy()"],
+         "v", present=("to_period",)),
     Case("dict_entry_not_read", ["cfg = {'a': 1, 'b': 2}", "cfg['b'] = 3", "cfg['c'] = cfg['a'] + 1",
                                  "v = cfg['c']"], "v", absent=("cfg['b'] = 3",)),
     Case("dict_entry_list_changed_later", ["lst = [1]", "d = {'x': lst, 'y': 0}", "d['y'] = 5", "lst.append(2)",
