@@ -1359,11 +1359,13 @@ def _item_access(stmts: list[ast.stmt]) -> tuple[tuple, tuple, frozenset, tuple,
     ``name[...]`` at all, the selecting methods (``df.groupby("k")["c"]``)
     some of those reads went through, and the names changed only inside one
     of their items (``cfg["model"]["alpha"] = 1``, with the item keys)."""
+    nodes = [n for st in stmts for n in ast.walk(st)]
+    if not any(isinstance(n, ast.Subscript) for n in nodes):
+        return (), (), frozenset(), (), ()  # every fact here is about x[...]: most statements have none
     parents = {}
-    for st in stmts:
-        for node in ast.walk(st):
-            for child in ast.iter_child_nodes(node):
-                parents[child] = node
+    for node in nodes:
+        for child in ast.iter_child_nodes(node):
+            parents[child] = node
     reads: dict[str, set] = {}
     writes: dict[str, set] = {}
     methods: dict[str, set] = {}
