@@ -124,8 +124,13 @@ def _code_names(code, out: set[str], depth: int = 0) -> None:
 
 
 def _function_refs(fn, held: list, names: set[str]) -> None:
-    """What a plain function reads when called and which objects it keeps."""
-    _code_names(fn.__code__, names)
+    """What a plain function reads when called and which objects it keeps.
+
+    Only a function of the session (its globals are the user namespace,
+    ``__main__``) reads session names: a library function's names are its
+    module's globals (``cross_validate`` names ``name``, not the user's)."""
+    if fn.__globals__.get("__name__") == "__main__":
+        _code_names(fn.__code__, names)
     for d in fn.__defaults__ or ():
         held.append(d)
     for d in (fn.__kwdefaults__ or {}).values():

@@ -22,12 +22,14 @@ it never touches statement nodes itself.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from typing import Callable
 
 from lineapy_ext.analysis.objects import ObjectModel
 from lineapy_ext.analysis.program import Program
 from lineapy_ext.analysis.registry import Effect, EffectRegistry, arg_value, default_registry
+from lineapy_ext.analysis.sql import Databases, SqlAccess, sql_access, table_path
 from lineapy_ext.analysis.statements import (
     CLASS_OF,
     DISPLAYED,
@@ -71,7 +73,7 @@ class Env:
     depth: int = 0
     returned_from: list = field(default_factory=list)  # (target, key it may be part of)
     files: list = field(default_factory=list)  # (path, writes)
-    opened: list = field(default_factory=list)  # (target, path of the file it is tied to)
+    opened: list = field(default_factory=list)  # (target, path of the file it is tied to, a cursor)
     resets: set = field(default_factory=set)  # hidden states overwritten without reading
     linked: list = field(default_factory=list)  # names of results that hold each other
     code_results: list = field(default_factory=list)  # (target, globals the function it got reads)
@@ -81,13 +83,15 @@ class Env:
     read_key: Callable[[int], None] = lambda key: None  # depend on an object's history
     atomic_name: Callable[[str], bool] = lambda name: False  # the name refers to an int, a str...
     slot_objects: Callable = lambda name, items: None  # what a dict holds under items, if known exactly
+    handles: set = field(default_factory=set)  # connections closed: their change is not a write of their file
+    write_items: Callable = lambda key, items: False  # df.fillna({"a": 0}, inplace=True): only items changed
 
     def nested(self, resolve) -> "Env":
         """The env of a call one level down (same accumulators)."""
         return Env(resolve, self.read, self.mark, self.touch_state, self.extra_defs, self.generators,
                    self.budget, self.depth + 1, self.returned_from, self.files, self.opened, self.resets,
                    self.linked, self.code_results, self.state_results, self.stmt_paths, self.runtime,
-                   self.read_key, self.atomic_name, self.slot_objects)
+                   self.read_key, self.atomic_name, self.slot_objects, self.handles, self.write_items)
 
 
 @dataclass(slots=True)
@@ -155,10 +159,12 @@ def _redirect_marks(env: Env, key: int, held: set[int]) -> Env:
 class EffectResolver:
     """Resolve calls against the session's objects and definitions."""
 
-    def __init__(self, objects: ObjectModel, program: Program, registry: EffectRegistry | None = None):
+    def __init__(self, objects: ObjectModel, program: Program, registry: EffectRegistry | None = None,
+                 databases: Databases | None = None):
         self.objects = objects
         self.program = program
         self._registry = registry
+        self.databases = databases if databases is not None else Databases()
 
     @property
     def registry(self) -> EffectRegistry:
@@ -205,8 +211,10 @@ class EffectResolver:
 
     # -- registry effects -------------------------------------------------------
     def _apply_effect(self, effect: Effect, call: CallSite, rkey, args, kwargs, env: Env) -> None:
+        by_table = effect.sql and self._sql(effect, call, rkey, args, kwargs, env)
         for spec in effect.mutates:
-            env.mark(rkey if spec == "self" else arg_value(spec, args, kwargs), True)
+            if not (by_table and spec == effect.database):
+                env.mark(rkey if spec == "self" else arg_value(spec, args, kwargs), True)
         for s in effect.state:
             env.touch_state("state:" + s)
         for s in effect.state_reset:
@@ -216,8 +224,12 @@ class EffectResolver:
             env.files.extend((p, False) for p in self._paths(spec, call, rkey, args, kwargs))
         for spec in effect.writes_files:
             env.files.extend((p, True) for p in self._paths(spec, call, rkey, args, kwargs))
-        if effect.returns == "part" and call.assigned_to and rkey is not None:
-            env.returned_from.append((call.assigned_to, rkey))
+        if effect.returns in ("part", "tied") and call.assigned_to and rkey is not None:
+            path = self.objects.file_behind(rkey) if effect.returns == "tied" else None
+            if path:  # a cursor: works on the connection's file, holds no part of it
+                env.opened.append((call.assigned_to, path, True))
+            else:
+                env.returned_from.append((call.assigned_to, rkey))
         if effect.returns == "linked" and len(call.unpacked) > 1:
             env.linked.append(call.unpacked)
         results = call.unpacked or ((call.assigned_to,) if call.assigned_to else ())
@@ -230,17 +242,66 @@ class EffectResolver:
             for p in self._paths(effect.opens_file, call, rkey, args, kwargs):
                 db = _sqlite_path(p)
                 if db:
-                    env.opened.append((call.assigned_to, db))
+                    env.opened.append((call.assigned_to, db, False))
                     env.files.append((db, False))
 
-    def _paths(self, spec: str, call: CallSite, rkey, args, kwargs) -> list[str]:
-        """The path(s) an argument spec names: a literal, or a string variable."""
+    # -- databases ------------------------------------------------------------------
+    def _sql(self, effect: Effect, call: CallSite, rkey, args, kwargs, env: Env) -> bool:
+        """Tables of a SQLite file a call reads and writes; True when taken
+        table by table (the database object itself is then not changed),
+        False when the whole database counts (``mutates`` applies)."""
+        dkey = rkey if effect.database == "self" else arg_value(effect.database, tuple(args), kwargs)
+        db = self.objects.file_behind(dkey) if dkey is not None else None
+        if db is None:
+            return False
+        dbs = self.databases
+        access = self._sql_access(effect, call, rkey, args, kwargs) if dbs.by_table(db) else None
+        if access is None:
+            dbs.opaque.add(os.path.normpath(db))  # a trigger or a view may tie tables together from now on
+            env.files.extend(((db, False), (db, True)))
+            return False
+        env.files.extend((table_path(db, t), False) for t in access.reads)
+        env.files.extend((table_path(db, t), True) for t in access.writes)
+        if access.writes:
+            dbs.written(db, access.writes)
+        if effect.settles:
+            env.files.extend((table_path(db, t), True) for t in dbs.end_transaction(db))
+        if effect.runs_sql and effect.database == "self" and effect.returns != "new" and rkey is not None:
+            env.mark(rkey, False)  # cur.execute(q): the cursor holds the rows
+        if effect.closes and rkey is not None:
+            env.mark(rkey, False)
+            env.handles.add(rkey)
+        return True
+
+    def _sql_access(self, effect: Effect, call: CallSite, rkey, args, kwargs) -> SqlAccess | None:
+        """What the call's SQL or table argument reads and writes; None when unknown."""
+        access = SqlAccess(frozenset(), frozenset())
+        for spec, writes in ((effect.runs_sql, None), (effect.reads_table, False), (effect.writes_table, True)):
+            if not spec:
+                continue
+            texts = self._paths(spec, call, rkey, args, kwargs, texts=True)
+            if len(texts) != 1:
+                return None
+            if writes is None:
+                got = sql_access(texts[0])
+            else:
+                t = texts[0].lower()
+                got = SqlAccess(frozenset(), frozenset([t])) if writes else SqlAccess(frozenset([t]), frozenset())
+            if got is None:
+                return None
+            access = SqlAccess(access.reads | got.reads, access.writes | got.writes)
+        return access
+
+    def _paths(self, spec: str, call: CallSite, rkey, args, kwargs, texts: bool = False) -> list[str]:
+        """The path(s) an argument spec names: a literal, or a string variable
+        (``texts``: long and wrapped string literals too, for SQL)."""
         if spec == "self":
             s = self.objects.strings.get(rkey)
             return [s] if s else []
-        positional = {int(k): v for k, v in call.literals if k.isdigit()}
+        literals = call.literals + call.texts if texts else call.literals
+        positional = {int(k): v for k, v in literals if k.isdigit()}
         lit = arg_value(spec, tuple(positional.get(i) for i in range(max(positional, default=-1) + 1)),
-                        {k: v for k, v in call.literals if not k.isdigit()})
+                        {k: v for k, v in literals if not k.isdigit()})
         if lit:
             return [lit]
         key = arg_value(spec, tuple(args), kwargs)
@@ -352,22 +413,16 @@ class EffectResolver:
         deep = len(chain) > 2 or call.receiver_deep or call.through_call
         if self._session_method(call, rkey, method, deep, args, kwargs, env, ctx, visited):
             return
+        if self._made_fresh(call, rkey):
+            return
         objects = self.objects
         rkey, env = self._item_receiver(call, rkey, env)
         mro = objects.type_of(rkey) if not deep else ()
         if deep and call.receiver_deep and len(call.chain) == 2 and not call.through_call:
             mro = objects.element_mro.get(rkey, ())  # axes[0].hist(...): the element's type
         if rkey is not None and mro or rkey is not None and not deep:
-            if rkey in objects.atomic:
-                return  # ints, strings, tuples of them: nothing can change
-            effect = self.registry.method(mro, method)
-            if effect is not None:
-                if deep and "self" in effect.mutates:
-                    env.mark(rkey, True)  # the element changed: so did what holds it
-                self._apply_effect(effect, call, rkey, args, kwargs, env)
-                if call.inplace:
-                    env.mark(rkey, False)
-                return
+            if rkey in objects.atomic or self._registered_method(call, rkey, mro, deep, args, kwargs, env):
+                return  # ints, strings, tuples of them cannot change; else what the registry says
         if rkey in self.program.rng_objects:
             env.mark(rkey)
             return
@@ -406,15 +461,30 @@ class EffectResolver:
         elif not self._returned_fresh(call, rkey, ctx, st_index):
             env.mark(rkey, deep)
 
+    def _registered_method(self, call: CallSite, rkey, mro, deep, args, kwargs, env: Env) -> bool:
+        """Apply the registry's entry for the method, if it has one."""
+        effect = self.registry.method(mro, call.chain[-1])
+        if effect is None:
+            return False
+        if deep and "self" in effect.mutates:
+            env.mark(rkey, True)  # the element changed: so did what holds it
+        self._apply_effect(effect, call, rkey, args, kwargs, env)
+        if call.inplace:
+            items = self.dict_items(effect, call)
+            if not (items and env.write_items(rkey, items)):
+                env.mark(rkey, False)
+        return True
+
     def _session_method(self, call, rkey, method, deep, args, kwargs, env, ctx, visited) -> bool:
         """Methods of classes defined in the session; True when resolved."""
         program = self.program
         if rkey in program.classes and len(call.chain) == 2:
-            # C.method(...): a static/class method, or a method given its self.
+            # C.method(...): a static/class method, or a method given its self;
+            # C(...).method(...): a method of the new instance (not one of the arguments)
             summary, kind = program.method(rkey, method)
             if summary is not None:
-                self.apply(summary, rkey, ([rkey] if kind == "class" else []) + args, kwargs,
-                           call, env, ctx, visited, rkey)
+                first = [rkey] if kind == "class" else [None] if call.through_call and kind != "static" else []
+                self.apply(summary, rkey, first + args, kwargs, call, env, ctx, visited, rkey)
                 return True
         cls = program.instance_of.get(rkey) if rkey is not None else None
         if cls is not None and len(call.chain) > 2 and program.is_class_attr(cls, call.chain[1]) and (
@@ -449,6 +519,33 @@ class EffectResolver:
             return None, env  # df["c"].fillna(0, inplace=True): df["c"] is a new object, df cannot change
         held = env.slot_objects(call.chain[0], (call.first_slot,)) if call.first_slot and rkey is not None else None
         return rkey, (_redirect_marks(env, rkey, held) if held else env)
+
+    @staticmethod
+    def dict_items(effect: Effect | None, call: CallSite) -> tuple[str, ...] | None:
+        """``df.fillna({"a": 0}, inplace=True)``: the items the call's literal
+        dict names, when it stands where the registry's ``dict_items`` says."""
+        if effect is None or not effect.dict_items or call.dict_keys is None:
+            return None
+        spec, keys, nested = call.dict_keys
+        if effect.dict_items_nested and not nested:
+            return None
+        positional = (None,) * int(spec) + (True,) if spec.isdigit() else ()
+        keywords = {} if spec.isdigit() else {spec: True}
+        return keys if arg_value(effect.dict_items, positional, keywords) else None
+
+    def _made_fresh(self, call: CallSite, rkey) -> bool:
+        """``df.groupby("k")["c"].transform(f).dt.to_period("M")``,
+        ``conn.execute(q).fetchone()``: the chain starts with a method that
+        returns a new object (registry ``returns = "new"``, or a pure method
+        of a type whose results share nothing with it: pandas 3's
+        copy-on-write), so nothing later in the chain can change the root."""
+        if rkey is None or call.first_call is None:
+            return False
+        mro, registry = self.objects.type_of(rkey), self.registry
+        effect = registry.method(mro, call.first_call)
+        if effect is None:
+            return False
+        return effect.returns == "new" or effect.pure and any(registry.independent(c) for c in mro)
 
     def _detached_item(self, call: CallSite, rkey) -> bool:
         """``x["k"].m(...)`` (or ``x["k"].dt.m(...)``) where ``x`` keeps its items apart and shares

@@ -41,6 +41,7 @@ from lineapy_ext.analysis.effects import (
 from lineapy_ext.analysis.objects import ObjectModel
 from lineapy_ext.analysis.program import Program
 from lineapy_ext.analysis.registry import EffectRegistry
+from lineapy_ext.analysis.sql import Databases
 from lineapy_ext.analysis.statements import PURE_BUILTINS, PURE_METHODS, StatementFacts, _looks_like_path
 
 __all__ = ["DependencyGraph", "Node"]
@@ -106,7 +107,8 @@ class DependencyGraph:
         self.state_members: dict[str, frozenset[int]] = {}  # objects a hidden state holds (current axes)
         self.failed: list[FailedStatement] = []
         self.problems: list[tuple[int | None, str]] = []
-        self.resolver = EffectResolver(self.objects, self.program, registry)
+        self.databases = Databases()  # SQLite files: tables not committed yet, files taken whole
+        self.resolver = EffectResolver(self.objects, self.program, registry, self.databases)
 
     @property
     def bindings(self) -> dict[str, int]:
@@ -126,8 +128,9 @@ class DependencyGraph:
         g.objects = self.objects.copy()
         g.program = self.program.copy()
         g.files, g.state, g.state_members = dict(self.files), dict(self.state), dict(self.state_members)
+        g.databases = self.databases.copy()
         g.failed, g.problems = list(self.failed), list(self.problems)
-        g.resolver = EffectResolver(g.objects, g.program, self.resolver._registry)
+        g.resolver = EffectResolver(g.objects, g.program, self.resolver._registry, g.databases)
         return g
 
     # -- cells ----------------------------------------------------------------
@@ -193,15 +196,21 @@ class DependencyGraph:
         for path, w in touched:
             (writes if w else reads).append(path)
         for p in reads + writes:
-            norm = os.path.normpath(p)
-            for known, writers in self.files.items():
-                # Same file, a directory and what is in it, or a name whose
-                # suffix the writer adds (np.save("a") -> a.npy).
-                if (known == norm or known.startswith(norm + os.sep) or norm.startswith(known + os.sep)
-                        or norm.startswith(known + ".") or known.startswith(norm + ".")):
-                    deps.update(writers)
+            deps.update(self.file_writers(p))
         for p in writes:
             self.files[os.path.normpath(p)] = (nid,)
+
+    def file_writers(self, path: str) -> set[int]:
+        """Statements that last wrote ``path``, what is in it (a directory,
+        a database's tables) or what holds it."""
+        norm, out = os.path.normpath(path), set()
+        for known, writers in self.files.items():
+            # Same file, a directory and what is in it, or a name whose
+            # suffix the writer adds (np.save("a") -> a.npy).
+            if (known == norm or known.startswith(norm + os.sep) or norm.startswith(known + os.sep)
+                    or norm.startswith(known + ".") or known.startswith(norm + ".")):
+                out.update(writers)
+        return out
 
     def note_failed(self, execution_count: int | None, f: StatementFacts, error: str | None = None,
                     rebound: frozenset[str] = frozenset()) -> None:
@@ -446,6 +455,8 @@ class DependencyGraph:
         out = {objects.binder[name]} if name in objects.binder else set()
         key = objects.bindings[name]
         out |= objects.closure(key)
+        if key in objects.file_of and key not in objects.cursors:
+            out |= self.file_writers(objects.file_of[key])  # a connection: what its database holds
         for k in objects.reachable(key):
             for r in self.call_time_reads(k):
                 if r in objects.binder:
@@ -479,7 +490,7 @@ class _Statement:
         self.env = Env(graph.objects.bindings.get, self.read, self.mark, self.touch_state, self.extra_defs, [],
                        [CALL_BUDGET], stmt_paths=f.paths, runtime=ctx.cell.has_runtime_facts,
                        read_key=self.read_key, atomic_name=self.atomic_name,
-                       slot_objects=self._slot_objects)
+                       slot_objects=self._slot_objects, write_items=self.write_items)
 
     # -- callbacks for the resolver --
     def read(self, name: str, lazy: bool = True) -> None:
@@ -547,9 +558,24 @@ class _Statement:
 
     def _selects_items(self, name: str, methods) -> bool:
         """Each of ``methods``, called on ``name``'s object with constant
-        arguments and then subscripted, reads only the items named (registry)."""
+        arguments and then subscripted, or with a literal dict naming items
+        and ``inplace=True``, reads only the items named (registry)."""
         mro, registry = self._mro(name), self.g.resolver.registry
-        return all((e := registry.method(mro, m)) is not None and e.selects_items for m in methods)
+        calls = {c.chain[1]: c for c in self.f.calls if c.chain and len(c.chain) == 2 and c.chain[0] == name}
+        for m in methods:
+            e = registry.method(mro, m)
+            if e is None or not (e.selects_items or m in calls and self.g.resolver.dict_items(e, calls[m])):
+                return False
+        return True
+
+    def write_items(self, key: int, items) -> bool:
+        """``df.fillna({"a": 0}, inplace=True)``: only ``items`` of ``key``
+        change, when its type keeps its items apart."""
+        mro = self.g.objects.mro.get(key, ())
+        if key in self.g.objects.atomic or not mro or not self.g.resolver.registry.keyed(mro[0]):
+            return False
+        self.item_writes.append((key, tuple(items)))
+        return True
 
     def _mro(self, name: str) -> tuple[str, ...]:
         """MRO names of the object ``name`` refers to, as the capture saw it, or ()."""
@@ -684,7 +710,8 @@ class _Statement:
                 objects.drop_contains(slot)  # it holds something new; the capture says what at the cell's end
         files = []
         for key in self.mutated:
-            path = self._file_behind(key)
+            # a cursor's rows or position changed: not a write of the file (its SQL says what is)
+            path = objects.file_behind(key) if key not in objects.cursors and key not in self.env.handles else None
             if path:
                 files.append((path, True))
         if files:
@@ -699,20 +726,6 @@ class _Statement:
         if mro:
             return not mro[0].startswith("builtins.")
         return key not in objects.anonymous
-
-    def _file_behind(self, key: int) -> str | None:
-        """The database file a changed connection (or its cursor) writes."""
-        objects = self.g.objects
-        stack, seen = [key], {key}
-        while stack:
-            k = stack.pop()
-            if k in objects.file_of:
-                return objects.file_of[k]
-            for h in objects.holders.get(k, ()):
-                if h not in seen and len(seen) < 50:
-                    seen.add(h)
-                    stack.append(h)
-        return None
 
     def _bind(self) -> None:
         g, f, nid, env = self.g, self.f, self.nid, self.env
@@ -750,9 +763,11 @@ class _Statement:
                 for b in keys:
                     if a != b:
                         objects.add_contains(a, b, fresh=True)
-        for target, path in env.opened:
+        for target, path, cursor in env.opened:
             if target in objects.bindings:
                 objects.file_of[objects.bindings[target]] = path
+                if cursor:
+                    objects.cursors.add(objects.bindings[target])
         for target, fkey in env.generators:
             if target in objects.bindings:
                 program.deferred[objects.bindings[target]] = fkey

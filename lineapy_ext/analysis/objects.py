@@ -18,7 +18,8 @@ in the session:
   ``"a"``, not the history of the other columns;
 - runtime facts the capture saw: identities, types (MRO names), short
   strings (paths), the global names a runtime-made function reads, the file
-  a connection is tied to.
+  a connection is tied to (and the cursors working on it, whose changes,
+  their rows and position, are not writes of the file).
 
 :meth:`ObjectModel.copy` is the one explicit copy used to fork a graph.
 """
@@ -66,6 +67,7 @@ class ObjectModel:
     strings: dict[int, str] = field(default_factory=dict)
     code_reads: dict[int, frozenset[str]] = field(default_factory=dict)
     file_of: dict[int, str] = field(default_factory=dict)
+    cursors: set[int] = field(default_factory=set)  # tied to a file_of, holding none of it: changes are their own
     anonymous: set[int] = field(default_factory=set)  # container elements no name referred to
     parts: dict[tuple[int, str], int] = field(default_factory=dict)  # (owner, item key) -> part
     part_of: dict[int, int] = field(default_factory=dict)  # part -> owner
@@ -201,6 +203,19 @@ class ObjectModel:
             self.add_contains(other, held)
         self.dirty.setdefault(other, set()).update(self.dirty.get(key, ()))
         self.dirty_up(other)
+
+    def file_behind(self, key: int) -> str | None:
+        """The file (a database) ``key`` or an object holding it is tied to."""
+        stack, seen = [key], {key}
+        while stack:
+            k = stack.pop()
+            if k in self.file_of:
+                return self.file_of[k]
+            for h in self.holders.get(k, ()):
+                if h not in seen and len(seen) < 50:
+                    seen.add(h)
+                    stack.append(h)
+        return None
 
     def is_live(self, key: int, except_name: str) -> bool:
         """Whether a name other than ``except_name`` refers to ``key``."""

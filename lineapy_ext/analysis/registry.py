@@ -41,9 +41,30 @@ Each entry says (all optional; an argument is named by an *argument spec*:
 ``selects_items``
     ``obj.m("k")["c"]`` with constant arguments reads only items ``k`` and
     ``c`` of ``obj`` (``df.groupby("region")["revenue"]``);
+``dict_items``
+    the argument that, given as a literal dict with constant string keys,
+    names the only items of the receiver the call reads and, with
+    ``inplace=True``, changes (``df.fillna({"a": 0}, inplace=True)``);
+    ``dict_items_nested``: only when every value of that dict is a dict too
+    (``df.replace({"c": {"x": "y"}})`` works per column, a flat dict on all);
+``runs_sql`` / ``reads_table`` / ``writes_table``
+    the argument holding SQL text the call runs (the tables it reads and
+    writes are read from the text when it is a plain statement), or the
+    name of a table it reads or writes (``df.to_sql("t", con)``), on the
+    database ``database`` names (default ``"self"``: a connection or a
+    cursor); a database the analysis cannot tie to a SQLite file, or SQL it
+    cannot read, counts as the whole database (``mutates`` says what then
+    changes);
+``settles``
+    a commit, rollback or close: the tables written since the database's
+    last one become visible to other connections (or are taken back);
+    ``closes``: the connection itself is closed too (its state changes,
+    the database does not);
 ``returns``
     ``"part"`` when the result is a part of the receiver (a cursor of a
     connection, a view of an array); ``"new"`` when it never is;
+    ``"tied"`` when it works on the same file as the receiver without
+    holding any of it (a cursor of a SQLite connection);
     ``"linked"`` when the values it returns hold each other (``fig, ax =
     plt.subplots()``: drawing on ``ax`` changes ``fig``).
 
@@ -69,7 +90,8 @@ __all__ = ["Effect", "EffectRegistry", "RegistryError", "default_registry", "arg
 _SHIPPED = Path(__file__).with_name("effects.toml")
 _FIELDS = {"pure", "mutates", "state", "state_reset", "reads_files", "writes_files", "opens_file",
            "returns", "doc", "independent", "keyed", "item_reads_change", "selects_items",
-           "since"}
+           "since", "runs_sql", "reads_table", "writes_table", "database", "settles", "closes", "dict_items",
+           "dict_items_nested"}
 _SECTIONS = ("function", "method", "type", "value")
 
 
@@ -94,6 +116,19 @@ class Effect:
     item_reads_change: bool = False
     selects_items: bool = False
     since: str | None = None
+    runs_sql: str | None = None
+    reads_table: str | None = None
+    writes_table: str | None = None
+    database: str = "self"
+    settles: bool = False
+    closes: bool = False
+    dict_items: str | None = None
+    dict_items_nested: bool = False
+
+    @property
+    def sql(self) -> bool:
+        """Whether the call runs SQL or touches tables of a database."""
+        return bool(self.runs_sql or self.reads_table or self.writes_table or self.settles)
 
 
 def _effect(raw: dict, where: str) -> Effect:
@@ -104,16 +139,18 @@ def _effect(raw: dict, where: str) -> Effect:
     for k, v in raw.items():
         if k == "doc":
             continue
-        if k in ("pure", "independent", "keyed", "item_reads_change", "selects_items"):
+        if k in ("pure", "independent", "keyed", "item_reads_change", "selects_items", "settles", "closes",
+                 "dict_items_nested"):
             kw[k] = bool(v)
-        elif k in ("opens_file", "returns", "since"):
+        elif k in ("opens_file", "returns", "since", "runs_sql", "reads_table", "writes_table", "database",
+                   "dict_items"):
             kw[k] = str(v)
         else:
             if isinstance(v, str):
                 v = [v]
             kw[k] = tuple(str(x) for x in v)
-    if kw.get("returns") not in (None, "part", "new", "linked"):
-        raise RegistryError(f"{where}: returns must be 'part', 'new' or 'linked', not {kw['returns']!r}")
+    if kw.get("returns") not in (None, "part", "new", "linked", "tied"):
+        raise RegistryError(f"{where}: returns must be 'part', 'new', 'linked' or 'tied', not {kw['returns']!r}")
     return Effect(**kw)
 
 

@@ -49,7 +49,9 @@ class CallSite:
     ``writes_guess`` the last-resort guess, from the name alone, that the
     call writes files (used only when nothing better is known);
     ``first_slot`` the constant key of the root's item the receiver lies in
-    (``cfg["model"]["features"].append(x)`` -> ``"model"``).
+    (``cfg["model"]["features"].append(x)`` -> ``"model"``); ``first_call``,
+    when the receiver is the result of calls, the method of the root that the
+    innermost of them called (``df.groupby("k")["c"].transform(f)`` -> ``"groupby"``).
     """
 
     chain: tuple[str, ...] | None
@@ -68,6 +70,9 @@ class CallSite:
     unpacked: tuple[str, ...] = ()
     method_refs: tuple[tuple[str, str], ...] = ()
     first_slot: str | None = None
+    first_call: str | None = None
+    texts: tuple[tuple[str, str], ...] = ()
+    dict_keys: tuple[str, tuple[str, ...], bool] | None = None
 
 
 @dataclass(slots=True)
@@ -239,6 +244,10 @@ isfile isdir glob scandir walk stat load_svmlight_file imread
 _PATH_LIKE = re.compile(r"^[\w\-.~/\\:]+$")
 
 
+#: A file mode (``open(p, "w")``, ``gzip.open(p, mode="rt")``), not a path.
+_FILE_MODE = re.compile(r"^[rwxabtU+]{1,4}$")
+
+
 def _looks_like_path(s: str) -> bool:
     if not s or len(s) > 300 or "\n" in s or not _PATH_LIKE.match(s):
         return False
@@ -277,19 +286,24 @@ def _call_arguments(node: ast.Call):
     return args, kwargs, deep_args, inplace, out
 
 
-def _string_literals(call: ast.Call) -> tuple[tuple[str, str], ...]:
-    """``(argument spec, value)`` of the short string constants a call passes."""
-    out = []
-    for i, a in enumerate(call.args):
-        if isinstance(a, ast.Constant) and isinstance(a.value, str) and a.value \
-                and "\n" not in a.value and len(a.value) < 300:
-            out.append((str(i), a.value))
-    for k in call.keywords:
-        v = k.value
-        if k.arg and isinstance(v, ast.Constant) and isinstance(v.value, str) and v.value \
-                and "\n" not in v.value and len(v.value) < 300:
-            out.append((k.arg, v.value))
-    return tuple(out)
+def _string_literals(call: ast.Call) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
+    """``(argument spec, value)`` of the string constants a call passes: the
+    short one-line ones (paths, names), and the others (SQL text), with the
+    one string of a wrapper call (``text("select ...")``)."""
+    short, long = [], []
+    specs = [(str(i), a) for i, a in enumerate(call.args)] + [(k.arg, k.value) for k in call.keywords if k.arg]
+    for spec, a in specs:
+        if isinstance(a, ast.Call) and len(a.args) == 1 and not a.keywords:
+            a, wrapped = a.args[0], True
+        else:
+            wrapped = False
+        if not (isinstance(a, ast.Constant) and isinstance(a.value, str) and a.value):
+            continue
+        if "\n" not in a.value and len(a.value) < 300 and not wrapped:
+            short.append((spec, a.value))
+        elif len(a.value) < 20000:
+            long.append((spec, a.value))
+    return tuple(short), tuple(long)
 
 
 def _chain(node) -> tuple[tuple[str, ...] | None, bool, bool]:
@@ -315,6 +329,33 @@ def _chain(node) -> tuple[tuple[str, ...] | None, bool, bool]:
             return tuple(reversed(parts)), deep, through_call
         else:
             return None, deep, through_call
+
+
+def _dict_keys(call: ast.Call) -> tuple[str, tuple[str, ...], bool] | None:
+    """``m({"a": 0, "b": 1})``: the one literal dict argument with constant
+    string keys, as (argument spec, keys, whether every value is a dict)."""
+    found = [(str(i), a) for i, a in enumerate(call.args) if isinstance(a, ast.Dict)]
+    found += [(k.arg, k.value) for k in call.keywords if k.arg and isinstance(k.value, ast.Dict)]
+    if len(found) != 1:
+        return None
+    spec, d = found[0]
+    if not d.keys or not all(isinstance(k, ast.Constant) and isinstance(k.value, str) for k in d.keys):
+        return None
+    return spec, tuple(k.value for k in d.keys), all(isinstance(v, ast.Dict) for v in d.values)
+
+
+def _first_call(node) -> str | None:
+    """``root.m(...)...``: ``m``, the method of the root name that the
+    innermost call of ``node``'s chain called; None when that call is not
+    a method called on a plain name."""
+    first = None
+    while isinstance(node, (ast.Attribute, ast.Subscript, ast.Call)):
+        if isinstance(node, ast.Call):
+            first = node.func
+        node = node.func if isinstance(node, ast.Call) else node.value
+    if isinstance(first, ast.Attribute) and isinstance(first.value, ast.Name):
+        return first.attr
+    return None
 
 
 #: Prefix of a mutation target meaning "the class of this object"
@@ -744,11 +785,12 @@ class _Walker:
         if chain and len(chain) > 1 and chain[0] in self.with_roots and self.local_names is None:
             chain, deep = (self.with_roots[chain[0]],) + chain[1:], True
         name = chain[-1] if chain else (node.func.attr if isinstance(node.func, ast.Attribute) else None)
-        literals = _string_literals(node)
+        literals, texts = _string_literals(node)
         if name in _WRITE_CALLS or name in _READ_CALLS:
-            # np.save("a", x), os.makedirs("out"): paths without the usual look.
-            for _, v in literals:
-                if v not in self.paths:
+            # np.save("a", x), os.makedirs("out"): paths without the usual look;
+            # open(p, "w"): not the mode after the path
+            for spec, v in literals:
+                if v not in self.paths and not (spec != "0" and _FILE_MODE.match(v)):
                     self.paths.append(v)
         writes = name in _WRITE_CALLS
         if name == "open" and chain == ("open",):
@@ -768,8 +810,9 @@ class _Walker:
         self.calls.append(CallSite(
             chain=chain, args=tuple(args), kwargs=tuple(kwargs), deep_args=tuple(deep_args),
             inplace=inplace, out=tuple(out), through_call=through, receiver_deep=deep,
-            name=name, literals=literals, receiver_type=rtype, writes_guess=writes, method_refs=refs,
+            name=name, literals=literals, texts=texts, receiver_type=rtype, writes_guess=writes, method_refs=refs,
             first_slot=_first_slot(node.func) if deep and not through else None,
+            first_call=_first_call(node.func) if through else None, dict_keys=_dict_keys(node),
         ))
 
     def visit_Compare(self, node: ast.Compare) -> None:
@@ -1337,8 +1380,11 @@ def _selecting_call(name: ast.Name, parents: dict) -> tuple[str, set] | None:
     attr = parents.get(name)
     call = parents.get(attr)
     sub = parents.get(call)
-    if not (isinstance(attr, ast.Attribute) and isinstance(call, ast.Call) and call.func is attr
-            and isinstance(sub, ast.Subscript) and sub.value is call and isinstance(sub.ctx, ast.Load)):
+    if not (isinstance(attr, ast.Attribute) and isinstance(call, ast.Call) and call.func is attr):
+        return None
+    if _inplace_keyword(call) and (d := _dict_keys(call)) is not None:
+        return attr.attr, set(d[1])  # df.fillna({"a": 0}, inplace=True): the registry says (dict_items)
+    if not (isinstance(sub, ast.Subscript) and sub.value is call and isinstance(sub.ctx, ast.Load)):
         return None
     keys = set(_const_keys(sub.slice) or ())
     if not keys:
@@ -1353,6 +1399,11 @@ def _selecting_call(name: ast.Name, parents: dict) -> tuple[str, set] | None:
     return attr.attr, keys
 
 
+def _inplace_keyword(call: ast.Call) -> bool:
+    return any(k.arg == "inplace" and isinstance(k.value, ast.Constant) and k.value.value is True
+               for k in call.keywords)
+
+
 def _item_access(stmts: list[ast.stmt]) -> tuple[tuple, tuple, frozenset, tuple, tuple]:
     """Names read only through constant keys (with the keys), names changed
     only by ``name["k"] = ...`` assignments (with the keys), names read as
@@ -1360,8 +1411,8 @@ def _item_access(stmts: list[ast.stmt]) -> tuple[tuple, tuple, frozenset, tuple,
     some of those reads went through, and the names changed only inside one
     of their items (``cfg["model"]["alpha"] = 1``, with the item keys)."""
     nodes = [n for st in stmts for n in ast.walk(st)]
-    if not any(isinstance(n, ast.Subscript) for n in nodes):
-        return (), (), frozenset(), (), ()  # every fact here is about x[...]: most statements have none
+    if not any(isinstance(n, (ast.Subscript, ast.Dict)) for n in nodes):
+        return (), (), frozenset(), (), ()  # every fact here is about x[...] or m({...}): most statements have none
     parents = {}
     for node in nodes:
         for child in ast.iter_child_nodes(node):
