@@ -33,7 +33,18 @@ At each checkpoint (1k, 2k, 5k by default; 1k, 2k, 5k, 10k, 20k with
 Between two timed trivial cells the benchmark sleeps 20 ms (untimed), as a
 person would: IPython's history thread writes each cell to its SQLite file
 and holds a lock across the commit, so back-to-back cells of a few ms wait
-for its fsync now and then, which has nothing to do with the capture.
+for its fsync now and then, which has nothing to do with the capture.  Both
+sides run in the same shell with ``store_history=True``, so IPython's history
+is the same for both; the time IPython spends storing the input
+(``HistoryManager.store_inputs``, where a wait for that lock would show) is
+reported per side (``history_plain_ms``/``history_ext_ms``).
+
+Before/after (``--before DIR``, DIR an export of an older commit, e.g.
+``git archive C lineapy_ext kernel_hooks | tar -x -C DIR``; ``--after DIR``
+another export, default this checkout): whole runs of this script in child
+processes, the two versions alternating (ABBA, ``--series`` runs of each), each on the same cells; the
+report gives per checkpoint and per save the median over the runs of each
+version.
 
 Targets (issue 13): trivial cell at most +1 ms at every checkpoint, the first
 save after 2,000 cells under 100 ms, and both flat as the session grows.
@@ -45,30 +56,54 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
+import os
+import subprocess
 import sys
+import tempfile
 import time
 
-from _common import median, table, use_isolated_env, write_results
+from _common import REPO, median, table, use_isolated_env, write_results
 
 TRIVIAL = "x = 1"
 
 
 def _trivial_cost(shell, cap, pairs: int) -> dict:
-    """Plain vs extension runs of the trivial cell, alternating (hooks toggled)."""
+    """Plain vs extension runs of the trivial cell, alternating (hooks toggled);
+    also the time IPython's history takes to store each input, per side."""
     from capture_overhead import _time_cell
 
-    plain, ext = [], []
-    for r in range(-2, pairs):
-        for mode in (("plain", "ext") if r % 2 == 0 else ("ext", "plain")):
-            cap.uninstall() if mode == "plain" else cap.install(backfill=False)
-            time.sleep(0.02)
-            dt = _time_cell(shell, TRIVIAL)
-            if r >= 0:
-                (plain if mode == "plain" else ext).append(dt)
-    cap.install(backfill=False)
+    hm = shell.history_manager
+    store_inputs, spent = hm.store_inputs, [0.0]
+
+    def timed_store_inputs(*args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return store_inputs(*args, **kwargs)
+        finally:
+            spent[0] += time.perf_counter() - t0
+
+    hm.store_inputs = timed_store_inputs
+    samples = {"plain": [], "ext": [], "history_plain": [], "history_ext": []}
+    try:
+        for r in range(-2, pairs):
+            for mode in (("plain", "ext") if r % 2 == 0 else ("ext", "plain")):
+                cap.uninstall() if mode == "plain" else cap.install(backfill=False)
+                time.sleep(0.02)
+                spent[0] = 0.0
+                dt = _time_cell(shell, TRIVIAL)
+                if r >= 0:
+                    samples[mode].append(dt)
+                    samples["history_" + mode].append(spent[0])
+    finally:
+        del hm.store_inputs
+        cap.install(backfill=False)
+    plain, ext = samples["plain"], samples["ext"]
     return {"plain_ms": median(plain) * 1e3, "ext_ms": median(ext) * 1e3,
             "added_ms": (median(ext) - median(plain)) * 1e3,
-            "paired_added_ms": median([e - p for p, e in zip(plain, ext)]) * 1e3}
+            "paired_added_ms": median([e - p for p, e in zip(plain, ext)]) * 1e3,
+            "history_plain_ms": median(samples["history_plain"]) * 1e3,
+            "history_ext_ms": median(samples["history_ext"]) * 1e3}
 
 
 def _in_hooks_ms(shell, tracker, runs: int) -> float:
@@ -135,7 +170,78 @@ def run(cells: int, checkpoints: list[int], save_every: int, pairs: int) -> dict
         rows.append(row)
         print(f"  {cp} cells: trivial +{row['added_ms']:.2f} ms (in hooks {row['in_hooks_ms']:.2f} ms), "
               f"save {row.get('save_ms', float('nan')):.0f} ms", flush=True)
-    return {"store_open_ms": open_ms, "checkpoints": rows, "saves": saves}
+    return {"store_open_ms": open_ms, "checkpoints": rows, "saves": saves, "lineapy_ext": lineapy_ext.__file__}
+
+
+# -- before/after: whole runs of this script, alternating ------------------------------------
+
+_ROW_FIELDS = ("added_ms", "paired_added_ms", "in_hooks_ms", "plain_ms", "ext_ms", "history_plain_ms",
+               "history_ext_ms", "mixed_cell_ms", "save_ms", "slice_ms")
+
+
+def _series_run(args, before: str | None) -> dict:
+    fwd = ["--cells", str(args.cells_n), "--checkpoints", ",".join(map(str, args.cps)),
+           "--save-every", str(args.save_every), "--pairs", str(args.pairs)]
+    root = os.path.abspath(before or args.after or str(REPO))
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    with tempfile.TemporaryDirectory(prefix="long-session-series-") as tmp:
+        out = os.path.join(tmp, "run.json")
+        subprocess.run([sys.executable, __file__, *fwd, "--out", out], env=env, check=True,
+                       stdout=subprocess.DEVNULL)
+        with open(out) as f:
+            data = json.load(f)
+    data["version"] = "before" if before else "after"
+    data["loadavg"] = open("/proc/loadavg").read().split()[:3]
+    return data
+
+
+def series_main(args) -> None:
+    """``--before DIR``: ABBA whole runs of both versions; medians over runs per checkpoint and save."""
+    runs = []
+    for i in range(args.series):
+        for before in ((args.before, None) if i % 2 == 0 else (None, args.before)):
+            runs.append(_series_run(args, before))
+            r = runs[-1]
+            print(f"run {len(runs)}: {r['version']}, {r['seconds']:.0f} s, load {' '.join(r['loadavg'])}", flush=True)
+    rows = []
+    for k, cp in enumerate(args.cps):
+        row = {"cells": cp}
+        for version in ("before", "after"):
+            got = [r["checkpoints"][k] for r in runs if r["version"] == version]
+            row[version] = {f: {"median": median([g[f] for g in got]), "runs": [g[f] for g in got]}
+                            for f in _ROW_FIELDS if f in got[0]}
+        rows.append(row)
+    saves = []
+    for k, s in enumerate(runs[0]["saves"]):
+        saves.append({"cells": s["cells"], **{
+            version: median([r["saves"][k]["save_ms"] for r in runs if r["version"] == version])
+            for version in ("before", "after")}})
+    print(f"Before ({args.before}) / after ({args.after or 'this checkout'}): medians over {args.series} runs of each, alternating")
+    print(table(["cells", "+ms before", "+ms after", "in hooks ms before", "in hooks ms after",
+                 "history ms plain/ext after", "save ms before", "save ms after", "slice ms after"],
+                [[r["cells"], r["before"]["added_ms"]["median"], r["after"]["added_ms"]["median"],
+                  r["before"]["in_hooks_ms"]["median"], r["after"]["in_hooks_ms"]["median"],
+                  f"{r['after']['history_plain_ms']['median']:.2f}/{r['after']['history_ext_ms']['median']:.2f}",
+                  r["before"].get("save_ms", {}).get("median", "-"), r["after"].get("save_ms", {}).get("median", "-"),
+                  r["after"].get("slice_ms", {}).get("median", "-")] for r in rows]))
+    print(table(["save at cells", "save ms before", "save ms after"], [[s["cells"], s["before"], s["after"]] for s in saves]))
+    after_rows = [r["after"] for r in rows]
+    verdict = {
+        "after_trivial_max_added_ms": max(r["added_ms"]["median"] for r in after_rows),
+        "after_met_trivial_1ms": all(r["added_ms"]["median"] <= 1.0 for r in after_rows),
+        "after_first_save_ms": saves[0]["after"] if saves else None,
+        "after_met_first_save_100ms": bool(saves and saves[0]["after"] < 100),
+        "after_save_ms_every_save": [round(s["after"], 1) for s in saves],
+        "before_save_ms_every_save": [round(s["before"], 1) for s in saves],
+    }
+    print(f"\n{verdict}")
+    path = write_results("long_session", {
+        "method": "before/after: whole runs of this script in child processes (PYTHONPATH = the --before export "
+                  "or the --after one / this checkout), ABBA; per checkpoint and per save the median over runs of "
+                  "each version",
+        "before": args.before, "after": args.after or str(REPO), "series": args.series, "cells": args.cells_n, "checkpoints": args.cps,
+        "pairs": args.pairs, "rows": rows, "saves": saves, "verdict": verdict, "runs": runs})
+    print(f"wrote {path}")
 
 
 def main() -> None:
@@ -145,6 +251,10 @@ def main() -> None:
     ap.add_argument("--checkpoints", default=None, help="comma-separated cell counts")
     ap.add_argument("--save-every", type=int, default=2000, help="cells between two saves")
     ap.add_argument("--pairs", type=int, default=30, help="plain/extension pairs per checkpoint")
+    ap.add_argument("--before", metavar="DIR", help="also run an export of an older commit, alternating (see above)")
+    ap.add_argument("--series", type=int, default=2, help="with --before: runs of each version")
+    ap.add_argument("--after", metavar="DIR", help="with --before: run this export as 'after' (default: this checkout)")
+    ap.add_argument("--out", help=argparse.SUPPRESS)
     args = ap.parse_args()
     cells = args.cells or (20_000 if args.full else 5_000)
     if args.checkpoints:
@@ -152,18 +262,27 @@ def main() -> None:
     else:
         cps = [c for c in (1_000, 2_000, 5_000, 10_000, 20_000) if c <= cells]
         cps = cps if cps and cps[-1] == cells else cps + [cells]
+    if args.before:
+        args.cells_n, args.cps = cells, cps
+        series_main(args)
+        return
     use_isolated_env()
     t0 = time.perf_counter()
     res = run(cells, cps, args.save_every, args.pairs)
     seconds = time.perf_counter() - t0
+    if args.out:  # one run of a --before series
+        with open(args.out, "w") as f:
+            json.dump({"seconds": seconds, **res}, f)
+        return
     rows = res["checkpoints"]
     print()
     print(f"store opened (one-off, before the session): {res['store_open_ms']:.0f} ms")
     print(table(["cells", "mixed cell ms", "trivial plain ms", "trivial ext ms", "+ms", "paired +ms",
-                 "in hooks ms", "last save at", "save ms", "of which slice ms", "cells persisted"],
+                 "in hooks ms", "history ms plain/ext", "last save at", "save ms", "of which slice ms",
+                 "cells persisted"],
                 [[r["cells"], r["mixed_cell_ms"], r["plain_ms"], r["ext_ms"], r["added_ms"], r["paired_added_ms"],
-                  r["in_hooks_ms"], r.get("saved_at", "-"), r.get("save_ms", "-"), r.get("slice_ms", "-"),
-                  r.get("cells_persisted", "-")] for r in rows]))
+                  r["in_hooks_ms"], f"{r['history_plain_ms']:.2f}/{r['history_ext_ms']:.2f}", r.get("saved_at", "-"),
+                  r.get("save_ms", "-"), r.get("slice_ms", "-"), r.get("cells_persisted", "-")] for r in rows]))
     saves = res["saves"]
     first = saves[0] if saves else None
     verdict = {

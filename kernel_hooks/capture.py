@@ -215,6 +215,7 @@ class Capture:
         self._expect_ast = False
         self._ids = namespace.EMPTY
         self._recorder = _CellAstRecorder(self)
+        self._probe_function = self._probe  # one bound method: the namespace holds this one
         self._aside = False
         self._installed = False
         self._rng = RngObserver()
@@ -231,8 +232,8 @@ class Capture:
         if self._installed:
             return []
         recovered = self._backfill(after) if backfill else []
-        self.shell.user_ns_hidden[PROBE_NAME] = self._probe
-        self._installed = True  # the snapshot puts the probe in user_ns, last
+        self.shell.user_ns_hidden[PROBE_NAME] = self._probe_function
+        self._installed = True  # the snapshot puts the probe in user_ns
         self._ids = self._snapshot()
         self.shell.events.register("pre_run_cell", self._pre_run_cell)
         self.shell.events.register("post_run_cell", self._post_run_cell)
@@ -458,25 +459,31 @@ class Capture:
 
     # -- namespace identity snapshots -------------------------------------
     # IPython adds hidden ``_iN``/``_N`` names for every cell, so a long
-    # session's namespace grows with the cells.  A snapshot reads the values
-    # in one C-speed pass and compares packed ids with one memcmp (see
-    # kernel_hooks.namespace); names bound since the baseline are the ones
-    # after the probe, which each baseline moves to the end (dicts keep
-    # insertion order).  Only a cell that deleted a name is compared name by
-    # name.
+    # session's namespace grows with the cells.  A snapshot copies the
+    # namespace dict's entry table (key and value pointers, no value touched)
+    # and compares it with one memcmp (see kernel_hooks.namespace); names
+    # bound since the baseline are the entries appended after it.  Only a
+    # rebuilt table (each doubling of the namespace) is compared name by name.
     def _snapshot(self, baseline: bool = True) -> Snapshot:
         """The namespace now, compared with ``self._ids`` (see :meth:`_diff`).
 
-        ``baseline``: the result becomes the next baseline (the probe is
-        moved to the end, the old baseline's key list is extended in place);
+        ``baseline``: the result becomes the next baseline (the probe is put
+        back, the old baseline's key list is extended in place);
         False for a look from inside a running cell.
         """
-        place = self._move_probe_last if baseline and self._installed else None
+        place = self._place_probe if baseline and self._installed else None
         return namespace.take(self.shell.user_ns, self._ids, PROBE_NAME, _hidden, place)
 
-    def _move_probe_last(self, ns) -> None:
+    def _place_probe(self, ns) -> None:
+        # With entry tables the probe only has to be there (a move would
+        # leave a deleted entry per cell); without, it marks where the names
+        # bound by the next cell start.
+        if namespace.RAW_TABLES:
+            if ns.get(PROBE_NAME) is not self._probe_function:
+                ns[PROBE_NAME] = self._probe_function
+            return
         ns.pop(PROBE_NAME, None)
-        ns[PROBE_NAME] = self._probe
+        ns[PROBE_NAME] = self._probe_function
 
     def _diff(self, snapshot: Snapshot) -> tuple[list[str], set[str]]:
         """Non-hidden names new or rebound since ``self._ids``, and the deleted ones."""

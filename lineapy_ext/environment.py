@@ -166,12 +166,85 @@ def top_level_imports(nodes) -> list[str]:
     names: list[str] = []
     for root in nodes:
         for node in ast.walk(root):
-            if isinstance(node, ast.Import):
-                names += [a.name.split(".")[0] for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                names.append(node.module.split(".")[0])
+            names += _imported(node)
+    return _kept(names)
+
+
+def _imported(node) -> list[str]:
+    import ast
+
+    if isinstance(node, ast.Import):
+        return [a.name.split(".")[0] for a in node.names]
+    if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+        return [node.module.split(".")[0]]
+    return []
+
+
+def _kept(names: list[str]) -> list[str]:
     stdlib = sys.stdlib_module_names
     return [n for n in dict.fromkeys(names) if n not in stdlib and n not in _OWN_MODULES]
+
+
+#: Imports of statement texts parsed before (see :func:`_imports_in`): every
+#: save parses only the parts of its slice it has not seen.
+_PARSED: dict[str, tuple] = {}
+_PARSED_CHARS = 0
+_MAX_PARSED_CHARS = 16 << 20
+
+
+def _imports_in(text: str) -> tuple | None:
+    """``(depth, position, module)`` of each import in ``text``, in :func:`ast.walk`
+    order; None when ``text`` does not parse on its own.
+
+    An import statement has the keyword in its text: a text without it is
+    not parsed.
+    """
+    global _PARSED_CHARS
+    if "import" not in text:
+        return ()
+    found = _PARSED.get(text)
+    if found is not None:
+        return found
+    import ast
+    from collections import deque
+
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return None
+    out, todo, position = [], deque([(tree, 0)]), 0
+    while todo:  # ast.walk, with each node's depth
+        node, depth = todo.popleft()
+        todo.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+        out += [(depth, position, name) for name in _imported(node)]
+        position += 1
+    if _PARSED_CHARS > _MAX_PARSED_CHARS:
+        _PARSED.clear()
+        _PARSED_CHARS = 0
+    _PARSED[text] = found = tuple(out)
+    _PARSED_CHARS += len(text)
+    return found
+
+
+def _imports_of_parts(code: str, parts: list[str]) -> list[str] | None:
+    """What ``top_level_imports([ast.parse(code)])`` finds, from the texts
+    ``code`` is joined from (``"\n\n".join(parts) + "\n"``, each whole
+    statements), or None when that cannot be told apart.
+
+    ``ast.walk`` goes breadth first: the whole code's imports are those of
+    its parts ordered by depth, then part, then their order in the part.
+    """
+    joined = "\n\n".join(parts)
+    if code != (joined + "\n" if joined else "") or "\0" in code:
+        return None
+    found = []
+    for i, part in enumerate(parts):
+        imports = _imports_in(part)
+        if imports is None:
+            return None
+        found += [(depth, i, position, name) for depth, position, name in imports]
+    found.sort()
+    return _kept([name for *_, name in found])
 
 
 def python_version() -> str:
@@ -179,13 +252,20 @@ def python_version() -> str:
     return "{}.{}.{}".format(*sys.version_info[:3])
 
 
-def capture(code: str) -> dict:
+def capture(code: str, parts: list[str] | None = None) -> dict:
     """Record the environment of a value whose slice is ``code``.
 
     Parameters
     ----------
     code : str
         The slice ("" when saved without one: then only Python is recorded).
+    parts : list of str, optional
+        The slice's cells (``code`` is ``"\n\n".join(parts) + "\n"``): only
+        those holding an import are parsed, each once per process, so a save
+        in a long session does not parse the whole slice again.  The record
+        is the same whenever the slice parses (one cut from cells that ran
+        always does); for one that does not, the imports of the cells that
+        parse are recorded instead of none.
 
     Returns
     -------
@@ -195,13 +275,16 @@ def capture(code: str) -> dict:
     """
     import ast
 
-    try:
-        tree = ast.parse(code)
-    except SyntaxError:  # slices are valid Python; a bad one just records no packages
-        tree = ast.Module(body=[], type_ignores=[])
+    tops = _imports_of_parts(code, parts) if parts is not None else None
+    if tops is None:
+        try:
+            tree = ast.parse(code)
+        except SyntaxError:  # slices are valid Python; a bad one just records no packages
+            tree = ast.Module(body=[], type_ignores=[])
+        tops = top_level_imports([tree])
     packages: dict[str, str] = {}
     modules: dict[str, str] = {}
-    for top in top_level_imports([tree]):
+    for top in tops:
         found = distribution_version(top)
         if found is not None:
             modules[top] = found[0]

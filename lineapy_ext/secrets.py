@@ -201,10 +201,64 @@ def _context_name(m: re.Match) -> str | None:
     return name if is_credential_name(name, option_key="_options" in line and bool(m["dk"])) else None
 
 
+#: Every word a credential name must contain (:func:`is_credential_name`:
+#: one of ``_WORDS``, or the second word of a pair).
+_WORD_HINTS = _WORDS | {second for _, second in _PAIRS}
+_HINTS = tuple(sorted(w for w in _WORD_HINTS if not any(h != w and h in w for h in _WORD_HINTS)))
+_NAME_CHAR = re.compile(r"[\w.\-]")
+
+
+def may_hold_credentials(text: str, secrets: Iterable[str] = ()) -> bool:
+    """False only when scrubbing ``text`` (:func:`scrub_text`, :func:`scrub_code`) cannot change it.
+
+    Every rule needs one of: a configured secret in the text, a URL with a
+    password, or a credential-like name (``password``, ``api_key``,
+    ``token``...).  The names are found from the words they must contain,
+    searched at C speed in the lowercased text, so a text without any costs
+    a few substring searches, whatever its length: a save in a long session
+    does not run the rules over every line of its slice again.  Never False
+    for a text the rules would change (conservative: a name is judged with
+    what surrounds it, ``x.token``).
+    """
+    secrets = list(secrets)
+    if "" in secrets or any(s in text for s in secrets):
+        return True
+    if "://" in text and _URL_PASSWORD.search(text):
+        return True
+    low = text.lower()
+    hits = [h for h in _HINTS if h in low]
+    if not hits:
+        return False
+    if not text.isascii():  # lower() may move positions: judge the whole text
+        return True
+    options = "_options" in text  # where a plain "key" is a credential (see _context_name)
+    judged: dict[str, bool] = {}
+    for hint in hits:
+        at = low.find(hint)
+        while at >= 0:
+            start, end = at, at + len(hint)
+            while start and _NAME_CHAR.match(text, start - 1):
+                start -= 1
+            while end < len(text) and _NAME_CHAR.match(text, end):
+                end += 1
+            name = text[start:end]
+            if name not in judged:
+                judged[name] = is_credential_name(name, option_key=options)
+            if judged[name]:
+                return True
+            at = low.find(hint, end)
+    return False
+
+
 def scrub_text(text: str, secrets: Iterable[str] = ()) -> str:
     """Return ``text`` with URL passwords, credentials in code and every literal of ``secrets`` as ``***``."""
     if not text:
         return text
+    secrets = list(secrets)
+    return _scrub_text(text, secrets) if may_hold_credentials(text, secrets) else text
+
+
+def _scrub_text(text: str, secrets: list[str]) -> str:
     out = _mask_urls(text)
     out = _IN_CONTEXT.sub(lambda m: m[0][: m.start("v") - m.start()] + MASK + m[0][m.end("v") - m.start():]
                           if _context_name(m) and m["v"] != MASK else m[0], out)
@@ -220,8 +274,12 @@ def scrub_code(code: str, secrets: dict[str, str]) -> tuple[str, list[str]]:
     'NAME'`` until the variable is set, instead of running with a wrong
     value.  Credentials inside longer literals become ``***``.
     """
-    if not code:
+    if not code or not may_hold_credentials(code, secrets):
         return code, []
+    return _scrub_code(code, secrets)
+
+
+def _scrub_code(code: str, secrets: dict[str, str]) -> tuple[str, list[str]]:
     needed: list[str] = []
 
     def env_read(name: str) -> str:
@@ -244,15 +302,21 @@ def scrub_code(code: str, secrets: dict[str, str]) -> tuple[str, list[str]]:
 
     out = _IN_CONTEXT.sub(literal, code)
     out = _LITERAL.sub(lambda m: env_read(secrets[m["v"]]) if m["v"] in secrets else m[0], out)
-    out = scrub_text(out, secrets)
+    out = _scrub_text(out, list(secrets)) if out else out
     if needed:
         out = f"# lineapy: credentials removed from this slice; set the environment variable(s) {', '.join(needed)}\n" + out
     return out, needed
 
 
 def scrub(value: Any, secrets: Iterable[str] = ()) -> Any:
-    """Scrub every string inside ``value`` (dicts, lists and tuples are rebuilt)."""
+    """Scrub every string inside ``value`` (dicts, lists and tuples are rebuilt;
+    lists and tuples of which no string can hold a credential are returned as they are)."""
     secrets = list(secrets)
+    if isinstance(value, (list, tuple)):
+        texts = _texts(value)
+        # One look at all of them (a slice's cells), not one per string.
+        if texts is not None and not may_hold_credentials("\n".join(texts), secrets):
+            return value
     if isinstance(value, str):
         return scrub_text(value, secrets)
     if isinstance(value, dict):
@@ -261,6 +325,20 @@ def scrub(value: Any, secrets: Iterable[str] = ()) -> Any:
     if isinstance(value, (list, tuple)):
         return type(value)(scrub(v, secrets) for v in value)
     return value
+
+
+def _texts(value: list | tuple) -> list[str] | None:
+    """The strings in nested lists and tuples; None if there is a dict (its keys count too)."""
+    out, todo = [], [value]
+    while todo:
+        for v in todo.pop():
+            if isinstance(v, str):
+                out.append(v)
+            elif isinstance(v, (list, tuple)):
+                todo.append(v)
+            elif isinstance(v, dict):
+                return None
+    return out
 
 
 class Scrubber:

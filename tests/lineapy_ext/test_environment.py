@@ -184,3 +184,52 @@ def test_function_module_docstring_names_the_saved_versions(saved, lineapy_home)
     doc = source.split('"""')[1]
     assert f"Saved with Python {env['python']}, numpy==1.26.4 (the versions the values were computed with)." in doc
     assert lineapy_ext.get_function("arr")()["arr"].tolist() == [0, 2, 4, 6]
+
+
+# A slice's cells (``code`` is "\n\n".join(cells) + "\n"): imports nested in
+# functions, classes, try blocks and later cells, standard library and
+# relative imports, text that only mentions importing, a cell with an import
+# that does not parse alone (so the whole slice is parsed, as before).
+_SLICE_CELLS = [
+    "import numpy as np\nx = np.arange(3)",
+    "def load():\n    import pandas as pd\n    return pd\n\nclass C:\n    def m(self):\n        from sklearn import tree\n        return tree",
+    "note = 'import yaml'  # a string, not an import\ny = 1",
+    "try:\n    import scipy.stats\nexcept ImportError:\n    from . import local\nimport json, zmq",
+    "if x[0] == 0:\n    import dateutil.parser\nfrom IPython.display import display",
+]
+
+
+@pytest.mark.parametrize("cells", [_SLICE_CELLS, _SLICE_CELLS[::-1], _SLICE_CELLS[2:3], [],
+                                   _SLICE_CELLS[:1] + ["  import pandas"]])
+def test_capture_from_the_cells_records_what_the_whole_slice_records(cells):
+    from lineapy_ext import environment
+
+    code = "\n\n".join(cells) + "\n" if cells else ""
+    whole = environment.capture(code)
+    assert environment.capture(code, cells) == whole
+    assert list(environment.capture(code, cells)["modules"]) == list(whole["modules"])  # same order too
+    # Parts that are not what the code is joined from are not used.
+    assert environment.capture(code, cells + ["import pandas"]) == whole
+
+
+def test_cells_without_imports_are_not_parsed():
+    from lineapy_ext import environment
+
+    # So a slice that would not parse as a whole (never one cut from cells
+    # that ran) records the imports of its cells instead of none.
+    cells = ["import numpy", "  y = 2"]
+    code = "\n\n".join(cells) + "\n"
+    assert environment.capture(code)["modules"] == {}
+    assert environment.capture(code, cells)["modules"] == {"numpy": "numpy"}
+
+
+def test_a_changed_cell_is_parsed_again():
+    from lineapy_ext import environment
+
+    cells = ["import numpy as np\na = np.ones(2)", "b = a * 2"]
+    code = "\n\n".join(cells) + "\n"
+    assert environment.capture(code, cells)["modules"] == {"numpy": "numpy"}
+    assert cells[0] in environment._PARSED and cells[1] not in environment._PARSED  # no import: never parsed
+    cells[1] = "import pandas as pd\nb = pd.Series(a)"
+    code = "\n\n".join(cells) + "\n"
+    assert environment.capture(code, cells)["modules"] == {"numpy": "numpy", "pandas": "pandas"}

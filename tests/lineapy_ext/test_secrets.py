@@ -165,3 +165,52 @@ def test_only_credentials_are_masked_and_slices_fail_loudly(ipython, lineapy_hom
     assert ok.returncode == 0 and ok.stdout.strip() == "25", ok.stderr
     bad = subprocess.run(run, env=env, capture_output=True, text=True, timeout=60)
     assert bad.returncode != 0 and "KeyError: 'AWS_SECRET_ACCESS_KEY'" in bad.stderr
+
+
+# Texts the rules change, and near misses (a word of a credential name in a
+# longer word, settings, bytes, a key outside storage options).
+_SNIPPETS = [
+    "url = 'https://u:p4ss@host/x?password=zz'", "k = 'AKIA12345'", "region = 'eu'", "tokens = 'tokyo'",
+    "api_key = 'abc'", "apiKey='abc'", "conf = {'client_secret': 'shh'}", "os.environ['AWS_SESSION_TOKEN'] = 'tt'",
+    "%env DB_PASSWORD=hunter2", "%set_env MY_TOKEN abc", "read_csv(p, storage_options={'key': 'K', 'anon': False})",
+    "sorted(xs, key=len)", "d['key'] = 'v'", "pwd = b'raw'", "s = 'x.token.y'", "passenger = 'Ann'",
+    "signal = 'sig'", "f(password='pw', user='me')", "conn = 'postgres://me@db/x'", "q = 'a?token=1&b=2'",
+    "connection_string = 'Server=x;'", "x = 1  # don't", "y = \"it's\"", "secret", "PASSWORD = \"p\"",
+    "s3 = 's3://bucket/key'", "t = 'tok'", "sig = 'abc'", "é_token = 'x'", "w = 'ſecret'",
+]
+
+
+def test_skipping_texts_the_rules_cannot_change_stores_the_same_text(lineapy_home):
+    # Scrubbing skips a text with no configured secret, no URL password and no
+    # word of a credential name (a save in a long session then does not run
+    # the rules over its whole slice); the stored text must be the same as
+    # running them.
+    import random
+    from pathlib import Path
+
+    from lineapy_ext.secrets import _scrub_code, _scrub_text, may_hold_credentials, scrub_code
+
+    corpus = sorted((Path(__file__).parents[1] / "corpus" / "notebooks").glob("*.py"))
+    cells = [c for p in corpus for c in p.read_text().split("\n\n") if c.strip()]
+    rng = random.Random(13)
+    secrets_sets = [{}, {"AKIA12345": "LINEAPY_SECRET_KEY", "tok": "LINEAPY_SECRET_TOKEN"}, {"region": "X"}]
+    texts = cells + _SNIPPETS
+    texts += ["\n".join(rng.sample(cells, 3) + rng.sample(_SNIPPETS, rng.randint(0, 2))) for _ in range(300)]
+    skipped = 0
+    for text in texts:
+        for named in secrets_sets:
+            listed = sorted(named, key=len, reverse=True)
+            assert scrub_text(text, listed) == _scrub_text(text, listed), text
+            assert scrub_code(text, named) == _scrub_code(text, named), text
+            skipped += not may_hold_credentials(text, listed)
+    assert skipped > len(texts)  # most corpus cells are skipped
+    # A slice's cells ([execution count, code] pairs) are looked at together.
+    from lineapy_ext.secrets import scrub
+
+    for named in secrets_sets:
+        listed = sorted(named, key=len, reverse=True)
+        for k in range(0, len(texts), 25):
+            cells = [[i, t] for i, t in enumerate(texts[k:k + 25])]
+            assert scrub(cells, listed) == [[i, _scrub_text(t, listed)] for i, t in cells]
+    for snippet in ("api_key = 'abc'", "%env DB_PASSWORD=hunter2", "k = 'AKIA12345'", "q = 'a?token=1&b=2'"):
+        assert may_hold_credentials(snippet, secrets_sets[1]) and scrub_text(snippet, ["AKIA12345"]) != snippet
