@@ -485,6 +485,11 @@ class Capture:
         ns.pop(PROBE_NAME, None)
         ns[PROBE_NAME] = self._probe_function
 
+    @property
+    def snapshot(self) -> Snapshot:
+        """The namespace as the last cell left it (see :mod:`kernel_hooks.namespace`)."""
+        return self._ids
+
     def _diff(self, snapshot: Snapshot) -> tuple[list[str], set[str]]:
         """Non-hidden names new or rebound since ``self._ids``, and the deleted ones."""
         return list(snapshot.changed), set(snapshot.deleted)

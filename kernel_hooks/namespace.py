@@ -250,6 +250,34 @@ def _take_table(ns: dict, old: Snapshot, size: int, table: bytes, hidden, reuse:
     return Snapshot(keys, table, changed, deleted, entry=size)
 
 
+def bound_to(ns: dict, value: object, snap: Snapshot) -> list | None:
+    """Keys of ``ns`` bound to ``value`` (by identity), found in its entry table
+    without touching the other names; None where tables are not read.
+
+    ``snap`` is a recent snapshot of ``ns`` (its keys name the entries it
+    covers); names bound since are read from the end of ``ns``.
+    """
+    raw = read_table(ns)
+    if raw is None or raw[0] != snap.entry or len(raw[1]) < len(snap.ids):
+        return None
+    size, table = raw
+    needle, found, at = id(value).to_bytes(_ID, sys.byteorder), [], -1
+    while (at := table.find(needle, at + 1)) >= 0:
+        if at % size == size - _ID:  # a value pointer (not a key or a hash)
+            found.append(at // size)
+    keys, old = snap.keys, len(snap.ids) // size
+    newer = array("Q", table[old * size:])[size // _ID - 2::size // _ID]
+    live = [j for j, k in enumerate(newer) if k]
+    tail = list(islice(reversed(ns), len(live)))[::-1] if any(i >= old for i in found) else []
+    names = []
+    for i in found:
+        key = keys[i] if i < old else (tail[live.index(i - old)] if i - old in live and tail else None)
+        if key is None or id(key) != _word(table, i * size + size - 2 * _ID) or ns.get(key) is not value:
+            return None  # the snapshot does not describe this table (rebuilt since): look at every name
+        names.append(key)
+    return names
+
+
 def _word(b: bytes, at: int) -> int:
     return int.from_bytes(b[at:at + _ID], sys.byteorder)
 

@@ -332,7 +332,12 @@ def _texts(value: list | tuple) -> list[str] | None:
     out, todo = [], [value]
     while todo:
         for v in todo.pop():
-            if isinstance(v, str):
+            kind = type(v)
+            if kind is str:
+                out.append(v)
+            elif kind is list or kind is tuple:
+                todo.append(v)
+            elif isinstance(v, str):
                 out.append(v)
             elif isinstance(v, (list, tuple)):
                 todo.append(v)

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 from kernel_hooks import Capture, CellRecord, is_ipython_name
 from kernel_hooks.capture import collector_paused
+from kernel_hooks.namespace import bound_to
 
 from lineapy_ext.analysis import DependencyGraph, StatementFacts, analyze, slice_graph
 
@@ -231,10 +232,15 @@ class Tracker:
         """Global names currently bound to ``value`` (by identity)."""
         ns = self.shell.user_ns
         hidden = getattr(self.shell, "user_ns_hidden", {})
-        # list() copies the items in C, without a thread switch: a save
-        # from another thread while a cell binds names must not fail.
-        names = [k for k, v in list(ns.items())
-                 if v is value and not is_ipython_name(k) and k not in hidden]
+        # Found in the namespace's entry table: reading every value of a
+        # long session's 50,000 names costs a cache miss each (~10-20 ms).
+        main = threading.current_thread() is threading.main_thread()
+        names = bound_to(ns, value, self.capture.snapshot) if main else None
+        if names is None:
+            # list() copies the items in C, without a thread switch: a save
+            # from another thread while a cell binds names must not fail.
+            names = [k for k, v in list(ns.items()) if v is value]
+        names = [k for k in names if not is_ipython_name(k) and k not in hidden]
         # Names the graph knows first: they are the ones a slice can be cut for.
         return sorted(names, key=lambda n: (n not in self.graph.bindings, n))
 

@@ -137,3 +137,27 @@ def test_take_agrees_with_a_plain_comparison(mode, seed):
 def test_after_marker():
     ns = {"x": 1, "m": 0, "y": 2, "z": 3}
     assert after(ns, "m") == ["y", "z"] and after(ns, "q") is None
+
+
+def test_bound_to_finds_every_name_of_a_value(mode):
+    from kernel_hooks.namespace import bound_to
+
+    value, other = object(), object()
+    ns = {f"n{i}": other for i in range(300)}
+    ns.update(a=value, b=value)
+    snap = take(ns, EMPTY, "m", _hidden2, _place)
+    del ns["n5"]
+    ns["c"] = value  # bound after the snapshot
+    ns["n7"] = value  # rebound in place
+    ns["value"] = "value"  # a key that is its own value: never a match by its key
+    found = bound_to(ns, value, snap)
+    if mode == "packed":
+        assert found is None  # callers look at every name
+        return
+    assert sorted(found) == ["a", "b", "c", "n7"]
+    assert bound_to(ns, "value", snap) == ["value"] and bound_to(ns, object(), snap) == []
+    for i in range(2000):  # the table is rebuilt: the snapshot no longer names its entries
+        ns[f"x{i}"] = other
+    ns["z"] = value
+    found = bound_to(ns, value, snap)
+    assert found is None or sorted(found) == ["a", "b", "c", "n7", "z"]
