@@ -26,7 +26,7 @@ At each checkpoint (1k, 2k, 5k by default; 1k, 2k, 5k, 10k, 20k with
   ``lineapy_ext.save(total, "total")``: the slice of ``total`` (cut through
   most of the session) plus the cells not persisted yet (all of them at the
   first save, the 2,000 since the previous save after that); the slice alone
-  is timed too (``verify_slices`` is off: verification is measured by
+  is timed too, with the cyclic collector paused (``verify_slices`` is off: verification is measured by
   ``verify_overhead.py``, and in the background it would compete with the
   timed cells).
 
