@@ -415,6 +415,8 @@ class EffectResolver:
             return
         if self._made_fresh(call, rkey):
             return
+        if self._with_target_method(call, rkey, args, kwargs, env, ctx):
+            return
         objects = self.objects
         rkey, env = self._item_receiver(call, rkey, env)
         mro = objects.type_of(rkey) if not deep else ()
@@ -460,6 +462,16 @@ class EffectResolver:
             pass
         elif not self._returned_fresh(call, rkey, ctx, st_index):
             env.mark(rkey, deep)
+
+    def _with_target_method(self, call: CallSite, rkey, args, kwargs, env: Env, ctx) -> bool:
+        """``with engine.begin() as con: con.execute(q)``: the registry's entry
+        for the type the capture saw ``con`` have, on ``engine``'s key (``con``
+        works on what ``engine`` holds); False when unknown."""
+        cell = ctx.cell
+        if call.with_name is None or rkey is None or not cell.has_runtime_facts:
+            return False
+        b = cell.bound.get(call.with_name)
+        return bool(b is not None and b.mro) and self._registered_method(call, rkey, b.mro, False, args, kwargs, env)
 
     def _registered_method(self, call: CallSite, rkey, mro, deep, args, kwargs, env: Env) -> bool:
         """Apply the registry's entry for the method, if it has one."""

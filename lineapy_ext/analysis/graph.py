@@ -26,7 +26,10 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
+import inspect
 import os
+import sys
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -478,6 +481,26 @@ class DependencyGraph:
         return sorted(seen)
 
 
+@functools.lru_cache(maxsize=512)
+def _class_has(cls_name: str, attr: str) -> bool:
+    """Whether the class ``cls_name`` (``module.QualName``, as the capture saw
+    it) has attribute ``attr``; True when the class cannot be found in the
+    modules loaded (the cautious answer)."""
+    module, _, qualname = cls_name.rpartition(".")
+    obj = sys.modules.get(module)
+    while obj is None and "." in module:  # a nested class: module.Outer.Inner
+        module, _, outer = module.rpartition(".")
+        qualname = outer + "." + qualname
+        obj = sys.modules.get(module)
+    try:
+        for part in qualname.split("."):
+            obj = inspect.getattr_static(obj, part)
+        inspect.getattr_static(obj, attr)
+    except AttributeError:
+        return not isinstance(obj, type)
+    return True
+
+
 class _Statement:
     """Resolution of one statement: what it reads, changes and binds."""
 
@@ -568,6 +591,16 @@ class _Statement:
                 return False
         return True
 
+    def _column_attrs(self, name: str, attrs) -> bool:
+        """``df.a`` reads item ``a`` only: ``df`` keeps its items apart, ``a``
+        is one of them (a part the session wrote), and the type has no
+        attribute ``a`` (pandas looks an attribute up before a column)."""
+        key = self._keyed(name)
+        if key is None:
+            return False
+        objects, mro = self.g.objects, self._mro(name)
+        return all((key, a) in objects.parts and not _class_has(mro[0], a) for a in attrs)
+
     def write_items(self, key: int, items) -> bool:
         """``df.fillna({"a": 0}, inplace=True)``: only ``items`` of ``key``
         change, when its type keeps its items apart."""
@@ -609,6 +642,11 @@ class _Statement:
         keyed = dict(f.keyed_reads)
         for u, methods in f.keyed_read_methods:
             if not self._selects_items(u, methods):
+                keyed.pop(u, None)
+        for u, attrs in f.attr_reads:
+            if self._column_attrs(u, attrs):  # df.a: column a, as df["a"]
+                keyed[u] = tuple(keyed.get(u, ())) + attrs
+            else:
                 keyed.pop(u, None)
         for u in f.uses:
             key = self._keyed(u) if u in keyed else None

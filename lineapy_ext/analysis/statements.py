@@ -73,6 +73,7 @@ class CallSite:
     first_call: str | None = None
     texts: tuple[tuple[str, str], ...] = ()
     dict_keys: tuple[str, tuple[str, ...], bool] | None = None
+    with_name: str | None = None
 
 
 @dataclass(slots=True)
@@ -153,6 +154,7 @@ class StatementFacts:
     item_reads: frozenset[str] = frozenset()
     keyed_read_methods: tuple[tuple[str, tuple[str, ...]], ...] = ()
     nested_writes: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    attr_reads: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 # --- knowledge about common callables ---------------------------------------
@@ -782,7 +784,9 @@ class _Walker:
             roots = [r for r in self.element_of.get(chain[0], ()) if not any(r in sh for sh in self.shadow)]
             if roots:  # [r.append(0) for r in rows]: a method call on an element of rows
                 chain, deep = (roots[0],) + chain[1:], True
+        with_name = None
         if chain and len(chain) > 1 and chain[0] in self.with_roots and self.local_names is None:
+            with_name = chain[0] if len(chain) == 2 else None
             chain, deep = (self.with_roots[chain[0]],) + chain[1:], True
         name = chain[-1] if chain else (node.func.attr if isinstance(node.func, ast.Attribute) else None)
         literals, texts = _string_literals(node)
@@ -813,6 +817,7 @@ class _Walker:
             name=name, literals=literals, texts=texts, receiver_type=rtype, writes_guess=writes, method_refs=refs,
             first_slot=_first_slot(node.func) if deep and not through else None,
             first_call=_first_call(node.func) if through else None, dict_keys=_dict_keys(node),
+            with_name=with_name,
         ))
 
     def visit_Compare(self, node: ast.Compare) -> None:
@@ -1404,15 +1409,36 @@ def _inplace_keyword(call: ast.Call) -> bool:
                for k in call.keywords)
 
 
-def _item_access(stmts: list[ast.stmt]) -> tuple[tuple, tuple, frozenset, tuple, tuple]:
+def _name_load(node: ast.Name, parent, parents: dict) -> tuple[str, object]:
+    """How a loaded name is read: ``("keys", keys)`` (``df["a"]``; no keys
+    for a subscript target), ``("method", (m, keys))`` (a selecting call),
+    ``("attr", name)`` (``df.a``, not called) or ``("whole", None)``."""
+    if isinstance(parent, ast.Subscript) and parent.value is node:
+        keys = _const_keys(parent.slice)
+        if keys is not None:
+            return "keys", keys if isinstance(parent.ctx, ast.Load) else ()
+    selecting = _selecting_call(node, parents)
+    if selecting is not None:
+        return "method", selecting
+    if isinstance(parent, ast.Attribute) and parent.value is node and isinstance(parent.ctx, ast.Load):
+        above = parents.get(parent)
+        if not (isinstance(above, ast.Call) and above.func is parent):
+            return "attr", parent.attr
+    return "whole", None
+
+
+def _item_access(stmts: list[ast.stmt]) -> tuple[tuple, tuple, frozenset, tuple, tuple, tuple]:
     """Names read only through constant keys (with the keys), names changed
     only by ``name["k"] = ...`` assignments (with the keys), names read as
     ``name[...]`` at all, the selecting methods (``df.groupby("k")["c"]``)
-    some of those reads went through, and the names changed only inside one
-    of their items (``cfg["model"]["alpha"] = 1``, with the item keys)."""
+    some of those reads went through, the names changed only inside one
+    of their items (``cfg["model"]["alpha"] = 1``, with the item keys), and
+    the attributes read of names otherwise read by keys (``df.a``: a column,
+    if the graph finds ``a`` is one and no attribute of the type)."""
     nodes = [n for st in stmts for n in ast.walk(st)]
-    if not any(isinstance(n, (ast.Subscript, ast.Dict)) for n in nodes):
-        return (), (), frozenset(), (), ()  # every fact here is about x[...] or m({...}): most statements have none
+    if not any(isinstance(n, (ast.Subscript, ast.Dict)) or isinstance(n, ast.Attribute)
+               and isinstance(n.value, ast.Name) for n in nodes):
+        return (), (), frozenset(), (), (), ()  # every fact here is about x[...], x.a or m({...})
     parents = {}
     for node in nodes:
         for child in ast.iter_child_nodes(node):
@@ -1421,22 +1447,22 @@ def _item_access(stmts: list[ast.stmt]) -> tuple[tuple, tuple, frozenset, tuple,
     writes: dict[str, set] = {}
     methods: dict[str, set] = {}
     nested: dict[str, set] = {}
+    attrs: dict[str, set] = {}
     whole_read, other_change, subscripted = set(), set(), set()
     for node, parent in parents.items():
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
             if isinstance(parent, ast.Subscript) and parent.value is node and isinstance(parent.ctx, ast.Load):
                 subscripted.add(node.id)
-            keys = _const_keys(parent.slice) if isinstance(parent, ast.Subscript) and parent.value is node else None
-            selecting = _selecting_call(node, parents) if keys is None else None
-            if selecting is not None:
-                methods.setdefault(node.id, set()).add(selecting[0])
-                reads.setdefault(node.id, set()).update(selecting[1])
-            elif keys is None:
-                whole_read.add(node.id)
-            elif isinstance(parent.ctx, ast.Load):
-                reads.setdefault(node.id, set()).update(keys)
+            kind, value = _name_load(node, parent, parents)
+            if kind == "keys":
+                reads.setdefault(node.id, set()).update(value)
+            elif kind == "method":
+                methods.setdefault(node.id, set()).add(value[0])
+                reads.setdefault(node.id, set()).update(value[1])
+            elif kind == "attr":
+                attrs.setdefault(node.id, set()).add(value)
             else:
-                reads.setdefault(node.id, set())
+                whole_read.add(node.id)
         elif isinstance(node, (ast.Subscript, ast.Attribute)) and not isinstance(node.ctx, ast.Load):
             root = _root(node)
             keys = _const_keys(node.slice) if isinstance(node, ast.Subscript) else None
@@ -1448,11 +1474,11 @@ def _item_access(stmts: list[ast.stmt]) -> tuple[tuple, tuple, frozenset, tuple,
                 nested.setdefault(root, set()).add(slot)
             elif root:
                 other_change.add(root)
-    return (tuple((n, tuple(sorted(k))) for n, k in sorted(reads.items()) if n not in whole_read),
-            tuple((n, tuple(sorted(k))) for n, k in sorted(writes.items()) if n not in other_change),
-            frozenset(subscripted),
-            tuple((n, tuple(sorted(m))) for n, m in sorted(methods.items()) if n not in whole_read),
-            tuple((n, tuple(sorted(k))) for n, k in sorted(nested.items()) if n not in other_change))
+
+    def by_name(d: dict, skip: set) -> tuple:
+        return tuple((n, tuple(sorted(k))) for n, k in sorted(d.items()) if n not in skip)
+    return (by_name(reads, whole_read), by_name(writes, other_change), frozenset(subscripted),
+            by_name(methods, whole_read), by_name(nested, other_change), by_name(attrs, whole_read))
 
 
 def _first_slot(target) -> str | None:
@@ -1475,7 +1501,7 @@ def _facts_of(w: "_Walker", stmts: list[ast.stmt], emit: str | None, opaque: boo
             for t in st.targets:
                 if isinstance(t, ast.Name):
                     instances.append((t.id, st.value.func.id))
-    keyed_reads, keyed_writes, item_reads, selecting, nested = _item_access(stmts)
+    keyed_reads, keyed_writes, item_reads, selecting, nested, attr_reads = _item_access(stmts)
     return StatementFacts(
         uses=frozenset(w.uses),
         defs=tuple(w.defs),
@@ -1501,6 +1527,7 @@ def _facts_of(w: "_Walker", stmts: list[ast.stmt], emit: str | None, opaque: boo
         item_reads=item_reads,
         keyed_read_methods=selecting,
         nested_writes=nested,
+        attr_reads=attr_reads,
     )
 
 

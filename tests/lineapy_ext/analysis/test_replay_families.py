@@ -317,6 +317,27 @@ CASES = [
                                             "df = pd.DataFrame({'seg': ['a', 'b'], 't': ['a', 'c']})",
                                             "df.replace({'a': 'A'}, inplace=True)", "v = df['t'].tolist()"], "v",
          present=("replace",)),
+    Case("sqlalchemy_with_block_other_table", ["import pandas as pd\nfrom sqlalchemy import create_engine, text",
+                                               "engine = create_engine('sqlite:///r.db')",
+                                               "fa = pd.DataFrame({'a': [1, 2]})", "fa.to_sql('ta', engine, index=False)",
+                                               "with engine.begin() as con:\n    con.execute(text('create table tb (x int)'))\n"
+                                               "    con.execute(text('insert into tb values (1)'))",
+                                               "got = pd.read_sql('select * from ta', engine)"], "got",
+         absent=("insert into tb",)),
+    Case("sqlalchemy_with_block_read_back", ["import pandas as pd\nfrom sqlalchemy import create_engine, text",
+                                             "engine = create_engine('sqlite:///r.db')",
+                                             "with engine.begin() as con:\n    con.execute(text('create table tb (x int)'))\n"
+                                             "    con.execute(text('insert into tb values (1)'))",
+                                             "with engine.begin() as con:\n    con.execute(text('update tb set x = x + 5'))",
+                                             "got = pd.read_sql_table('tb', engine)"], "got",
+         present=("insert into tb", "update tb")),
+    Case("column_attribute_read", [PD_ABC, "df['e'] = df['b'] * 2", "df['f'] = df['b'] + 1",
+                                   "s = (df.e + 1).tolist()"], "s", present=("df['e']",), absent=("df['f']",)),
+    Case("column_attribute_shadowed_by_method", [PD_ABC, "df['T'] = [1, 2, 3]", "df['z'] = 0",
+                                                 "shape = df.T.shape"], "shape", present=("df['z']",)),
+    Case("column_attribute_and_item_mixed", [PD_ABC, "df['e'] = df['b'] * 2", "df['f'] = df['b'] + 1",
+                                             "df['g'] = 5", "s = (df.e * df['f']).tolist()"], "s",
+         present=("df['e']", "df['f']"), absent=("df['g']",)),
     # --- a method of a session class called on a new instance: C(...).m(x) ---
     Case("session_class_chain_not_an_argument", ["class Stats:\n    def __init__(self, cols):\n        self.cols = cols\n"
                                                  "        self.stats = {}\n    def fit(self, d):\n"
