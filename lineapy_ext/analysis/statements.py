@@ -295,11 +295,10 @@ def _string_literals(call: ast.Call) -> tuple[tuple[tuple[str, str], ...], tuple
     short, long = [], []
     specs = [(str(i), a) for i, a in enumerate(call.args)] + [(k.arg, k.value) for k in call.keywords if k.arg]
     for spec, a in specs:
-        if isinstance(a, ast.Call) and len(a.args) == 1 and not a.keywords:
-            a, wrapped = a.args[0], True
-        else:
-            wrapped = False
-        if not (isinstance(a, ast.Constant) and isinstance(a.value, str) and a.value):
+        wrapped = type(a) is ast.Call and len(a.args) == 1 and not a.keywords
+        if wrapped:
+            a = a.args[0]
+        if type(a) is not ast.Constant or type(a.value) is not str or not a.value:
             continue
         if "\n" not in a.value and len(a.value) < 300 and not wrapped:
             short.append((spec, a.value))
@@ -336,8 +335,9 @@ def _chain(node) -> tuple[tuple[str, ...] | None, bool, bool]:
 def _dict_keys(call: ast.Call) -> tuple[str, tuple[str, ...], bool] | None:
     """``m({"a": 0, "b": 1})``: the one literal dict argument with constant
     string keys, as (argument spec, keys, whether every value is a dict)."""
-    found = [(str(i), a) for i, a in enumerate(call.args) if isinstance(a, ast.Dict)]
-    found += [(k.arg, k.value) for k in call.keywords if k.arg and isinstance(k.value, ast.Dict)]
+    found = [(str(i), a) for i, a in enumerate(call.args) if type(a) is ast.Dict]
+    if call.keywords:
+        found += [(k.arg, k.value) for k in call.keywords if k.arg and type(k.value) is ast.Dict]
     if len(found) != 1:
         return None
     spec, d = found[0]
@@ -1435,14 +1435,15 @@ def _item_access(stmts: list[ast.stmt]) -> tuple[tuple, tuple, frozenset, tuple,
     of their items (``cfg["model"]["alpha"] = 1``, with the item keys), and
     the attributes read of names otherwise read by keys (``df.a``: a column,
     if the graph finds ``a`` is one and no attribute of the type)."""
-    nodes = [n for st in stmts for n in ast.walk(st)]
-    if not any(isinstance(n, (ast.Subscript, ast.Dict)) or isinstance(n, ast.Attribute)
-               and isinstance(n.value, ast.Name) for n in nodes):
-        return (), (), frozenset(), (), (), ()  # every fact here is about x[...], x.a or m({...})
-    parents = {}
-    for node in nodes:
+    parents, stack = {}, list(stmts)
+    while stack:  # ast.walk, keeping each node's parent
+        node = stack.pop()
         for child in ast.iter_child_nodes(node):
             parents[child] = node
+            stack.append(child)
+    if not any(type(n) in (ast.Subscript, ast.Dict) or type(n) is ast.Attribute and type(n.value) is ast.Name
+               and not (type(p) is ast.Call and p.func is n) for n, p in parents.items()):
+        return (), (), frozenset(), (), (), ()  # every fact here is about x[...], x.a or m({...}): most have none
     reads: dict[str, set] = {}
     writes: dict[str, set] = {}
     methods: dict[str, set] = {}
