@@ -30,6 +30,9 @@ from lineapy_ext.analysis.objects import ObjectModel
 from lineapy_ext.analysis.program import Program
 from lineapy_ext.analysis.registry import Effect, EffectRegistry, arg_value, default_registry
 from lineapy_ext.analysis.sql import Databases, SqlAccess, sql_access, table_path
+
+#: The file a call reads or writes when its path is not known: every file.
+ANY_FILE = "<any file>"
 from lineapy_ext.analysis.statements import (
     CLASS_OF,
     DISPLAYED,
@@ -46,7 +49,7 @@ from lineapy_ext.analysis.statements import (
     _looks_like_path,
 )
 
-__all__ = ["Env", "EffectResolver", "TooDeep", "CALL_BUDGET", "MAX_CALL_DEPTH", "NO_CELL", "INDIRECT",
+__all__ = ["Env", "EffectResolver", "TooDeep", "ANY_FILE", "CALL_BUDGET", "MAX_CALL_DEPTH", "NO_CELL", "INDIRECT",
            "module_state_key"]
 
 #: How many session-function applications one statement may take, and how
@@ -85,13 +88,15 @@ class Env:
     slot_objects: Callable = lambda name, items: None  # what a dict holds under items, if known exactly
     handles: set = field(default_factory=set)  # connections closed: their change is not a write of their file
     write_items: Callable = lambda key, items: False  # df.fillna({"a": 0}, inplace=True): only items changed
+    stale: frozenset = frozenset()  # objects of names the statement binds again: their strings are not its values
 
     def nested(self, resolve) -> "Env":
         """The env of a call one level down (same accumulators)."""
         return Env(resolve, self.read, self.mark, self.touch_state, self.extra_defs, self.generators,
                    self.budget, self.depth + 1, self.returned_from, self.files, self.opened, self.resets,
                    self.linked, self.code_results, self.state_results, self.stmt_paths, self.runtime,
-                   self.read_key, self.atomic_name, self.slot_objects, self.handles, self.write_items)
+                   self.read_key, self.atomic_name, self.slot_objects, self.handles, self.write_items,
+                   self.stale)
 
 
 @dataclass(slots=True)
@@ -220,10 +225,9 @@ class EffectResolver:
         for s in effect.state_reset:
             env.touch_state("state:" + s, read=False)
             env.resets.add(s)
-        for spec in effect.reads_files:
-            env.files.extend((p, False) for p in self._paths(spec, call, rkey, args, kwargs))
-        for spec in effect.writes_files:
-            env.files.extend((p, True) for p in self._paths(spec, call, rkey, args, kwargs))
+        for spec in (*effect.reads_files, *effect.writes_files):
+            paths = self._paths(spec, call, rkey, args, kwargs, env) or self._unknown_path(spec, call)
+            env.files.extend((p, spec not in effect.reads_files) for p in paths)
         if effect.returns in ("part", "tied") and call.assigned_to and rkey is not None:
             path = self.objects.file_behind(rkey) if effect.returns == "tied" else None
             if path:  # a cursor: works on the connection's file, holds no part of it
@@ -239,7 +243,7 @@ class EffectResolver:
                 # ones: later pyplot calls may draw on them
                 env.state_results.append((results, "state:" + s))
         if effect.opens_file and call.assigned_to:
-            for p in self._paths(effect.opens_file, call, rkey, args, kwargs):
+            for p in self._paths(effect.opens_file, call, rkey, args, kwargs, env):
                 db = _sqlite_path(p)
                 if db:
                     env.opened.append((call.assigned_to, db, False))
@@ -255,7 +259,7 @@ class EffectResolver:
         if db is None:
             return False
         dbs = self.databases
-        access = self._sql_access(effect, call, rkey, args, kwargs) if dbs.by_table(db) else None
+        access = self._sql_access(effect, call, rkey, args, kwargs, env) if dbs.by_table(db) else None
         if access is None:
             dbs.opaque.add(os.path.normpath(db))  # a trigger or a view may tie tables together from now on
             env.files.extend(((db, False), (db, True)))
@@ -273,13 +277,13 @@ class EffectResolver:
             env.handles.add(rkey)
         return True
 
-    def _sql_access(self, effect: Effect, call: CallSite, rkey, args, kwargs) -> SqlAccess | None:
+    def _sql_access(self, effect: Effect, call: CallSite, rkey, args, kwargs, env: Env) -> SqlAccess | None:
         """What the call's SQL or table argument reads and writes; None when unknown."""
         access = SqlAccess(frozenset(), frozenset())
         for spec, writes in ((effect.runs_sql, None), (effect.reads_table, False), (effect.writes_table, True)):
             if not spec:
                 continue
-            texts = self._paths(spec, call, rkey, args, kwargs, texts=True)
+            texts = self._paths(spec, call, rkey, args, kwargs, env, texts=True)
             if len(texts) != 1:
                 return None
             if writes is None:
@@ -292,11 +296,13 @@ class EffectResolver:
             access = SqlAccess(access.reads | got.reads, access.writes | got.writes)
         return access
 
-    def _paths(self, spec: str, call: CallSite, rkey, args, kwargs, texts: bool = False) -> list[str]:
+    def _paths(self, spec: str, call: CallSite, rkey, args, kwargs, env: Env, texts: bool = False) -> list[str]:
         """The path(s) an argument spec names: a literal, or a string variable
-        (``texts``: long and wrapped string literals too, for SQL)."""
+        (``texts``: long and wrapped string literals too, for SQL); not the
+        value of a name the statement binds again (``for q in qs: run(q)``:
+        the string seen is an earlier one, or the last)."""
         if spec == "self":
-            s = self.objects.strings.get(rkey)
+            s = self.objects.strings.get(rkey) if rkey not in env.stale else None
             return [s] if s else []
         literals = call.literals + call.texts if texts else call.literals
         positional = {int(k): v for k, v in literals if k.isdigit()}
@@ -305,8 +311,20 @@ class EffectResolver:
         if lit:
             return [lit]
         key = arg_value(spec, tuple(args), kwargs)
-        s = self.objects.strings.get(key) if key is not None else None
+        s = self.objects.strings.get(key) if key is not None and key not in env.stale else None
         return [s] if s else []
+
+    @staticmethod
+    def _unknown_path(spec: str, call: CallSite) -> list[str]:
+        """``df.to_csv(f"out/{name}.csv")``, ``for p in paths: df.to_csv(p)``:
+        a path was passed but its value is not known: any file."""
+        name, _, pos = spec.partition("@")
+        if name.isdigit():
+            name, pos = "", name
+        passed = {k for k, _ in call.kwargs}
+        if (pos and int(pos) < len(call.args)) or (name and name in passed) or passed & {"*", "**"}:
+            return [ANY_FILE]
+        return []
 
     def _guess_files(self, call: CallSite, args, kwargs, env: Env) -> None:
         """Last resort: the name says it writes files (``x.to_csv(p)``,
@@ -364,11 +382,8 @@ class EffectResolver:
                 if k in program.functions:
                     self.apply(program.functions[k], k, args, kwargs, call, env, ctx, visited, None)
         elif rkey is None and root == "open":
-            env.files.extend((v, call.writes_guess) for _, v in call.literals[:1])
-            for k in args[:1]:
-                s = self.objects.strings.get(k) if k is not None else None
-                if s:
-                    env.files.append((s, call.writes_guess))
+            paths = self._paths("file@0", call, None, args, kwargs, env) or self._unknown_path("file@0", call)
+            env.files.extend((p, call.writes_guess) for p in paths)
         elif rkey is None and root in MUTATING_BUILTINS:
             if args:
                 env.mark(args[0], True)

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from lineapy_ext.analysis.effects import (
+    ANY_FILE,
     CALL_BUDGET,
     INDIRECT,
     CellContext,
@@ -208,10 +209,11 @@ class DependencyGraph:
         a database's tables) or what holds it."""
         norm, out = os.path.normpath(path), set()
         for known, writers in self.files.items():
-            # Same file, a directory and what is in it, or a name whose
-            # suffix the writer adds (np.save("a") -> a.npy).
+            # Same file, a directory and what is in it, a name whose suffix
+            # the writer adds (np.save("a") -> a.npy), or a path not known.
             if (known == norm or known.startswith(norm + os.sep) or norm.startswith(known + os.sep)
-                    or norm.startswith(known + ".") or known.startswith(norm + ".")):
+                    or norm.startswith(known + ".") or known.startswith(norm + ".")
+                    or ANY_FILE in (known, norm)):
                 out.update(writers)
         return out
 
@@ -513,7 +515,9 @@ class _Statement:
         self.env = Env(graph.objects.bindings.get, self.read, self.mark, self.touch_state, self.extra_defs, [],
                        [CALL_BUDGET], stmt_paths=f.paths, runtime=ctx.cell.has_runtime_facts,
                        read_key=self.read_key, atomic_name=self.atomic_name,
-                       slot_objects=self._slot_objects, write_items=self.write_items)
+                       slot_objects=self._slot_objects, write_items=self.write_items,
+                       stale=frozenset(graph.objects.bindings[n] for n in (*f.defs, *f.maybe_defs, *f.augmented)
+                                       if n in graph.objects.bindings))
 
     # -- callbacks for the resolver --
     def read(self, name: str, lazy: bool = True) -> None:

@@ -41,13 +41,9 @@ class SqlAccess:
     writes: frozenset[str]
 
 
-_COMMENT = re.compile(r"--[^\n]*|/\*.*?\*/", re.S)
-_STRING = re.compile(r"'(?:[^']|'')*'")
+_LEXEME = re.compile(r"'(?:[^']|'')*'?|--[^\n]*|/\*.*?(?:\*/|$)|\"[^\"]*\"?|`[^`]*`?|\[[^\]]*\]?", re.S)
 _IDENT = r'(?:"[^"]+"|`[^`]+`|\[[^\]]+\]|[A-Za-z_][\w$]*)'
 _NAME = rf"{_IDENT}(?:\s*\.\s*{_IDENT})?"
-_FROM = re.compile(r"\b(?:FROM|JOIN)\s+(?=\S)", re.I)
-_REF = re.compile(rf"({_NAME})(\s*\()?", re.I)
-_LIST_MORE = re.compile(rf"\s*(?:(?:AS\s+)?{_IDENT}\s*)?,\s*", re.I)
 
 #: Statement forms and the group holding the table they write.
 _WRITE_FORMS = (
@@ -60,8 +56,20 @@ _WRITE_FORMS = (
     re.compile(rf"^CREATE\s+(?:UNIQUE\s+)?INDEX\s+(?:IF\s+NOT\s+EXISTS\s+)?{_NAME}\s+ON\s+({_NAME})", re.I),
     re.compile(rf"^ALTER\s+TABLE\s+({_NAME})", re.I),
 )
-_KEYWORDS = frozenset("""select where group order limit having union except intersect on using
-natural left right inner outer cross join values set as lateral window""".split())
+#: Functions called in select lists (``, count(*)``): not tables.
+_SQL_FUNCTIONS = frozenset("""count sum avg min max abs round coalesce ifnull nullif length lower upper
+substr substring trim ltrim rtrim replace instr cast date time datetime julianday strftime printf format
+total group_concat random hex quote typeof iif char unicode likely unlikely exists not in over
+lag lead row_number rank dense_rank ntile first_value last_value nth_value cume_dist percent_rank
+json json_extract json_object json_array json_group_array json_group_object sqrt power exp ln log
+floor ceil ceiling sign mod pi""".split())
+#: Words of SQL itself, left out of the names read (a table called so must be quoted).
+_SQL_WORDS = frozenset("""select from where group by order having limit offset union all except
+intersect on using natural left right inner outer cross full join as and or not null is in like
+glob between case when then else end asc desc distinct values set insert into update delete
+replace create table index unique if exists drop alter rename to add column primary key default
+collate escape cast filter window partition rows range preceding following current row
+unbounded temp temporary ignore abort fail rollback conflict do nothing""".split())
 
 
 def _table(name: str) -> str | None:
@@ -72,30 +80,34 @@ def _table(name: str) -> str | None:
     return parts[-1]
 
 
+def _plain(sql: str) -> str:
+    """``sql`` with string literals emptied and comments blanked, read left
+    to right (a ``--`` inside a string is not a comment, nor a quote inside
+    a comment a string); quoted identifiers are kept."""
+    def one(m: re.Match) -> str:
+        t = m.group(0)
+        if t[0] == "'":
+            return "''"
+        return " " if t[0] in "-/" else t
+    return _LEXEME.sub(one, sql)
+
+
+_WORD = re.compile(rf"{_IDENT}")
+_TABLE_FUNCTION = re.compile(rf"\b(?:FROM|JOIN)\s+{_NAME}\s*\(|,\s*{_NAME}\s*\(", re.I)
+
+
 def _reads(text: str) -> set[str] | None:
-    """Tables named after FROM and JOIN (lists too); None when a table
-    function or anything unreadable stands there."""
-    out: set[str] = set()
-    for m in _FROM.finditer(text):
-        pos = m.end()
-        if text.startswith("(", pos):
-            continue  # a subquery: its own FROM is found on its own
-        while True:
-            ref = _REF.match(text, pos)
-            if ref is None:
+    """Every name in the statement, as the tables it may read (a name that
+    is a column or a keyword only costs precision, never exactness: a
+    ``FROM`` list need not be parsed); None when a table function stands
+    where a table would (``FROM json_each(?)``, ``pragma_table_info('t')``)."""
+    for m in _TABLE_FUNCTION.finditer(text):
+        if not re.match(r"(?:FROM|JOIN)\s+\(", m.group(0), re.I):
+            name = _table(re.sub(r"^(?:FROM|JOIN|,)\s*|\s*\($", "", m.group(0), flags=re.I))
+            if name is not None and name not in _SQL_FUNCTIONS:
                 return None
-            if ref.group(2):
-                return None  # FROM json_each(...), pragma_table_info('t'): not a plain table
-            name = _table(ref.group(1))
-            if name is None:
-                return None
-            if name not in _KEYWORDS:
-                out.add(name)
-            more = _LIST_MORE.match(text, ref.end())
-            if more is None:
-                break
-            pos = more.end()
-    return out
+    return {name for w in _WORD.findall(text)
+            if (name := _table(w)) is not None and (w[0] in "\"`[" or name not in _SQL_WORDS)}
 
 
 def sql_access(sql: str) -> SqlAccess | None:
@@ -114,7 +126,7 @@ def sql_access(sql: str) -> SqlAccess | None:
         ``ALTER TABLE`` statement (a ``CREATE TABLE`` with ``REFERENCES`` is
         unknown too: a foreign key may cascade into other tables).
     """
-    text = _STRING.sub("''", _COMMENT.sub(" ", sql)).strip().rstrip(";").strip()
+    text = _plain(sql).strip().rstrip(";").strip()
     if not text or ";" in text or re.search(r"\b(?:REFERENCES|TRIGGER|VIEW|ATTACH|PRAGMA|WITH)\b", text, re.I):
         return None
     reads = _reads(text)

@@ -258,10 +258,14 @@ def _looks_like_path(s: str) -> bool:
 
 def _call_arguments(node: ast.Call):
     """(names passed positionally, (keyword, name) pairs, roots of subscript
-    or attribute arguments, ``inplace=True`` given, names passed as ``out=``)."""
-    args, deep_args = [], []
+    or attribute arguments, ``inplace=True`` given, names passed as ``out=``).
+
+    A keyword passed as anything but a plain name pairs with ``""``; ``*xs``
+    and ``**kw`` add the pairs ``("*", "")`` and ``("**", "")``."""
+    args, deep_args, kwargs = [], [], []
     for a in node.args:
         if isinstance(a, ast.Starred):
+            kwargs.append(("*", ""))  # f(*paths): any position may be passed
             a = a.value
         if isinstance(a, ast.Name):
             args.append(a.id)
@@ -271,13 +275,16 @@ def _call_arguments(node: ast.Call):
                 r = _root(a)
                 if r:
                     deep_args.append(r)
-    kwargs, inplace, out = [], False, []
+    inplace, out = False, []
     for kw in node.keywords:
         if kw.arg is None:
+            kwargs.append(("**", ""))  # f(**opts): any keyword may be passed
             continue
         if isinstance(kw.value, ast.Name):
             kwargs.append((kw.arg, kw.value.id))
-        elif isinstance(kw.value, (ast.Subscript, ast.Attribute)):
+        else:
+            kwargs.append((kw.arg, ""))  # passed, not as a plain name (an f-string, a call)
+        if isinstance(kw.value, (ast.Subscript, ast.Attribute)):
             r = _root(kw.value)
             if r:
                 deep_args.append(r)
