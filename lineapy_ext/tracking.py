@@ -21,6 +21,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import logging
+import os
 import threading
 from dataclasses import dataclass, field
 
@@ -29,6 +30,7 @@ from kernel_hooks.capture import collector_paused
 from kernel_hooks.namespace import bound_to
 
 from lineapy_ext.analysis import DependencyGraph, StatementFacts, analyze, slice_graph
+from lineapy_ext.analysis.effects import ANY_FILE
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +104,12 @@ def _reparsed(cell: CellRecord) -> list:
         log.debug("lineapy: cell %s parsed differently the second time", cell.execution_count)
         return []
     return body
+
+
+def _installed(rel: str) -> bool:
+    """A module file of an environment kept under the working directory (``.venv``)."""
+    parts = rel.split(os.sep)
+    return parts[0] == ".." or "site-packages" in parts or "dist-packages" in parts
 
 
 def _uses_lineapy(cell: CellRecord) -> bool:
@@ -278,23 +286,26 @@ class Tracker:
         """Imported modules whose source file this session wrote
         (``%%writefile mymod.py`` then ``import mymod``): values whose classes
         live there are pickled by value, so they load where the file is not."""
-        import os
         import sys
 
         written = set(self.graph.files)
+        # A file written at a path not known statically (open(f"{name}.py", "w")):
+        # any module under the working directory may be one.
+        anywhere = ANY_FILE in written
         # Every save asks: relpath() for each of ~1,000 modules cost ~50 ms;
         # a module can only match a written file of the same base name.
         basenames = {os.path.basename(p) for p in written}
+        cwd = os.getcwd() + os.sep
         out = []
         for mod in list(sys.modules.values()) if written else ():
             path = getattr(mod, "__file__", None) if type(mod).__name__ == "module" else None
-            if not path or os.path.basename(path) not in basenames:
+            if not path or not (os.path.basename(path) in basenames or anywhere and path.startswith(cwd)):
                 continue
             try:
                 rel = os.path.normpath(os.path.relpath(path))
             except ValueError:  # another drive
                 continue
-            if rel in written:
+            if rel in written or anywhere and not _installed(rel):
                 out.append(mod)
         return out
 

@@ -75,8 +75,12 @@ def test_save_with_options_the_lineapy_backend_does_not_take(lineapy_home):
     assert lineapy_ext.artifact_store() == []
 
 
+@pytest.mark.parametrize("write", [
+    "%%writefile shapes_mod.py\n{src}",
+    "name = 'shapes_mod'\nwith open(f'{{name}}.py', 'w') as fh:\n    fh.write({src!r})",  # a path not known statically
+], ids=["writefile", "fstring_path"])
 def test_value_of_a_class_from_a_session_written_module_loads_elsewhere(ipython, lineapy_home, tmp_path,
-                                                                        monkeypatch):
+                                                                        monkeypatch, write):
     """%%writefile shapes.py; import shapes; save(an instance): a fresh python
     in a directory without shapes.py gets the value back (pickled by value)."""
     import os
@@ -87,8 +91,17 @@ def test_value_of_a_class_from_a_session_written_module_loads_elsewhere(ipython,
     work.mkdir()
     monkeypatch.chdir(work)
     monkeypatch.syspath_prepend(str(work))
-    for src in ["%%writefile shapes_mod.py\nclass Square:\n    def __init__(self, s):\n        self.s = s\n"
-                "    def area(self):\n        return self.s ** 2\n",
+    import types
+
+    import cloudpickle
+
+    try:  # registration is by module name and lasts for the process: start clean
+        cloudpickle.unregister_pickle_by_value(types.ModuleType("shapes_mod"))
+    except ValueError:
+        pass
+    module = ("class Square:\n    def __init__(self, s):\n        self.s = s\n"
+              "    def area(self):\n        return self.s ** 2\n")
+    for src in [write.format(src=module),
                 "import importlib\nimportlib.invalidate_caches()\nimport shapes_mod\nsq = shapes_mod.Square(3)",
                 "%lineapy save sq"]:
         ipython.run_cell(src, store_history=True).raise_error()
