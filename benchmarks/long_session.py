@@ -28,7 +28,9 @@ At each checkpoint (1k, 2k, 5k by default; 1k, 2k, 5k, 10k, 20k with
   first save, the 2,000 since the previous save after that); the slice alone
   is timed too, with the cyclic collector paused (``verify_slices`` is off: verification is measured by
   ``verify_overhead.py``, and in the background it would compete with the
-  timed cells).
+  timed cells); then a cell binds ``recent`` (a one-line slice) and it is
+  saved too (``small_save_ms``): what a save costs, however long the
+  session, when what it stores is small.
 
 Between two timed trivial cells the benchmark sleeps 20 ms (untimed), as a
 person would: IPython's history thread writes each cell to its SQLite file
@@ -126,8 +128,14 @@ def _save(shell, tracker, api, ctx) -> dict:
     t0 = time.perf_counter()
     art = api.save(shell.user_ns["total"], "total")
     save_s = time.perf_counter() - t0
+    # A value with a one-line slice, right after: what a save costs when what it
+    # stores is small, however long the session (one new cell to persist).
+    shell.run_cell(f"recent = list(range({art.version}))", store_history=True)
+    t0 = time.perf_counter()
+    api.save(shell.user_ns["recent"], "recent")
+    small_s = time.perf_counter() - t0
     return {"save_ms": save_s * 1e3, "slice_ms": slice_s * 1e3, "version": art.version,
-            "cells_persisted": ctx.cells_persisted - before}
+            "cells_persisted": ctx.cells_persisted - before, "small_save_ms": small_s * 1e3}
 
 
 def run(cells: int, checkpoints: list[int], save_every: int, pairs: int) -> dict:
@@ -175,7 +183,8 @@ def run(cells: int, checkpoints: list[int], save_every: int, pairs: int) -> dict
             row.update({k: v for k, v in saves[-1].items() if k != "cells"}, saved_at=saves[-1]["cells"])
         rows.append(row)
         print(f"  {cp} cells: trivial +{row['added_ms']:.2f} ms (in hooks {row['in_hooks_ms']:.2f} ms), "
-              f"save {row.get('save_ms', float('nan')):.0f} ms", flush=True)
+              f"save {row.get('save_ms', float('nan')):.0f} ms "
+              f"(small {row.get('small_save_ms', float('nan')):.1f} ms)", flush=True)
     return {"store_open_ms": open_ms, "checkpoints": rows, "saves": saves, "lineapy_ext": lineapy_ext.__file__}
 
 
@@ -299,6 +308,7 @@ def main() -> None:
         "first_save_cells": first and first["cells"],
         "met_first_save_100ms": bool(first and first["save_ms"] < 100),
         "save_ms_every_save": [round(x["save_ms"], 1) for x in saves],
+        "small_save_ms_every_save": [round(x["small_save_ms"], 1) for x in saves],
     }
     print(f"\n{verdict}")
     path = write_results("long_session", {"cells": cells, "checkpoints": cps, "pairs": args.pairs,
