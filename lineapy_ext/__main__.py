@@ -67,13 +67,19 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         The program name usage lines show; default: as called
         (``lineapy-ext`` or ``python -m lineapy_ext``).
     """
-    from lineapy_ext import kernelspec
-
     parser = argparse.ArgumentParser(
         prog=prog or _prog(),
         description="lineapy_ext: save values from Jupyter with the code that computes them.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_install_kernel(commands)
+    _add_demo(commands)
+    _add_cleanup(commands)
+    return parser
+
+
+def _add_install_kernel(commands) -> None:
+    from lineapy_ext import kernelspec
 
     kernel = commands.add_parser(
         "install-kernel",
@@ -92,6 +98,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     )
     kernel.set_defaults(run=_install_kernel)
 
+
+def _add_demo(commands) -> None:
     demo = commands.add_parser(
         "demo",
         help="run the example notebooks headless in real kernels and report",
@@ -114,6 +122,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     )
     demo.set_defaults(run=_demo)
 
+
+def _add_cleanup(commands) -> None:
     from lineapy_ext.store.cleanup import DEFAULT_OLDER_THAN
 
     cleanup = commands.add_parser(
@@ -135,7 +145,6 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         "files of this machine go once their process has ended",
     )
     cleanup.set_defaults(run=_cleanup)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
