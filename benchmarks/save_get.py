@@ -35,9 +35,10 @@ is the floor).  Raw and store runs alternate (ABBA), medians are reported.
 Page cache.  Saves write into the page cache (no fsync on either side); the
 parent runs ``sync`` before each run so earlier dirty pages do not throttle
 it.  Loads are measured twice: *warm* (file in the page cache, as right after
-a save) and *cold* (``sync; echo 3 > /proc/sys/vm/drop_caches`` before each
-load; works as root here; if the kernel refuses, cold runs are skipped and the
-JSON says so).
+a save: the parent reads the raw file and the store's value files before each
+warm run, since a cold run before it may have dropped them) and *cold*
+(``sync; echo 3 > /proc/sys/vm/drop_caches`` before each load; works as root
+here; if the kernel refuses, cold runs are skipped and the JSON says so).
 
 Fresh process (issue 13: what ``%lineapy get`` costs in a new kernel).  The
 op ``store_get_fresh`` starts an ``InteractiveShell`` and runs ``%load_ext
@@ -243,6 +244,21 @@ def setup_child(kind: str, work: Path) -> None:
 
 # -- parent -------------------------------------------------------------------------------------
 
+def warm_files(work: Path, kind: str) -> None:
+    """Read the raw file and the store's value files of ``kind`` so that a warm load finds them in the page cache.
+
+    A cold run drops the page cache: without this, the warm and fresh-process
+    loads after it would read from disk whichever file the last cold run did
+    not read, on one side or the other depending on the order.
+    """
+    paths = [*work.glob(f"raw-{kind}.*"), *(work / "lineapy_home" / "linea_pickles" / kind).glob("*.pkl")]
+    chunk = bytearray(8 << 20)
+    for path in paths:
+        with open(path, "rb", buffering=0) as f:
+            while f.readinto(chunk):
+                pass
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=5)
@@ -286,6 +302,8 @@ def main() -> None:
         os.sync()
         if cold:
             drop_page_cache()
+        elif op != "raw_save" and op != "store_save":
+            warm_files(work, kind)
         r = run_child([__file__, "--child", op + ("_cold" if cold else ""), kind, str(work)],
                       env=env_before if before else env, timeout=900)
         key = (kind, op + ("_cold" if cold else "") + ("@before" if before else ""))

@@ -24,7 +24,6 @@ from typing import Any
 
 from lineapy_ext.backends import make_backend
 from lineapy_ext.exceptions import ArtifactNotFoundError, StorageError
-from lineapy_ext.secrets import Scrubber
 from lineapy_ext.store.metadata import MetadataDB
 from lineapy_ext.store.names import validate_name
 from lineapy_ext.store.records import READY, WRITING, ArtifactRecord, SessionRecord
@@ -116,6 +115,8 @@ class ArtifactStore:
         self.ensure_session(session_id)
         # Configured secrets (storage_options values, URL passwords) never
         # reach the database, even when user code spelled them out.
+        from lineapy_ext.secrets import Scrubber  # saves only: a get in a fresh process need not import it
+
         scrub = Scrubber(self.options)
         reserved = store.reserve(name)
         record = self.db.begin_artifact(

@@ -142,3 +142,90 @@ def test_value_without_a_recorded_checksum_is_not_unpickled(tmp_path):
     meta = b.save([1, 2], "nock")
     with pytest.raises(CorruptedValueError, match="no recorded checksum"):
         b.load({**meta, "checksum": None})
+
+
+def test_gets_in_a_row_share_no_memory(backend):
+    # A get keeps the memory of its pickle stream for the next get (issue 13):
+    # what the first get returned must not change when the second reads
+    # another stream into that memory, smaller or larger.
+    from lineapy_ext.backends import lineapy as mod
+
+    first = {"blob": bytes(range(256)) * 4000, "arr": np.arange(20_000), "text": "first " * 100}
+    larger = {"blob": b"\xff" * 3_000_000, "arr": np.full(50_000, 7), "text": "second"}
+    smaller = [b"\x00" * 100, np.zeros(10)]
+    metas = [backend.save(v, n) for v, n in ((first, "first"), (larger, "larger"), (smaller, "smaller"))]
+    got = [backend.load(m) for m in metas]
+    assert mod._spare, "the last stream's memory is kept for the next get"
+    again = backend.load(metas[0])
+    for value in (got[0], again):
+        assert value["blob"] == first["blob"] and value["text"] == first["text"]
+        np.testing.assert_array_equal(value["arr"], first["arr"])
+        value["arr"][0] = -1  # writable, and its own memory
+    assert got[0]["arr"][0] == -1 and again["arr"][0] == -1 and first["arr"][0] == 0
+    assert got[1]["blob"] == larger["blob"] and got[2][0] == smaller[0]
+    np.testing.assert_array_equal(got[1]["arr"], larger["arr"])
+
+
+def test_tampered_pickle_never_runs_after_a_good_get(backend, tmp_path):
+    # With the previous get's stream memory reused, a tampered file is
+    # still refused before anything is unpickled, and no stale bytes of the
+    # earlier stream are ever taken for the new one.
+    marker = tmp_path / "payload-ran"
+    good = backend.save({"s": "x" * 2000, "a": np.arange(1000)}, "good")
+    evil = backend.save({"s": "y" * 2000, "a": np.arange(1000)}, "evil")
+    assert backend.load(good)["s"] == "x" * 2000
+    _tamper_with_payload(backend, evil, marker, forge_footer=True)
+    with pytest.raises(CorruptedValueError, match="checksum"):
+        backend.load(evil)
+    assert not marker.exists()
+    assert backend.load(good)["s"] == "x" * 2000
+
+
+class _Trickle:
+    """A file that returns at most 3 bytes per read, as an unbuffered file or a pipe may."""
+
+    def __init__(self, data: bytes) -> None:
+        import io
+
+        self._f = io.BytesIO(data)
+
+    def read(self, n=-1):
+        return self._f.read(min(n, 3) if n >= 0 else 3)
+
+    def readinto(self, view):
+        data = self.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+
+def test_short_reads_are_completed():
+    import xxhash
+
+    from lineapy_ext.backends.lineapy import _read_exact, _read_hashed
+
+    assert _read_exact(_Trickle(b"0123456789"), 8) == b"01234567"
+    assert _read_exact(_Trickle(b"0123"), 8) == b"0123"  # the end of the file: fewer
+    data = bytes(range(256)) * 1200  # more than one slice (_CHUNK)
+    view, h = memoryview(bytearray(len(data))), xxhash.xxh3_128()
+    assert _read_hashed(_Trickle(data), view, h) and view == data and h.digest() == xxhash.xxh3_128(data).digest()
+    assert not _read_hashed(_Trickle(data[:-1]), memoryview(bytearray(len(data))), xxhash.xxh3_128())
+
+
+class _Meters:
+    def __init__(self, value) -> None:
+        self.value = value
+
+
+def test_copyreg_registration_after_a_save_counts(tmp_path):
+    # The pickler's dispatch table is merged once and reused (issue 13);
+    # a reducer registered with copyreg after a save is used by the next one.
+    import copyreg
+
+    b = LineaPyBackend(str(tmp_path))
+    assert b.load(b.save(_Meters(1), "m")).value == 1
+    copyreg.pickle(_Meters, lambda m: (_Meters, (m.value * 100,)))
+    try:
+        assert b.load(b.save(_Meters(2), "m")).value == 200
+    finally:
+        copyreg.dispatch_table.pop(_Meters, None)
+    assert b.load(b.save(_Meters(3), "m")).value == 3
