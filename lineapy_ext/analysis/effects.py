@@ -435,6 +435,8 @@ class EffectResolver:
         objects = self.objects
         rkey, env = self._item_receiver(call, rkey, env)
         mro = objects.type_of(rkey) if not deep else ()
+        if self._returned_self(call, rkey):
+            deep, mro = False, objects.type_of(rkey)  # cur.execute(q).fetchall(): fetchall on cur
         if deep and call.receiver_deep and len(call.chain) == 2 and not call.through_call:
             mro = objects.element_mro.get(rkey, ())  # axes[0].hist(...): the element's type
         if rkey is not None and mro or rkey is not None and not deep:
@@ -559,6 +561,14 @@ class EffectResolver:
         positional = (None,) * int(spec) + (True,) if spec.isdigit() else ()
         keywords = {} if spec.isdigit() else {spec: True}
         return keys if arg_value(effect.dict_items, positional, keywords) else None
+
+    def _returned_self(self, call: CallSite, rkey) -> bool:
+        """``root.m(...).n(...)`` where ``m`` returns ``root`` itself (registry
+        ``returns = "self"``): ``n`` is called on ``root``."""
+        if rkey is None or call.first_call is None or len(call.chain) != 3 or call.receiver_deep:
+            return False
+        effect = self.registry.method(self.objects.type_of(rkey), call.first_call)
+        return effect is not None and effect.returns == "self"
 
     def _made_fresh(self, call: CallSite, rkey) -> bool:
         """``df.groupby("k")["c"].transform(f).dt.to_period("M")``,

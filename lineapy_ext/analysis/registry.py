@@ -63,6 +63,8 @@ Each entry says (all optional; an argument is named by an *argument spec*:
 ``returns``
     ``"part"`` when the result is a part of the receiver (a cursor of a
     connection, a view of an array); ``"new"`` when it never is;
+    ``"self"`` when it returns the receiver itself (``cur.execute(q).fetchall()``
+    is ``fetchall`` on ``cur``);
     ``"tied"`` when it works on the same file as the receiver without
     holding any of it (a cursor of a SQLite connection);
     ``"linked"`` when the values it returns hold each other (``fig, ax =
@@ -149,8 +151,9 @@ def _effect(raw: dict, where: str) -> Effect:
             if isinstance(v, str):
                 v = [v]
             kw[k] = tuple(str(x) for x in v)
-    if kw.get("returns") not in (None, "part", "new", "linked", "tied"):
-        raise RegistryError(f"{where}: returns must be 'part', 'new', 'linked' or 'tied', not {kw['returns']!r}")
+    if kw.get("returns") not in (None, "part", "new", "linked", "tied", "self"):
+        raise RegistryError(f"{where}: returns must be 'part', 'new', 'linked', 'tied' or 'self', "
+                            f"not {kw['returns']!r}")
     return Effect(**kw)
 
 
