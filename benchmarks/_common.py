@@ -167,3 +167,18 @@ def run_child(args, env=None, timeout=None) -> dict:
         raise RuntimeError(f"child {args} failed ({p.returncode}):\n{p.stderr[-3000:]}")
     last = [ln for ln in p.stdout.splitlines() if ln.strip()][-1]
     return json.loads(last)
+
+
+def version_run(script: str, fwd: list[str], root: str, version: str) -> dict:
+    """One whole run of ``script`` (its ``--out`` JSON) with ``root`` first on
+    ``PYTHONPATH`` (an export of another commit): a run of a before/after series."""
+    env = dict(os.environ, PYTHONPATH=os.path.abspath(root) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    with tempfile.TemporaryDirectory(prefix="series-") as tmp:
+        out = os.path.join(tmp, "run.json")
+        subprocess.run([sys.executable, script, *fwd, "--out", out], env=env, check=True,
+                       stdout=subprocess.DEVNULL)
+        with open(out) as f:
+            data = json.load(f)
+    data["version"] = version
+    data["loadavg"] = open("/proc/loadavg").read().split()[:3]
+    return data

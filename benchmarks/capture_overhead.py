@@ -56,13 +56,10 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
-import subprocess
 import sys
-import tempfile
 import time
 
-from _common import REPO, median, run_child, isolated_env, summary, table, use_isolated_env, write_results
+from _common import REPO, isolated_env, median, run_child, summary, table, use_isolated_env, version_run, write_results
 
 SETUP = """\
 import numpy as np
@@ -291,17 +288,7 @@ _SERIES_FIELDS = ("ratio_of_medians", "paired_median_ratio", "added_ms_of_median
 
 def _series_run(args, before: str | None) -> dict:
     fwd = ["--big-lines", str(args.big_lines), "--big-pairs", str(args.big_pairs)] + (["--quick"] if args.quick else [])
-    root = os.path.abspath(before) if before else str(REPO)
-    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    with tempfile.TemporaryDirectory(prefix="capture-series-") as tmp:
-        out = os.path.join(tmp, "run.json")
-        subprocess.run([sys.executable, __file__, *fwd, "--out", out], env=env, check=True,
-                       stdout=subprocess.DEVNULL)
-        with open(out) as f:
-            data = json.load(f)
-    data["version"] = "before" if before else "after"
-    data["loadavg"] = open("/proc/loadavg").read().split()[:3]
-    return data
+    return version_run(__file__, fwd, before if before else str(REPO), "before" if before else "after")
 
 
 def series_main(args) -> None:

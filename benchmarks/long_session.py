@@ -59,13 +59,10 @@ import argparse
 import contextlib
 import io
 import json
-import os
-import subprocess
 import sys
-import tempfile
 import time
 
-from _common import REPO, median, table, use_isolated_env, write_results
+from _common import REPO, median, table, use_isolated_env, version_run, write_results
 
 TRIVIAL = "x = 1"
 
@@ -197,17 +194,7 @@ _ROW_FIELDS = ("added_ms", "paired_added_ms", "in_hooks_ms", "plain_ms", "ext_ms
 def _series_run(args, before: str | None) -> dict:
     fwd = ["--cells", str(args.cells_n), "--checkpoints", ",".join(map(str, args.cps)),
            "--save-every", str(args.save_every), "--pairs", str(args.pairs)]
-    root = os.path.abspath(before or args.after or str(REPO))
-    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    with tempfile.TemporaryDirectory(prefix="long-session-series-") as tmp:
-        out = os.path.join(tmp, "run.json")
-        subprocess.run([sys.executable, __file__, *fwd, "--out", out], env=env, check=True,
-                       stdout=subprocess.DEVNULL)
-        with open(out) as f:
-            data = json.load(f)
-    data["version"] = "before" if before else "after"
-    data["loadavg"] = open("/proc/loadavg").read().split()[:3]
-    return data
+    return version_run(__file__, fwd, before or args.after or str(REPO), "before" if before else "after")
 
 
 def series_main(args) -> None:
