@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -33,6 +34,8 @@ from lineapy_ext.analysis.sql import Databases, SqlAccess, sql_access, table_pat
 
 #: The file a call reads or writes when its path is not known: every file.
 ANY_FILE = "<any file>"
+_ATTACH = re.compile(r"\battach\b", re.I)
+_AT_NAME = re.compile(r"@([A-Za-z_]\w*)")
 from lineapy_ext.analysis.statements import (
     CLASS_OF,
     DISPLAYED,
@@ -126,6 +129,8 @@ INDIRECT = CallSite(chain=None)
 OBJECTS = "objects"
 
 _STATEFUL_CALLABLES = frozenset({"builtins.function", "functools.partial", "builtins.method"})
+_CALLABLE_TYPES = frozenset({"builtins.type", "abc.ABCMeta", "builtins.function", "builtins.builtin_function_or_method",
+                             "builtins.module"})
 
 
 def module_state_key(path: str) -> str | None:
@@ -141,7 +146,11 @@ def module_state_key(path: str) -> str | None:
 
 def _sqlite_path(value: str) -> str | None:
     if value.startswith("sqlite:///"):
-        return value[len("sqlite:///"):] or None
+        value = value[len("sqlite:///"):].partition("?")[0]
+        return _sqlite_path(value) if value.startswith("file:") else value or None
+    if value.startswith("file:"):  # sqlite3.connect("file:w.db?mode=ro", uri=True)
+        value = value[len("file:"):].partition("?")[0]
+        return value[2:] if value.startswith("///") else value or None
     if value.startswith(("sqlite://", ":memory:")) or "://" in value:
         return None
     return value
@@ -192,8 +201,11 @@ class EffectResolver:
                 self._apply_effect(effect, call, None, args, kwargs, env)
             else:
                 self._mark_args(call, env, args, kwargs)
+                self._files_by_name(call, None, args, kwargs, env)  # (out / "x.txt").write_text(s)
             return
-        path = self._module_path(chain[0], chain, env) if not call.through_call or len(chain) == 1 else None
+        # with sqlite3.connect(p) as conn: conn.execute(q) is a method of conn, not a function of sqlite3
+        on_module = (not call.through_call or len(chain) == 1) and call.with_name is None
+        path = self._module_path(chain[0], chain, env) if on_module else None
         if path is not None:
             self._module_call(path, call, args, kwargs, env)
         elif len(chain) == 1:
@@ -225,6 +237,10 @@ class EffectResolver:
         for s in effect.state_reset:
             env.touch_state("state:" + s, read=False)
             env.resets.add(s)
+        if effect.reads_at_names:  # df.query("b > @thr") reads thr
+            for text in self._paths(effect.reads_at_names, call, rkey, args, kwargs, env, texts=True):
+                for name in _AT_NAME.findall(text):
+                    env.read(name)
         for spec in (*effect.reads_files, *effect.writes_files):
             paths = self._paths(spec, call, rkey, args, kwargs, env) or self._unknown_path(spec, call)
             env.files.extend((p, spec not in effect.reads_files) for p in paths)
@@ -243,8 +259,9 @@ class EffectResolver:
                 # ones: later pyplot calls may draw on them
                 env.state_results.append((results, "state:" + s))
         if effect.opens_file and call.assigned_to:
-            for p in self._paths(effect.opens_file, call, rkey, args, kwargs, env):
-                db = _sqlite_path(p)
+            paths = self._paths(effect.opens_file, call, rkey, args, kwargs, env)
+            for p in paths or self._unknown_path(effect.opens_file, call):
+                db = _sqlite_path(p)  # a path not known (connect(Path(p)), an f-string): any file
                 if db:
                     env.opened.append((call.assigned_to, db, False))
                     env.files.append((db, False))
@@ -256,13 +273,22 @@ class EffectResolver:
         False when the whole database counts (``mutates`` applies)."""
         dkey = rkey if effect.database == "self" else arg_value(effect.database, tuple(args), kwargs)
         db = self.objects.file_behind(dkey) if dkey is not None else None
+        if db is None and effect.database == "self" and call.with_name:
+            db = next((p for t, p, _ in env.opened if t == call.with_name), None)
         if db is None:
             return False
         dbs = self.databases
-        access = self._sql_access(effect, call, rkey, args, kwargs, env) if dbs.by_table(db) else None
+        texts = self._sql_texts(effect, call, rkey, args, kwargs, env)
+        access = self._sql_access(effect, texts) if db != ANY_FILE and dbs.by_table(db) else None
         if access is None:
-            dbs.opaque.add(os.path.normpath(db))  # a trigger or a view may tie tables together from now on
+            norm = os.path.normpath(db)
+            dbs.opaque.add(norm)  # a trigger or a view may tie tables together from now on
             env.files.extend(((db, False), (db, True)))
+            sql = texts.get("sql", "")
+            if effect.runs_sql and (sql is None and effect.mutates or sql and _ATTACH.search(sql)):
+                dbs.attached.add(norm)  # ATTACH 'other.db': from now on any file may be read or written
+            if norm in dbs.attached:
+                env.files.extend(((ANY_FILE, False), (ANY_FILE, True)))
             return False
         env.files.extend((table_path(db, t), False) for t in access.reads)
         env.files.extend((table_path(db, t), True) for t in access.writes)
@@ -277,20 +303,27 @@ class EffectResolver:
             env.handles.add(rkey)
         return True
 
-    def _sql_access(self, effect: Effect, call: CallSite, rkey, args, kwargs, env: Env) -> SqlAccess | None:
+    def _sql_texts(self, effect: Effect, call: CallSite, rkey, args, kwargs, env: Env) -> dict:
+        """spec kind -> the SQL text or table name the call passes (None: not known)."""
+        out = {}
+        for spec, kind in ((effect.runs_sql, "sql"), (effect.reads_table, "read"), (effect.writes_table, "write")):
+            if spec:
+                found = self._paths(spec, call, rkey, args, kwargs, env, texts=True)
+                out[kind] = found[0] if len(found) == 1 else None
+        return out
+
+    @staticmethod
+    def _sql_access(effect: Effect, texts: dict) -> SqlAccess | None:
         """What the call's SQL or table argument reads and writes; None when unknown."""
         access = SqlAccess(frozenset(), frozenset())
-        for spec, writes in ((effect.runs_sql, None), (effect.reads_table, False), (effect.writes_table, True)):
-            if not spec:
-                continue
-            texts = self._paths(spec, call, rkey, args, kwargs, env, texts=True)
-            if len(texts) != 1:
+        for kind, text in texts.items():
+            if text is None:
                 return None
-            if writes is None:
-                got = sql_access(texts[0])
+            if kind == "sql":
+                got = sql_access(text)
             else:
-                t = texts[0].lower()
-                got = SqlAccess(frozenset(), frozenset([t])) if writes else SqlAccess(frozenset([t]), frozenset())
+                t = text.lower()
+                got = SqlAccess(frozenset(), frozenset([t])) if kind == "write" else SqlAccess(frozenset([t]), frozenset())
             if got is None:
                 return None
             access = SqlAccess(access.reads | got.reads, access.writes | got.writes)
@@ -318,6 +351,8 @@ class EffectResolver:
     def _unknown_path(spec: str, call: CallSite) -> list[str]:
         """``df.to_csv(f"out/{name}.csv")``, ``for p in paths: df.to_csv(p)``:
         a path was passed but its value is not known: any file."""
+        if spec == "self":
+            return [ANY_FILE]  # p.write_text(s) with p a Path built at run time
         name, _, pos = spec.partition("@")
         if name.isdigit():
             name, pos = "", name
@@ -426,12 +461,18 @@ class EffectResolver:
         chain = call.chain
         method = chain[-1]
         deep = len(chain) > 2 or call.receiver_deep or call.through_call
-        if self._session_method(call, rkey, method, deep, args, kwargs, env, ctx, visited):
-            return
         if self._made_fresh(call, rkey):
             return
+        self._inner_arguments(call, rkey, env)
+        if self._session_method(call, rkey, method, deep, args, kwargs, env, ctx, visited):
+            return
+        if call.with_name is not None and call.chain[0] in self.program.modules:
+            rkey = None  # with sqlite3.connect(p) as conn: conn.m() is a method of a new object, not of sqlite3
         if self._with_target_method(call, rkey, args, kwargs, env, ctx):
             return
+        if call.with_name is not None and rkey is None and method not in PURE_METHODS:
+            # with zipfile.ZipFile(p, "w") as z: z.writestr(...) writes the file z opened
+            env.files.extend((p, True) for t, p, _ in env.opened if t == call.with_name)
         objects = self.objects
         rkey, env = self._item_receiver(call, rkey, env)
         mro = objects.type_of(rkey) if not deep else ()
@@ -450,12 +491,7 @@ class EffectResolver:
             for skey in ("state:numpy.random", "state:random"):
                 env.touch_state(skey)
         self._guess_files(call, args, kwargs, env)
-        for effect in self.registry.methods_named(method):
-            # Unknown receiver: what any registered method of that name does
-            # to its arguments (x.to_sql("t", con) writes con).
-            self._apply_effect(Effect(mutates=tuple(m for m in effect.mutates if m != "self"),
-                                      reads_files=effect.reads_files, writes_files=effect.writes_files),
-                               call, rkey, args, kwargs, env)
+        self._files_by_name(call, rkey, args, kwargs, env)
         if len(call.chain) == 3 and not call.receiver_deep and not call.through_call and rkey is not None:
             accessor = self.registry.method(objects.type_of(rkey), call.chain[1])
             if accessor is not None and accessor.pure:
@@ -483,9 +519,10 @@ class EffectResolver:
     def _with_target_method(self, call: CallSite, rkey, args, kwargs, env: Env, ctx) -> bool:
         """``with engine.begin() as con: con.execute(q)``: the registry's entry
         for the type the capture saw ``con`` have, on ``engine``'s key (``con``
-        works on what ``engine`` holds); False when unknown."""
+        works on what ``engine`` holds; no key for ``with sqlite3.connect(p)
+        as conn``: the file it opened); False when unknown."""
         cell = ctx.cell
-        if call.with_name is None or rkey is None or not cell.has_runtime_facts:
+        if call.with_name is None or not cell.has_runtime_facts:
             return False
         b = cell.bound.get(call.with_name)
         return bool(b is not None and b.mro) and self._registered_method(call, rkey, b.mro, False, args, kwargs, env)
@@ -561,6 +598,40 @@ class EffectResolver:
         positional = (None,) * int(spec) + (True,) if spec.isdigit() else ()
         keywords = {} if spec.isdigit() else {spec: True}
         return keys if arg_value(effect.dict_items, positional, keywords) else None
+
+    def _files_by_name(self, call: CallSite, rkey, args, kwargs, env: Env) -> None:
+        """Unknown receiver: what any registered method of that name does to
+        its arguments and files (x.to_sql("t", con) writes con; p.write_text(s)
+        writes p, any file when p's path is not known)."""
+        for effect in self.registry.methods_named(call.name or ""):
+            self._apply_effect(Effect(mutates=tuple(m for m in effect.mutates if m != "self"),
+                                      reads_files=effect.reads_files, writes_files=effect.writes_files),
+                               call, rkey, args, kwargs, env)
+
+    def _inner_arguments(self, call: CallSite, rkey, env: Env) -> None:
+        """``Pipeline([("s", scaler)]).fit(X, y)``, ``W(data).fill()``,
+        ``list(rows)[0].append(1)``: a changing method of an object made from
+        arguments may change them (a pipeline fits its steps; a shallow copy
+        shares its elements)."""
+        if not call.inner_names:
+            return
+        method, program = call.chain[-1], self.program
+        if rkey in program.classes:
+            summary, _ = program.method(rkey, method)
+            changing = summary is not None and (summary.mutations or summary.calls) or method in MUTATING_METHODS
+        else:
+            changing = method in MUTATING_METHODS
+        if not changing:
+            return
+        objects = self.objects
+        for name in call.inner_names:
+            key = env.resolve(name)
+            if key is None or key in objects.atomic or name in program.modules:
+                continue
+            mro = objects.type_of(key)
+            if mro and mro[0] in _CALLABLE_TYPES:
+                continue  # Pipeline(steps=make(...)): a class or a function passed is not what changes
+            env.mark(key, True if mro and mro[0].startswith("builtins.") else OBJECTS)
 
     def _returned_self(self, call: CallSite, rkey) -> bool:
         """``root.m(...).n(...)`` where ``m`` returns ``root`` itself (registry

@@ -483,6 +483,14 @@ class DependencyGraph:
         return sorted(seen)
 
 
+def _changes_parameters(summary) -> bool:
+    """Whether a session function changes (or may change) an object given as a parameter."""
+    params = set(summary.params) | set(summary.kwonly)
+    return summary.has_varargs or any(n.split(".")[0].split("[")[0] in params for n, _ in summary.mutations) or any(
+        c.chain and c.chain[0] in params and len(c.chain) > 1 and c.chain[-1] not in PURE_METHODS
+        for c in summary.calls)
+
+
 @functools.lru_cache(maxsize=512)
 def _class_has(cls_name: str, attr: str) -> bool:
     """Whether the class ``cls_name`` (``module.QualName``, as the capture saw
@@ -692,6 +700,8 @@ class _Statement:
             if k in program.functions and u not in callees:
                 # map(f, xs), sorted(key=f), df.apply(f): f is probably called here.
                 resolver.apply(program.functions[k], k, [], {}, INDIRECT, env, self.ctx, set(), None)
+                if _changes_parameters(program.functions[k]):
+                    self._passed_along(u)  # s.apply(f, args=(acc,)), df.pipe(f, acc): f may change acc
         for name in f.item_reads:
             key = g.objects.bindings.get(name)
             if key is not None and g.resolver.registry.item_reads_change(self._mro(name)):
@@ -713,6 +723,16 @@ class _Statement:
             for hook in program.setters(key):
                 # obj.x = v / obj[k] = v run __setattr__/__setitem__/property setters.
                 resolver.apply(hook, key, [key], {}, INDIRECT, env, self.ctx, set(), None)
+
+    def _passed_along(self, fname: str) -> None:
+        """Function ``fname``, which changes its parameters, is passed along:
+        whatever else the statement uses may be handed to it."""
+        objects, program = self.g.objects, self.g.program
+        for u in self.f.uses:
+            key = objects.bindings.get(u)
+            if u != fname and key is not None and key not in objects.atomic and u not in program.modules \
+                    and key not in program.functions and key not in program.classes:
+                self.mark(key, True)
 
     def _module_option(self, name: str) -> bool:
         """``pd.options.display.max_rows = 10``: an assignment to a module

@@ -47,6 +47,9 @@ Each entry says (all optional; an argument is named by an *argument spec*:
     ``inplace=True``, changes (``df.fillna({"a": 0}, inplace=True)``);
     ``dict_items_nested``: only when every value of that dict is a dict too
     (``df.replace({"c": {"x": "y"}})`` works per column, a flat dict on all);
+``reads_at_names``
+    the argument holding an expression whose ``@name`` words read the
+    caller's variables (``df.query("b > @thr")``);
 ``runs_sql`` / ``reads_table`` / ``writes_table``
     the argument holding SQL text the call runs (the tables it reads and
     writes are read from the text when it is a plain statement), or the
@@ -93,7 +96,7 @@ _SHIPPED = Path(__file__).with_name("effects.toml")
 _FIELDS = {"pure", "mutates", "state", "state_reset", "reads_files", "writes_files", "opens_file",
            "returns", "doc", "independent", "keyed", "item_reads_change", "selects_items",
            "since", "runs_sql", "reads_table", "writes_table", "database", "settles", "closes", "dict_items",
-           "dict_items_nested"}
+           "dict_items_nested", "reads_at_names"}
 _SECTIONS = ("function", "method", "type", "value")
 
 
@@ -126,6 +129,7 @@ class Effect:
     closes: bool = False
     dict_items: str | None = None
     dict_items_nested: bool = False
+    reads_at_names: str | None = None
 
     @property
     def sql(self) -> bool:
@@ -145,7 +149,7 @@ def _effect(raw: dict, where: str) -> Effect:
                  "dict_items_nested"):
             kw[k] = bool(v)
         elif k in ("opens_file", "returns", "since", "runs_sql", "reads_table", "writes_table", "database",
-                   "dict_items"):
+                   "dict_items", "reads_at_names"):
             kw[k] = str(v)
         else:
             if isinstance(v, str):

@@ -63,19 +63,20 @@ total group_concat random hex quote typeof iif char unicode likely unlikely exis
 lag lead row_number rank dense_rank ntile first_value last_value nth_value cume_dist percent_rank
 json json_extract json_object json_array json_group_array json_group_object sqrt power exp ln log
 floor ceil ceiling sign mod pi""".split())
-#: Words of SQL itself, left out of the names read (a table called so must be quoted).
-_SQL_WORDS = frozenset("""select from where group by order having limit offset union all except
-intersect on using natural left right inner outer cross full join as and or not null is in like
-glob between case when then else end asc desc distinct values set insert into update delete
-replace create table index unique if exists drop alter rename to add column primary key default
-collate escape cast filter window partition rows range preceding following current row
-unbounded temp temporary ignore abort fail rollback conflict do nothing""".split())
+
+
+
+def _unquote(word: str) -> str:
+    """``"Sales"`` / ``[Sales]`` / ``Sales`` -> ``sales`` (SQLite's names ignore case)."""
+    if word[:1] in ('"', "`", "[") and len(word) > 1:
+        word = word[1:-1]
+    return word.lower()
 
 
 def _table(name: str) -> str | None:
     """``main."Sales"`` -> ``sales``; None for another schema (an attached database)."""
-    parts = [p.strip().strip('"`[]').lower() for p in name.split(".")]
-    if len(parts) == 2 and parts[0] not in ("main", "temp"):
+    parts = [_unquote(w) for w in _WORD.findall(name)]
+    if not parts or len(parts) == 2 and parts[0] not in ("main", "temp"):
         return None
     return parts[-1]
 
@@ -98,16 +99,16 @@ _TABLE_FUNCTION = re.compile(rf"\b(?:FROM|JOIN)\s+{_NAME}\s*\(|,\s*{_NAME}\s*\("
 
 def _reads(text: str) -> set[str] | None:
     """Every name in the statement, as the tables it may read (a name that
-    is a column or a keyword only costs precision, never exactness: a
-    ``FROM`` list need not be parsed); None when a table function stands
+    is a column, an alias or a keyword only costs precision, never
+    exactness: a ``FROM`` list need not be parsed, and a table may be called
+    ``temp`` or ``"sales.2024"``); None when a table function stands
     where a table would (``FROM json_each(?)``, ``pragma_table_info('t')``)."""
     for m in _TABLE_FUNCTION.finditer(text):
         if not re.match(r"(?:FROM|JOIN)\s+\(", m.group(0), re.I):
             name = _table(re.sub(r"^(?:FROM|JOIN|,)\s*|\s*\($", "", m.group(0), flags=re.I))
             if name is not None and name not in _SQL_FUNCTIONS:
                 return None
-    return {name for w in _WORD.findall(text)
-            if (name := _table(w)) is not None and (w[0] in "\"`[" or name not in _SQL_WORDS)}
+    return {_unquote(w) for w in _WORD.findall(text)}
 
 
 def sql_access(sql: str) -> SqlAccess | None:
@@ -169,10 +170,12 @@ class Databases:
     opaque: set[str] = field(default_factory=set)
     #: database files whose schema was looked at
     checked: set[str] = field(default_factory=set)
+    #: database files that may have others attached (SQL through them may touch any file)
+    attached: set[str] = field(default_factory=set)
 
     def copy(self) -> "Databases":
         """An independent copy."""
-        return Databases(dict(self.pending), set(self.opaque), set(self.checked))
+        return Databases(dict(self.pending), set(self.opaque), set(self.checked), set(self.attached))
 
     def by_table(self, db: str) -> bool:
         """Whether statements on ``db`` may be taken table by table."""

@@ -74,6 +74,7 @@ class CallSite:
     texts: tuple[tuple[str, str], ...] = ()
     dict_keys: tuple[str, tuple[str, ...], bool] | None = None
     with_name: str | None = None
+    inner_names: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -351,6 +352,22 @@ def _dict_keys(call: ast.Call) -> tuple[str, tuple[str, ...], bool] | None:
     if not d.keys or not all(isinstance(k, ast.Constant) and isinstance(k.value, str) for k in d.keys):
         return None
     return spec, tuple(k.value for k in d.keys), all(isinstance(v, ast.Dict) for v in d.values)
+
+
+def _inner_names(node) -> tuple[str, ...]:
+    """``Pipeline([("s", scaler)]).fit(X)``, ``list(rows)[0].append(1)``: the
+    names in the arguments of the innermost call of the chain ``node`` (the
+    object that call made may hold them, or be one of their elements)."""
+    inner = None
+    while isinstance(node, (ast.Attribute, ast.Subscript, ast.Call)):
+        if isinstance(node, ast.Call):
+            inner = node
+        node = node.func if isinstance(node, ast.Call) else node.value
+    if inner is None:
+        return ()
+    args = [*inner.args, *(k.value for k in inner.keywords)]
+    return tuple(dict.fromkeys(n.id for a in args for n in ast.walk(a)
+                               if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)))
 
 
 def _first_call(node) -> str | None:
@@ -824,6 +841,7 @@ class _Walker:
             name=name, literals=literals, texts=texts, receiver_type=rtype, writes_guess=writes, method_refs=refs,
             first_slot=_first_slot(node.func) if deep and not through else None,
             first_call=_first_call(node.func) if through else None, dict_keys=_dict_keys(node),
+            inner_names=_inner_names(node.func) if through else (),
             with_name=with_name,
         ))
 
@@ -1048,7 +1066,12 @@ class _Walker:
 
     def visit_With(self, node) -> None:
         for item in node.items:
+            n_calls = len(self.calls)
             self.visit(item.context_expr)
+            if (isinstance(item.context_expr, ast.Call) and isinstance(item.optional_vars, ast.Name)
+                    and len(self.calls) > n_calls):
+                # with sqlite3.connect(p) as conn: conn is what the call returned (entered)
+                self.calls[-1].assigned_to = item.optional_vars.id
             if item.optional_vars is not None:
                 self._target(item.optional_vars)
                 root = _root(item.context_expr)

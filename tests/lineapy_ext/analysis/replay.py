@@ -7,6 +7,7 @@ one the shell computed.
 
 from __future__ import annotations
 
+import importlib
 import os
 import pickle
 import re
@@ -51,6 +52,9 @@ def fresh_shell(tmp_path) -> InteractiveShell:
     """A new shell working in ``tmp_path``; dispose of it with ``close_shell``."""
     shell = new_shell()
     os.chdir(tmp_path)
+    # A module another case wrote under the same relative name ('.' on
+    # sys.path) must not be found in a stale directory listing.
+    importlib.invalidate_caches()
     return shell
 
 

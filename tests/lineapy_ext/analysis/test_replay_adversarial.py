@@ -21,6 +21,27 @@ import pytest
 from .replay import Case, as_params
 from .test_replay import test_replay as check_case
 
+
+@pytest.fixture(autouse=True)
+def _process_wide_options():
+    """Some cases set pandas and numpy options, which live in the process:
+    put them back so that later tests see the defaults."""
+    import warnings
+
+    import numpy as np
+    import pandas as pd
+
+    printing = np.get_printoptions()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the option is deprecated in pandas 3
+        infer = pd.get_option("future.infer_string")
+    yield
+    np.set_printoptions(**printing)
+    pd.reset_option("display.float_format")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the option is deprecated in pandas 3
+        pd.set_option("future.infer_string", infer)
+
 PD = "import pandas as pd"
 NP = "import numpy as np"
 SQ = "import sqlite3"
@@ -148,7 +169,8 @@ CASES = [
     # --- module globals: a library module's state changed by the session ---
     Case("local_module_global_set", [SYS_PATH, "with open('helper.py', 'w') as fh:\n"
                                      "    fh.write('SCALE = 1\\ndef f(x):\\n    return x * SCALE\\n')",
-                                     "import helper", "helper.SCALE = 10", "r = helper.f(3)"], "r",
+                                     "import importlib\nimportlib.invalidate_caches()\nimport helper", "helper.SCALE = 10",
+                                     "r = helper.f(3)"], "r",
          present=("helper.SCALE = 10",)),
     # --- SQL: connections reached another way ---
     Case("sql_inline_connect_in_read_sql", [SQPD, "conn = sqlite3.connect('w.db')",
@@ -243,27 +265,6 @@ CASES = [
     Case("slice_copy_shares_inner", ["nested = [[1], [2]]", "nested[:][0].append(9)"], "nested",
          present=("append(9)",)),
     Case("np_transpose_item_write", [NP, "a = np.zeros((2, 2))", "a.T[0, 1] = 5"], "a", present=("a.T[0, 1]",)),
-]
-
-#: Wrong slices found by this review (the engine recomputes another value or
-#: the slice fails to replay), most likely in real notebooks first.  Each is
-#: expected to fail (``xfail(strict=True)``): once the engine is fixed it
-#: passes, the strict xfail then fails, and the case moves to ``CASES``.
-FAILING_CASES = [
-    Case("sql_with_connect_as", [SQPD, "with sqlite3.connect('w.db') as conn:\n"
-                                 "    conn.execute('create table t (x int)')\n    conn.execute('insert into t values (1)')",
-                                 "other = sqlite3.connect('w.db')", "got = pd.read_sql('select * from t', other)"],
-         "got", present=("values (1)",)),
-    Case("sql_closing_context", [SQ + "\nfrom contextlib import closing",
-                                 "with closing(sqlite3.connect('w.db')) as conn:\n"
-                                 "    conn.execute('create table t (x int)')\n    conn.execute('insert into t values (1)')\n"
-                                 "    conn.commit()",
-                                 "other = sqlite3.connect('w.db')", "rows = other.execute('select x from t').fetchall()"],
-         "rows", present=("values (1)",)),
-    Case("pd_query_at_variable", [PD_ABC, "thr = 100", "thr = 4", "sub = df.query('b > @thr')"], "sub",
-         present=("thr = 4",)),
-    Case("pd_eval_at_variable", [PD_ABC, "k = 100", "k = 2", "v = df.eval('b * @k').tolist()"], "v",
-         present=("k = 2",)),
     Case("sql_connect_pathlib", [SQ + "\nfrom pathlib import Path", "conn = sqlite3.connect(Path('p.db'))",
                                  "conn.execute('create table t (x int)')", "conn.execute('insert into t values (2)')",
                                  "conn.commit()", "other = sqlite3.connect('p.db')",
@@ -280,6 +281,33 @@ FAILING_CASES = [
                                            "eng2 = create_engine('sqlite:///e.db')",
                                            "back = pd.read_sql('select * from t', eng2)"], "back",
          present=("to_sql",)),
+    Case("sql_table_named_temp", [SQ, "conn = sqlite3.connect('w.db')", "conn.execute('create table temp (x int)')",
+                                  "conn.execute('insert into temp values (1)')",
+                                  "rows = conn.execute('select x from temp').fetchall()"], "rows",
+         present=("insert into temp",)),
+    Case("sql_reader_first_temp_table_name", [SQ, "other = sqlite3.connect('w.db')", "conn = sqlite3.connect('w.db')",
+                                              "conn.execute('create table rows (x int)')",
+                                              "conn.execute('insert into rows values (1)')", "conn.commit()",
+                                              "got = other.execute('select x from rows').fetchall()"], "got",
+         present=("insert into rows",)),
+    Case("sql_connect_uri", [SQ, "conn = sqlite3.connect('w.db')", "conn.execute('create table t (x int)')",
+                             "conn.execute('insert into t values (3)')", "conn.commit()",
+                             "ro = sqlite3.connect('file:w.db?mode=ro', uri=True)",
+                             "rows = ro.execute('select x from t').fetchall()"], "rows", present=("values (3)",)),
+    Case("sql_reader_first_dotted_name", [SQPD, "other = sqlite3.connect('w.db')", "conn = sqlite3.connect('w.db')",
+                                          "pd.DataFrame({'a': [1, 2]}).to_sql('sales.2024', conn, index=False)",
+                                          "got = pd.read_sql('select * from \"sales.2024\"', other)"], "got",
+         present=("to_sql('sales.2024'",)),
+    Case("sql_with_connect_as", [SQPD, "with sqlite3.connect('w.db') as conn:\n"
+                                 "    conn.execute('create table t (x int)')\n    conn.execute('insert into t values (1)')",
+                                 "other = sqlite3.connect('w.db')", "got = pd.read_sql('select * from t', other)"],
+         "got", present=("values (1)",)),
+    Case("zipfile_write_read", ["import zipfile", "with zipfile.ZipFile('a.zip', 'w') as z:\n    z.writestr('x.txt', 'X')",
+                                "v = zipfile.ZipFile('a.zip').read('x.txt')"], "v", present=("writestr",)),
+    Case("pd_query_at_variable", [PD_ABC, "thr = 100", "thr = 4", "sub = df.query('b > @thr')"], "sub",
+         present=("thr = 4",)),
+    Case("pd_eval_at_variable", [PD_ABC, "k = 100", "k = 2", "v = df.eval('b * @k').tolist()"], "v",
+         present=("k = 2",)),
     Case("class_chain_ctor_arg_mutated_by_method", ["class W:\n    def __init__(self, d):\n        self.d = d\n"
                                                     "    def fill(self):\n        self.d['k'] = 1\n        return self",
                                                     "data = {}", "w = W(data).fill()"], "data",
@@ -295,37 +323,6 @@ FAILING_CASES = [
                                                "from sklearn.linear_model import LinearRegression",
                                                "sc = StandardScaler()", "make_pipeline(sc, LinearRegression()).fit(X, y)"],
          "sc", probe="v.scale_.round(8).tolist()", present=(".fit(X, y)",)),
-    Case("file_pathlib_division", ["from pathlib import Path", "out = Path('o')", "out.mkdir(exist_ok=True)",
-                                   "(out / 'x.txt').write_text('hi')", "v = open('o/x.txt').read()"], "v"),
-    Case("pathlib_fstring_write_text", ["from pathlib import Path", "n = 'q'", "Path(f'{n}.txt').write_text('Q')",
-                                        "v = open('q.txt').read()"], "v", present=("write_text",)),
-    Case("sql_cursor_chain_then_commit", [SQ, "conn = sqlite3.connect('w.db')",
-                                          "conn.cursor().execute('create table t (x int)')",
-                                          "conn.cursor().execute('insert into t values (8)')", "conn.commit()",
-                                          "other = sqlite3.connect('w.db')",
-                                          "rows = other.execute('select * from t').fetchall()"], "rows",
-         present=("values (8)",)),
-    Case("pd_apply_args_mutated", [PD_ABC, "def f(x, acc):\n    acc.append(x)\n    return x", "lst = []",
-                                   "out = df['b'].apply(f, args=(lst,))"], "lst", present=("apply(f",)),
-    Case("pd_pipe_fn_mutates_extra_arg", [PD_ABC, "def f(d, acc):\n    acc.append(len(d))\n    return d",
-                                          "lst = []", "df2 = df.pipe(f, lst)"], "lst", present=("pipe(f, lst)",)),
-    Case("sql_table_named_temp", [SQ, "conn = sqlite3.connect('w.db')", "conn.execute('create table temp (x int)')",
-                                  "conn.execute('insert into temp values (1)')",
-                                  "rows = conn.execute('select x from temp').fetchall()"], "rows",
-         present=("insert into temp",)),
-    Case("sql_reader_first_temp_table_name", [SQ, "other = sqlite3.connect('w.db')", "conn = sqlite3.connect('w.db')",
-                                              "conn.execute('create table rows (x int)')",
-                                              "conn.execute('insert into rows values (1)')", "conn.commit()",
-                                              "got = other.execute('select x from rows').fetchall()"], "got",
-         present=("insert into rows",)),
-    Case("pd_display_float_format_to_string", [PD, "df = pd.DataFrame({'a': [1.23456]})",
-                                               "pd.options.display.float_format = '{:.1f}'.format",
-                                               "s = df.to_string()"], "s", present=("float_format",)),
-    Case("np_printoptions_str", [NP, "np.set_printoptions(precision=2)", "s = str(np.array([1.23456]))"], "s",
-         present=("set_printoptions",)),
-    Case("pd_future_infer_string_option", [PD, "pd.set_option('future.infer_string', False)",
-                                           "df = pd.DataFrame({'s': ['a', 'b']})"], "df",
-         probe="str(v.dtypes['s'])", present=("infer_string",)),
     Case("list_call_chain_shares_inner", ["nested = [[1], [2]]", "list(nested)[1].append(7)"], "nested",
          present=("append(7)",)),
     Case("copy_copy_shares_inner", ["import copy", "nested = [[1], [2]]", "copy.copy(nested)[0].append(9)"], "nested",
@@ -336,16 +333,16 @@ FAILING_CASES = [
     Case("max_returns_element", ["nested = [[1], [2]]", "max(nested).append(9)"], "nested", present=("append(9)",)),
     Case("next_iter_returns_element", ["nested = [[1], [2]]", "next(iter(nested)).append(9)"], "nested",
          present=("append(9)",)),
+    Case("file_pathlib_division", ["from pathlib import Path", "out = Path('o')", "out.mkdir(exist_ok=True)",
+                                   "(out / 'x.txt').write_text('hi')", "v = open('o/x.txt').read()"], "v"),
+    Case("pathlib_fstring_write_text", ["from pathlib import Path", "n = 'q'", "Path(f'{n}.txt').write_text('Q')",
+                                        "v = open('q.txt').read()"], "v", present=("write_text",)),
+    Case("pd_apply_args_mutated", [PD_ABC, "def f(x, acc):\n    acc.append(x)\n    return x", "lst = []",
+                                   "out = df['b'].apply(f, args=(lst,))"], "lst", present=("apply(f",)),
+    Case("pd_pipe_fn_mutates_extra_arg", [PD_ABC, "def f(d, acc):\n    acc.append(len(d))\n    return d",
+                                          "lst = []", "df2 = df.pipe(f, lst)"], "lst", present=("pipe(f, lst)",)),
     Case("partial_call_mutates_bound_arg", ["from functools import partial", "def add(xs, v):\n    xs.append(v)",
                                             "lst = []", "partial(add, lst)(5)"], "lst", present=("partial(add, lst)(5)",)),
-    Case("pd_apply_mutates_object_elements", [PD, "df = pd.DataFrame({'l': [[1], [2]]})",
-                                              "out = df['l'].apply(lambda x: x.append(0))"], "df",
-         probe="v['l'].tolist()", present=("append(0)",)),
-    Case("pd_series_from_array_no_copy", [PD + "\nimport numpy as np", "arr = np.zeros(3)",
-                                          "s = pd.Series(arr, copy=False)", "arr[0] = 5"], "s", present=("arr[0] = 5",)),
-    Case("pd_frame_from_array_no_copy", [PD + "\nimport numpy as np", "arr = np.zeros((2, 2))",
-                                         "df = pd.DataFrame(arr, copy=False)", "arr[0, 0] = 5"], "df",
-         present=("arr[0, 0] = 5",)),
     Case("sql_attach_writes_other_file", [SQ, "conn = sqlite3.connect('m.db')",
                                           "conn.execute(\"attach database 'aux.db' as aux\")",
                                           "conn.execute('create table aux.t (x int)')",
@@ -359,16 +356,41 @@ FAILING_CASES = [
                                      "conn.execute('insert into aux.t values (1)')", "conn.commit()",
                                      "rows = other.execute('select x from t').fetchall()"], "rows",
          present=("insert into aux.t",)),
-    Case("sql_connect_uri", [SQ, "conn = sqlite3.connect('w.db')", "conn.execute('create table t (x int)')",
-                             "conn.execute('insert into t values (3)')", "conn.commit()",
-                             "ro = sqlite3.connect('file:w.db?mode=ro', uri=True)",
-                             "rows = ro.execute('select x from t').fetchall()"], "rows", present=("values (3)",)),
-    Case("sql_reader_first_dotted_name", [SQPD, "other = sqlite3.connect('w.db')", "conn = sqlite3.connect('w.db')",
-                                          "pd.DataFrame({'a': [1, 2]}).to_sql('sales.2024', conn, index=False)",
-                                          "got = pd.read_sql('select * from \"sales.2024\"', other)"], "got",
-         present=("to_sql('sales.2024'",)),
-    Case("zipfile_write_read", ["import zipfile", "with zipfile.ZipFile('a.zip', 'w') as z:\n    z.writestr('x.txt', 'X')",
-                                "v = zipfile.ZipFile('a.zip').read('x.txt')"], "v", present=("writestr",)),
+]
+
+#: Wrong slices found by this review (the engine recomputes another value or
+#: the slice fails to replay), most likely in real notebooks first.  Each is
+#: expected to fail (``xfail(strict=True)``): once the engine is fixed it
+#: passes, the strict xfail then fails, and the case moves to ``CASES``.
+FAILING_CASES = [
+    Case("sql_closing_context", [SQ + "\nfrom contextlib import closing",
+                                 "with closing(sqlite3.connect('w.db')) as conn:\n"
+                                 "    conn.execute('create table t (x int)')\n    conn.execute('insert into t values (1)')\n"
+                                 "    conn.commit()",
+                                 "other = sqlite3.connect('w.db')", "rows = other.execute('select x from t').fetchall()"],
+         "rows", present=("values (1)",)),
+    Case("sql_cursor_chain_then_commit", [SQ, "conn = sqlite3.connect('w.db')",
+                                          "conn.cursor().execute('create table t (x int)')",
+                                          "conn.cursor().execute('insert into t values (8)')", "conn.commit()",
+                                          "other = sqlite3.connect('w.db')",
+                                          "rows = other.execute('select * from t').fetchall()"], "rows",
+         present=("values (8)",)),
+    Case("pd_display_float_format_to_string", [PD, "df = pd.DataFrame({'a': [1.23456]})",
+                                               "pd.options.display.float_format = '{:.1f}'.format",
+                                               "s = df.to_string()"], "s", present=("float_format",)),
+    Case("np_printoptions_str", [NP, "np.set_printoptions(precision=2)", "s = str(np.array([1.23456]))"], "s",
+         present=("set_printoptions",)),
+    Case("pd_future_infer_string_option", [PD, "pd.set_option('future.infer_string', False)",
+                                           "df = pd.DataFrame({'s': ['a', 'b']})"], "df",
+         probe="str(v.dtypes['s'])", present=("infer_string",)),
+    Case("pd_apply_mutates_object_elements", [PD, "df = pd.DataFrame({'l': [[1], [2]]})",
+                                              "out = df['l'].apply(lambda x: x.append(0))"], "df",
+         probe="v['l'].tolist()", present=("append(0)",)),
+    Case("pd_series_from_array_no_copy", [PD + "\nimport numpy as np", "arr = np.zeros(3)",
+                                          "s = pd.Series(arr, copy=False)", "arr[0] = 5"], "s", present=("arr[0] = 5",)),
+    Case("pd_frame_from_array_no_copy", [PD + "\nimport numpy as np", "arr = np.zeros((2, 2))",
+                                         "df = pd.DataFrame(arr, copy=False)", "arr[0, 0] = 5"], "df",
+         present=("arr[0, 0] = 5",)),
     Case("class_singleton_new", ["class S:\n    _inst = None\n    def __new__(cls):\n"
                                  "        if cls._inst is None:\n            cls._inst = super().__new__(cls)\n"
                                  "            cls._inst.items = []\n        return cls._inst\n"
@@ -383,41 +405,14 @@ FAILING_CASES = [
 
 #: One line per failing case: what the slice got wrong.
 WHY = {
-    'sql_with_connect_as': "`with sqlite3.connect(p) as conn:` leaves conn with no file behind it: its CREATE/INSERT change only the conn object, another connection's read drops them (no such table)",
     'sql_closing_context': '`with closing(sqlite3.connect(p)) as conn:` likewise: no file behind conn, its writes are lost to other connections (no such table)',
-    'pd_query_at_variable': "`df.query('b > @thr')` reads the session global thr through the string; not seen, the slice lacks thr (UndefinedVariableError)",
-    'pd_eval_at_variable': "`df.eval('b * @k')`: same as query, @k not read (UndefinedVariableError)",
-    'sql_connect_pathlib': "`sqlite3.connect(Path('p.db'))`: a Path (not a str literal) gives the connection no file; its writes are lost to other connections",
-    'sql_connect_fstring_path': "`sqlite3.connect(f'{name}.db')`: a path not known statically gives no file (should be 'any database'); writes lost to other connections",
-    'sqlalchemy_engine_fstring_url': "`create_engine(f'sqlite:///{name}.db')`: same for an engine URL; to_sql through it dropped from another engine's read",
-    'class_chain_ctor_arg_mutated_by_method': '`W(data).fill()`: the new instance holds data and fill() mutates it through self; rule 6 says the chain cannot change data, the call is dropped',
-    'sk_pipeline_fits_given_steps': "`Pipeline([('s', scaler), ...]).fit(X, y)` fits the step objects in place (no clone); the chain is taken as changing only the new Pipeline, scaler stays unfitted (no mean_)",
-    'sk_make_pipeline_fits_given_steps': '`make_pipeline(sc, LinearRegression()).fit(X, y)`: same, sc left unfitted (no scale_)',
-    'file_pathlib_division': "`(out / 'x.txt').write_text(...)`: a Path built with / is neither a known path nor 'any file'; the write is dropped (FileNotFoundError)",
-    'pathlib_fstring_write_text': "`Path(f'{n}.txt').write_text(...)`: an f-string path inside Path() is not 'any file'; write dropped (FileNotFoundError)",
     'sql_cursor_chain_then_commit': "`conn.cursor().execute(q)`: a cursor not assigned to a name is not tied to conn's file; its writes are lost to other connections",
-    'pd_apply_args_mutated': '`s.apply(f, args=(lst,))` where session f appends to its extra argument: the pure-method rule drops the call, lst stays empty',
-    'pd_pipe_fn_mutates_extra_arg': "`df.pipe(f, lst)`: pipe is registered as mutating self only; f's mutation of its extra argument lst is lost",
-    'sql_table_named_temp': "a table named like an SQL word (temp, rows, key, range, filter, window, replace, offset, ...) is left out of a SELECT's reads; its writers are dropped (no such table)",
-    'sql_reader_first_temp_table_name': 'same with a table called rows read through a connection opened before the writes',
     'pd_display_float_format_to_string': 'display options are registered pure, but `df.to_string()` (a str value) uses display.float_format: the option is dropped, the text differs',
     'np_printoptions_str': 'np.set_printoptions is registered pure, but `str(arr)` is a value that depends on it',
     'pd_future_infer_string_option': 'pd.set_option is registered pure, but future.infer_string changes the dtype of new string columns (object vs str)',
-    'list_call_chain_shares_inner': "`list(nested)[1].append(7)`: list() returns a new list sharing nested's elements; the mutation is taken as not reaching nested",
-    'copy_copy_shares_inner': '`copy.copy(nested)[0].append(9)`: a shallow copy shares the inner lists; mutation dropped',
-    'dict_call_shares_value': "`dict(d)['k'].append(2)`: a shallow dict copy shares d's values; mutation dropped",
-    'sorted_chain_shares_inner': "`sorted(nested)[0].append(0)`: sorted() returns a new list of nested's own elements; mutation dropped",
-    'max_returns_element': '`max(nested).append(9)`: max() returns an element of nested itself; mutation dropped',
-    'next_iter_returns_element': '`next(iter(nested)).append(9)`: an element of nested; mutation dropped',
-    'partial_call_mutates_bound_arg': '`partial(add, lst)(5)`: the call mutates the bound argument lst; not seen, the statement is dropped',
     'pd_apply_mutates_object_elements': "`df['l'].apply(lambda x: x.append(0))` mutates the lists held in an object column (shared, not copied); pure-method rule drops it",
     'pd_series_from_array_no_copy': "`pd.Series(arr, copy=False)` shares arr's buffer (pandas 3 too); the 'independent' rule drops the later `arr[0] = 5`",
     'pd_frame_from_array_no_copy': '`pd.DataFrame(arr, copy=False)`: same for a frame',
-    'sql_attach_writes_other_file': '`insert into aux.t` on an ATTACHed file is not recorded as a write of aux.db; another connection to aux.db drops it (no such table)',
-    'sql_reader_first_attach': 'same, the reader connection opened before the writes',
-    'sql_connect_uri': "`sqlite3.connect('file:w.db?mode=ro', uri=True)` is not taken as w.db: the writes before it are dropped (unable to open database file)",
-    'sql_reader_first_dotted_name': 'a quoted table name with a dot ("sales.2024", as to_sql(\'sales.2024\') makes) is read as schema.table of another schema and left out of the reads',
-    'zipfile_write_read': "`zipfile.ZipFile('a.zip', 'w')` is not a registered file writer (nor 'any file'); the write is dropped (FileNotFoundError)",
     'class_singleton_new': "`S().add(1)` where S.__new__ returns a cached instance: not a new object, the call changes S's state; dropped",
     'sql_quoted_table_with_space': "precision only (value right): with a table named 'my table', the writer of another table ('other') is kept",
 }
