@@ -182,3 +182,16 @@ def version_run(script: str, fwd: list[str], root: str, version: str) -> dict:
     data["version"] = version
     data["loadavg"] = open("/proc/loadavg").read().split()[:3]
     return data
+
+
+def abba_runs(series: int, before: str, run_one) -> list[dict]:
+    """``series`` pairs of whole runs, before/after then after/before (ABBA):
+    ``run_one(before_dir_or_None)`` gives one run's dict (see :func:`version_run`)."""
+    runs = []
+    for i in range(series):
+        for b in ((before, None) if i % 2 == 0 else (None, before)):
+            runs.append(run_one(b))
+            r = runs[-1]
+            took = f", {r['seconds']:.0f} s" if "seconds" in r else ""
+            print(f"run {len(runs)}: {r['version']}{took}, load {' '.join(r['loadavg'])}", flush=True)
+    return runs

@@ -59,7 +59,7 @@ import json
 import sys
 import time
 
-from _common import REPO, isolated_env, median, run_child, summary, table, use_isolated_env, version_run, write_results
+from _common import REPO, abba_runs, isolated_env, median, run_child, summary, table, use_isolated_env, version_run, write_results
 
 SETUP = """\
 import numpy as np
@@ -293,12 +293,7 @@ def _series_run(args, before: str | None) -> dict:
 
 def series_main(args) -> None:
     """``--before DIR``: ABBA whole runs of both versions; medians over runs per row."""
-    runs = []
-    for i in range(args.series):
-        for before in ((args.before, None) if i % 2 == 0 else (None, args.before)):
-            runs.append(_series_run(args, before))
-            r = runs[-1]
-            print(f"run {len(runs)}: {r['version']}, load {' '.join(r['loadavg'])}", flush=True)
+    runs = abba_runs(args.series, args.before, lambda before: _series_run(args, before))
     rows = {}
     for name in runs[0]["results"]:
         rows[name] = {}

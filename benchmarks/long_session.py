@@ -62,7 +62,7 @@ import json
 import sys
 import time
 
-from _common import REPO, median, table, use_isolated_env, version_run, write_results
+from _common import REPO, abba_runs, median, table, use_isolated_env, version_run, write_results
 
 TRIVIAL = "x = 1"
 
@@ -199,12 +199,7 @@ def _series_run(args, before: str | None) -> dict:
 
 def series_main(args) -> None:
     """``--before DIR``: ABBA whole runs of both versions; medians over runs per checkpoint and save."""
-    runs = []
-    for i in range(args.series):
-        for before in ((args.before, None) if i % 2 == 0 else (None, args.before)):
-            runs.append(_series_run(args, before))
-            r = runs[-1]
-            print(f"run {len(runs)}: {r['version']}, {r['seconds']:.0f} s, load {' '.join(r['loadavg'])}", flush=True)
+    runs = abba_runs(args.series, args.before, lambda before: _series_run(args, before))
     rows = []
     for k, cp in enumerate(args.cps):
         row = {"cells": cp}
