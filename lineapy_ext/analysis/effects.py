@@ -156,6 +156,10 @@ def _sqlite_path(value: str) -> str | None:
     return value
 
 
+def _class_has_attr(cls: type, name: str) -> bool:
+    return bool(name) and name in dir(cls)
+
+
 def _redirect_marks(env: Env, key: int, held: set[int]) -> Env:
     """``cfg["model"]["features"].append(x)``: a change of ``cfg`` is a change
     of the object it holds under ``"model"`` (and of what that holds)."""
@@ -603,9 +607,12 @@ class EffectResolver:
         """Unknown receiver: what any registered method of that name does to
         its arguments and files (x.to_sql("t", con) writes con; p.write_text(s)
         writes p, any file when p's path is not known)."""
-        for effect in self.registry.methods_named(call.name or ""):
-            self._apply_effect(Effect(mutates=tuple(m for m in effect.mutates if m != "self"),
-                                      reads_files=effect.reads_files, writes_files=effect.writes_files),
+        name = call.name or ""
+        # a name builtin values carry too ("x".replace(a, b)) says nothing about files
+        builtin = any(_class_has_attr(t, name) for t in (str, bytes, list, dict, set))
+        for effect in self.registry.methods_named(name):
+            files = {} if builtin else {"reads_files": effect.reads_files, "writes_files": effect.writes_files}
+            self._apply_effect(Effect(mutates=tuple(m for m in effect.mutates if m != "self"), **files),
                                call, rkey, args, kwargs, env)
 
     def _inner_arguments(self, call: CallSite, rkey, env: Env) -> None:
@@ -623,14 +630,15 @@ class EffectResolver:
             changing = method in MUTATING_METHODS
         if not changing:
             return
-        objects = self.objects
+        objects, registry = self.objects, self.registry
         for name in call.inner_names:
             key = env.resolve(name)
             if key is None or key in objects.atomic or name in program.modules:
                 continue
             mro = objects.type_of(key)
-            if mro and mro[0] in _CALLABLE_TYPES:
-                continue  # Pipeline(steps=make(...)): a class or a function passed is not what changes
+            if mro and (mro[0] in _CALLABLE_TYPES or rkey not in program.classes and any(
+                    registry.passive(c) for c in mro)):
+                continue  # a class passed, or data a library model only reads (sm.OLS(y, X).fit() leaves X)
             env.mark(key, True if mro and mro[0].startswith("builtins.") else OBJECTS)
 
     def _returned_self(self, call: CallSite, rkey) -> bool:

@@ -20,7 +20,10 @@ never by a method name alone:
   columns, a dict's entries), are apart: assigning ``obj["a"]`` never
   changes ``obj["b"]``, and ``obj["b"]`` is computed from that item alone;
   ``item_reads_change = true`` says that reading ``obj[k]`` may change the
-  object (a ``defaultdict`` inserts a missing key).
+  object (a ``defaultdict`` inserts a missing key); ``passive = true`` says
+  that an object made from such a value does not change it when fitted or
+  run (``sm.OLS(y, X).fit()`` leaves ``X``; a ``Pipeline``'s steps are not
+  passive: its fit fits them).
 
 Each entry says (all optional; an argument is named by an *argument spec*:
 ``"self"`` for the receiver, ``"2"`` for the third positional argument,
@@ -96,7 +99,7 @@ _SHIPPED = Path(__file__).with_name("effects.toml")
 _FIELDS = {"pure", "mutates", "state", "state_reset", "reads_files", "writes_files", "opens_file",
            "returns", "doc", "independent", "keyed", "item_reads_change", "selects_items",
            "since", "runs_sql", "reads_table", "writes_table", "database", "settles", "closes", "dict_items",
-           "dict_items_nested", "reads_at_names"}
+           "dict_items_nested", "reads_at_names", "passive"}
 _SECTIONS = ("function", "method", "type", "value")
 
 
@@ -130,6 +133,7 @@ class Effect:
     dict_items: str | None = None
     dict_items_nested: bool = False
     reads_at_names: str | None = None
+    passive: bool = False
 
     @property
     def sql(self) -> bool:
@@ -146,7 +150,7 @@ def _effect(raw: dict, where: str) -> Effect:
         if k == "doc":
             continue
         if k in ("pure", "independent", "keyed", "item_reads_change", "selects_items", "settles", "closes",
-                 "dict_items_nested"):
+                 "dict_items_nested", "passive"):
             kw[k] = bool(v)
         elif k in ("opens_file", "returns", "since", "runs_sql", "reads_table", "writes_table", "database",
                    "dict_items", "reads_at_names"):
@@ -231,6 +235,14 @@ class EffectRegistry:
         later one is imported)."""
         entry = self._exact["value"].get(cls)
         return entry is not None and entry.independent and _since_holds(entry.since)
+
+    def passive(self, cls: str) -> bool:
+        """Whether values of class ``cls`` are data that an object made from
+        them does not change when it is fitted or run (``[value."cls"]
+        passive = true``: arrays and frames given to a model; ``since`` is
+        about ``independent`` only)."""
+        entry = self._exact["value"].get(cls)
+        return entry is not None and entry.passive
 
     def keyed(self, cls: str) -> bool:
         """Whether objects of exactly class ``cls`` keep their items under
