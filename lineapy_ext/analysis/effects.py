@@ -465,7 +465,7 @@ class EffectResolver:
         chain = call.chain
         method = chain[-1]
         deep = len(chain) > 2 or call.receiver_deep or call.through_call
-        if self._made_fresh(call, rkey):
+        if self._made_fresh(call, rkey) or self._through_tied(call, rkey, env):
             return
         self._inner_arguments(call, rkey, env)
         if self._session_method(call, rkey, method, deep, args, kwargs, env, ctx, visited):
@@ -640,6 +640,21 @@ class EffectResolver:
                     registry.passive(c) for c in mro)):
                 continue  # a class passed, or data a library model only reads (sm.OLS(y, X).fit() leaves X)
             env.mark(key, True if mro and mro[0].startswith("builtins.") else OBJECTS)
+
+    def _through_tied(self, call: CallSite, rkey, env: Env) -> bool:
+        """``conn.cursor().execute(q)``: a method of an unnamed object tied to
+        the root's file (registry ``returns = "tied"``) may read and write that
+        whole file; True when so resolved."""
+        if rkey is None or call.first_call is None:
+            return False
+        effect = self.registry.method(self.objects.type_of(rkey), call.first_call)
+        path = self.objects.file_behind(rkey) if effect is not None and effect.returns == "tied" else None
+        if path is None:
+            return False
+        if call.chain[-1] not in PURE_METHODS:
+            env.files.extend(((path, False), (path, True)))
+            self.databases.written(path, {"*"})  # settled by the next commit
+        return True
 
     def _returned_self(self, call: CallSite, rkey) -> bool:
         """``root.m(...).n(...)`` where ``m`` returns ``root`` itself (registry

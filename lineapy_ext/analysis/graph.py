@@ -776,6 +776,9 @@ class _Statement:
             path = objects.file_behind(key) if key not in objects.cursors and key not in self.env.handles else None
             if path:
                 files.append((path, True))
+                # conn.cursor().execute(q) and other changes not read table by table: the next
+                # commit settles them too (another connection sees them only then)
+                self.g.databases.written(path, {"*"})
         if files:
             self.g._files(StatementFacts(), self.nid, self.deps, files)
 

@@ -356,6 +356,12 @@ CASES = [
                                      "conn.execute('insert into aux.t values (1)')", "conn.commit()",
                                      "rows = other.execute('select x from t').fetchall()"], "rows",
          present=("insert into aux.t",)),
+    Case("sql_cursor_chain_then_commit", [SQ, "conn = sqlite3.connect('w.db')",
+                                          "conn.cursor().execute('create table t (x int)')",
+                                          "conn.cursor().execute('insert into t values (8)')", "conn.commit()",
+                                          "other = sqlite3.connect('w.db')",
+                                          "rows = other.execute('select * from t').fetchall()"], "rows",
+         present=("values (8)",)),
 ]
 
 #: Wrong slices found by this review (the engine recomputes another value or
@@ -369,12 +375,6 @@ FAILING_CASES = [
                                  "    conn.commit()",
                                  "other = sqlite3.connect('w.db')", "rows = other.execute('select x from t').fetchall()"],
          "rows", present=("values (1)",)),
-    Case("sql_cursor_chain_then_commit", [SQ, "conn = sqlite3.connect('w.db')",
-                                          "conn.cursor().execute('create table t (x int)')",
-                                          "conn.cursor().execute('insert into t values (8)')", "conn.commit()",
-                                          "other = sqlite3.connect('w.db')",
-                                          "rows = other.execute('select * from t').fetchall()"], "rows",
-         present=("values (8)",)),
     Case("pd_display_float_format_to_string", [PD, "df = pd.DataFrame({'a': [1.23456]})",
                                                "pd.options.display.float_format = '{:.1f}'.format",
                                                "s = df.to_string()"], "s", present=("float_format",)),
@@ -406,7 +406,6 @@ FAILING_CASES = [
 #: One line per failing case: what the slice got wrong.
 WHY = {
     'sql_closing_context': '`with closing(sqlite3.connect(p)) as conn:` likewise: no file behind conn, its writes are lost to other connections (no such table)',
-    'sql_cursor_chain_then_commit': "`conn.cursor().execute(q)`: a cursor not assigned to a name is not tied to conn's file; its writes are lost to other connections",
     'pd_display_float_format_to_string': 'display options are registered pure, but `df.to_string()` (a str value) uses display.float_format: the option is dropped, the text differs',
     'np_printoptions_str': 'np.set_printoptions is registered pure, but `str(arr)` is a value that depends on it',
     'pd_future_infer_string_option': 'pd.set_option is registered pure, but future.infer_string changes the dtype of new string columns (object vs str)',
