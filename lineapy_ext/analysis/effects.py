@@ -156,8 +156,8 @@ def _sqlite_path(value: str) -> str | None:
     return value
 
 
-def _class_has_attr(cls: type, name: str) -> bool:
-    return bool(name) and name in dir(cls)
+#: Method names that values of builtin types carry ("x".replace, d.update).
+_BUILTIN_METHOD_NAMES = frozenset(n for t in (str, bytes, list, dict, set) for n in dir(t))
 
 
 def _redirect_marks(env: Env, key: int, held: set[int]) -> Env:
@@ -609,7 +609,7 @@ class EffectResolver:
         writes p, any file when p's path is not known)."""
         name = call.name or ""
         # a name builtin values carry too ("x".replace(a, b)) says nothing about files
-        builtin = any(_class_has_attr(t, name) for t in (str, bytes, list, dict, set))
+        builtin = name in _BUILTIN_METHOD_NAMES
         for effect in self.registry.methods_named(name):
             files = {} if builtin else {"reads_files": effect.reads_files, "writes_files": effect.writes_files}
             self._apply_effect(Effect(mutates=tuple(m for m in effect.mutates if m != "self"), **files),
