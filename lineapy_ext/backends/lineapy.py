@@ -36,6 +36,7 @@ import re
 import struct
 import sys
 import time
+import types
 import uuid
 from typing import Any
 
@@ -189,14 +190,45 @@ def _dispatch_table(chain) -> dict:
     return merged
 
 
+# Types whose instances cloudpickle's ``reducer_override`` leaves to the
+# ordinary rules (neither classes nor functions): see _pickler.
+_ordinary_types: set = set()
+# A bound on what the set keeps alive (classes a session redefines).
+_ORDINARY_TYPES_MAX = 10_000
+
+
+def _remember_ordinary(t: type) -> None:
+    """Add ``t`` to :data:`_ordinary_types` if cloudpickle's answer for its instances depends on the type alone.
+
+    Classes and functions are decided one by one (a class or function that
+    can be imported elsewhere is pickled by reference, any other by value),
+    and cloudpickle asks ``isinstance(obj, FunctionType)``, which also reads
+    ``obj.__class__``: a type that defines ``__class__`` (a proxy, a mock) is
+    left to be decided object by object too.
+    """
+    if issubclass(t, (type, types.FunctionType)):
+        return
+    if any("__class__" in vars(k) for k in t.__mro__ if k is not object):
+        return
+    if len(_ordinary_types) >= _ORDINARY_TYPES_MAX:
+        _ordinary_types.clear()
+    _ordinary_types.add(t)
+
+
 def _pickler(file, buffer_callback):
-    """A cloudpickle pickler (protocol 5) whose dispatch table is a plain dict.
+    """A cloudpickle pickler (protocol 5) with a dict dispatch table and a type-cached ``reducer_override``.
 
     cloudpickle's table is a ``ChainMap`` over copyreg's, and the C pickler
     looks the type of every object up in it: a Python-level lookup each (a
     random forest has ~700 objects).  A dict of the same entries (so copyreg
     registrations made until this save count) is looked up in C; the
     pickler only reads it, so saves share it.
+
+    cloudpickle's ``reducer_override`` runs for every object that is not a
+    number, string or builtin container (a random forest: 400 arrays, 200
+    trees) and works out from the object's type whether it is a class or a
+    function.  Its answer depends on the type alone, so types it answered
+    "neither" are looked up in a set: ~0.3 ms of a 2 MB forest's ~5 ms save.
     """
     global _pickler_class
     if _pickler_class is None:
@@ -207,6 +239,14 @@ def _pickler(file, buffer_callback):
                 # Before the C initialiser, which reads the attribute once.
                 self.dispatch_table = _dispatch_table(cloudpickle.CloudPickler.dispatch_table)
                 super().__init__(file, **kwargs)
+
+            def reducer_override(self, obj):
+                if type(obj) in _ordinary_types:
+                    return NotImplemented
+                reduced = super().reducer_override(obj)
+                if reduced is NotImplemented:
+                    _remember_ordinary(type(obj))
+                return reduced
 
         _pickler_class = _Pickler
     return _pickler_class(file, protocol=5, buffer_callback=buffer_callback)

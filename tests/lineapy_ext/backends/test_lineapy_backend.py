@@ -229,3 +229,39 @@ def test_copyreg_registration_after_a_save_counts(tmp_path):
     finally:
         copyreg.dispatch_table.pop(_Meters, None)
     assert b.load(b.save(_Meters(3), "m")).value == 3
+
+
+def test_functions_and_classes_are_decided_one_by_one_after_ordinary_types_are_cached(tmp_path):
+    # The pickler remembers types whose objects cloudpickle leaves to the
+    # ordinary rules (arrays, dicts...).  An importable function or class is
+    # such a case too, but the next function or class of the same type may
+    # exist only here and must then be pickled by value.
+    import os.path
+    import subprocess
+    import sys
+
+    def make():
+        offset = 3
+
+        class Local:
+            def __init__(self, x):
+                self.x = x
+
+        return (lambda v: v + offset), Local
+
+    b = LineaPyBackend(str(tmp_path / "s"))
+    first = b.save({"f": os.path.join, "c": OSError, "a": np.arange(5)}, "first")
+    add, Local = make()
+    second = b.save({"f": add, "obj": Local(7), "a": np.arange(5)}, "second")
+    script = (
+        "import sys; from lineapy_ext.backends.lineapy import LineaPyBackend as B; import json\n"
+        f"b = B({str(tmp_path / 's')!r}); m = json.loads(sys.argv[1]); n = json.loads(sys.argv[2])\n"
+        "v = b.load(m); w = b.load(n)\n"
+        "print(v['f']('a', 'b'), v['c'].__name__, w['f'](1), type(w['obj']).__name__, w['obj'].x)\n"
+    )
+    import json
+
+    out = subprocess.run([sys.executable, "-c", script, json.dumps(first), json.dumps(second)],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [os.path.join("a", "b"), "OSError", "4", "Local", "7"]
