@@ -106,7 +106,7 @@ def _tamper_with_payload(backend, meta, marker, forge_footer=False) -> None:
 
     import xxhash
 
-    from lineapy_ext.backends.lineapy import MAGIC
+    from lineapy_ext.backends.value_file import MAGIC
 
     path = backend._path(meta["location"])
     with backend.fs.open(path, "rb") as f:
@@ -148,7 +148,7 @@ def test_gets_in_a_row_share_no_memory(backend):
     # A get keeps the memory of its pickle stream for the next get (issue 13):
     # what the first get returned must not change when the second reads
     # another stream into that memory, smaller or larger.
-    from lineapy_ext.backends import lineapy as mod
+    from lineapy_ext.backends import value_file as mod
 
     first = {"blob": bytes(range(256)) * 4000, "arr": np.arange(20_000), "text": "first " * 100}
     larger = {"blob": b"\xff" * 3_000_000, "arr": np.full(50_000, 7), "text": "second"}
@@ -201,7 +201,7 @@ class _Trickle:
 def test_short_reads_are_completed():
     import xxhash
 
-    from lineapy_ext.backends.lineapy import _read_exact, _read_hashed
+    from lineapy_ext.backends.value_file import _read_exact, _read_hashed
 
     assert _read_exact(_Trickle(b"0123456789"), 8) == b"01234567"
     assert _read_exact(_Trickle(b"0123"), 8) == b"0123"  # the end of the file: fewer
