@@ -244,15 +244,17 @@ def _warm_up_both(which: str, kind: str, work: Path, value=None) -> None:
     """Run the raw op and the store op once each, untimed, whichever of them the child times.
 
     The timed repetitions of a small value (the model) then run in a process
-    whose history does not depend on which side it times.  What it changes
-    is glibc's allocator: it trims the top of the heap when a free leaves
-    more than its trim threshold there (128 KB at start) and raises that
-    threshold when a large mapped block is freed.  A child that only ran
-    store gets never freed one (the get keeps its stream's memory for the
-    next get), so each get's fresh objects faulted in ~850 new pages (3.4
-    MB, ~3 ms) while a raw load in its own child faulted in ~5: a cost of the
-    process's history, not of either operation.  In a session that has done
-    any work with large arrays, the threshold has long been raised.
+    whose history does not depend on which side it times.  Measured without
+    it: a child that only ran store gets faulted in ~850 new pages (3.4 MB,
+    ~3 ms) at every get, a child that only ran raw loads ~5, and with this
+    warm-up both ~0 (``minor_faults`` in the results).  The likely cause is
+    glibc's allocator, which gives the top of the heap back to the system
+    when a free leaves more than its trim threshold there (128 KB at start)
+    and raises that threshold only when a large mapped block is freed; the
+    store keeps its last stream's memory for the next get and so never
+    frees one.  In a session that has done any work with large arrays the
+    threshold has long been raised: a cost of the process's history, not of
+    either operation.
     """
     import lineapy_ext
 

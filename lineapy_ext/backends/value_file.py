@@ -20,8 +20,9 @@ whoever wrote the bytes): the buffers are read and hashed straight into the
 memory the new object will use, the pickle stream into memory of its own
 (the previous get's, when it is large enough: see ``_spare``), and only
 when both digests match is the stream unpickled.  A buffer of 4 MB or more
-is hashed on a helper thread while this one copies it to or from the file,
-so the checksum of a large value costs little more than its copy.
+is hashed on a helper thread, slice by slice, while this one copies the
+slice to or from the file, so the checksum of a large value costs little
+more than its copy.
 
 Two other layouts were measured against this one on a 2 MB random forest
 (~400 buffers, most of a few bytes) and dropped: every buffer out-of-band,
@@ -185,13 +186,16 @@ def _buffer_sorter():
 
 # -- hashing beside the copy ------------------------------------------------------------------
 
-# A buffer at least this large is hashed on a helper thread while this one
-# copies it (to the file, or from it): xxhash releases the GIL, and reading
-# memory at ~9 GB/s here, a 50 MB frame's hash is ~5 ms, as much as its copy.
+# A buffer at least this large is hashed on a helper thread, slice by slice,
+# while this one copies the slice (to the file, or from it): xxhash releases
+# the GIL, and reading memory at ~9 GB/s here, a 50 MB frame's hash was ~5
+# ms, as much as its copy.  The two threads work on the same slice (each
+# waits for the other before the next), so the second to read it finds it in
+# the shared cache.  Slice sizes as measured best (frame and 500 MB array):
+# 4 MB for writes, 1 MB for reads; a hand-over costs ~20 us.
 _HELPER_MIN = 4 << 20
-# Reads of such a buffer go in slices of this size, each hashed on the helper
-# while the next is read (a hand-over costs ~20 us).
-_HELPER_CHUNK = 2 << 20
+_HELPER_WRITE_CHUNK = 4 << 20
+_HELPER_READ_CHUNK = 1 << 20
 _helper_pool: tuple = (None, None)  # (pid that made it, executor)
 
 
@@ -207,34 +211,6 @@ def _helper():
     return pool
 
 
-class _Hash:
-    """An xxh3 hash whose updates run in order, large ones on the helper thread.
-
-    ``settle`` waits for them; memory passed to ``update`` must stay alive and
-    unchanged until then.
-    """
-
-    def __init__(self) -> None:
-        self.h = _hasher()
-        self.pending = None  # future of the last update sent to the helper
-
-    def update(self, data) -> None:
-        if self.pending is None and memoryview(data).nbytes < _HELPER_MIN:
-            self.h.update(data)
-        else:  # after a large update, small ones follow it on the helper (one thread: in order)
-            self.pending = _helper().submit(self.h.update, data)
-
-    def settle(self) -> None:
-        """Wait for the updates sent to the helper (errors are its own: re-raised)."""
-        pending, self.pending = self.pending, None
-        if pending is not None:
-            pending.result()
-
-    def digest(self) -> bytes:
-        self.settle()
-        return self.h.digest()
-
-
 # -- writing ------------------------------------------------------------------------------------
 
 class WriteFailed(Exception):
@@ -246,7 +222,7 @@ class _HashingWriter:
 
     def __init__(self, f) -> None:
         self.f = f
-        self.h = _Hash()
+        self.h = _hasher()
         self.size = 0
 
     def write(self, data) -> int:
@@ -259,19 +235,24 @@ class _HashingWriter:
         self.size += n
         return n
 
-    def write_large(self, raw) -> None:
-        """Write the bytes ``raw`` (hashed beside the copy when large) in slices of :data:`_WRITE_CHUNK`."""
-        self.h.update(raw)
-        try:
-            for start in range(0, raw.nbytes, _WRITE_CHUNK):
-                self.f.write(raw[start : start + _WRITE_CHUNK])
-        except Exception as e:
-            raise WriteFailed(e) from e
+    def write_buffer(self, raw) -> None:
+        """Write the bytes ``raw`` in slices, each hashed just before its copy (beside it, on the helper, when large)."""
+        large = raw.nbytes >= _HELPER_MIN
+        for start in range(0, raw.nbytes, _HELPER_WRITE_CHUNK if large else _WRITE_CHUNK):
+            chunk = raw[start : start + (_HELPER_WRITE_CHUNK if large else _WRITE_CHUNK)]
+            hashing = _helper().submit(self.h.update, chunk) if large else self.h.update(chunk)
+            try:
+                self.f.write(chunk)
+            except Exception as e:
+                raise WriteFailed(e) from e
+            finally:
+                if hashing is not None:
+                    hashing.result()  # the slice must not be released (or the next hashed) before
         self.size += raw.nbytes
 
     def restart_hash(self):
         """Return the digest so far and start a new one."""
-        digest, self.h = self.h.digest(), _Hash()
+        digest, self.h = self.h.digest(), _hasher()
         return digest
 
 
@@ -297,16 +278,12 @@ def write_value(value: Any, f) -> tuple[int, str]:
         ) from e
     pickle_len = out.size - len(MAGIC)
     pickle_digest = out.restart_hash()
-    try:
-        for buf in buffers:
-            raw = buf.raw()
-            out.write(_LEN.pack(raw.nbytes))
-            out.write_large(raw)
-        buffers_digest = out.restart_hash()
-    finally:
-        out.h.settle()  # the helper may still read the buffers: not released before it is done
-        for buf in buffers:
-            buf.release()
+    for buf in buffers:
+        raw = buf.raw()
+        out.write(_LEN.pack(raw.nbytes))
+        out.write_buffer(raw)
+        buf.release()
+    buffers_digest = out.restart_hash()
     out.write(_FOOTER.pack(pickle_len, len(buffers), pickle_digest, buffers_digest, MAGIC_END))
     return out.size, _checksum(pickle_digest, buffers_digest)
 
@@ -325,20 +302,32 @@ def _readinto(f, view) -> int:
 
 
 def _read_hashed(f, view, h) -> bool:
-    """Fill ``view`` from ``f`` in slices, hashing each with ``h``; False if the file ends first.
+    """Fill ``view`` from ``f`` in slices, hashing each; False if the file ends first.
 
-    Slices stay in the core's L2 cache (the hash then reads them from cache),
-    except in a large buffer, whose slices are hashed on the helper thread
-    while the next one is read (``h`` must be a :class:`_Hash`, settled by
-    the caller).
+    A slice of :data:`_CHUNK` stays in the core's L2 cache, so the hash
+    reads it from cache.  A large view is read in slices of
+    :data:`_HELPER_READ_CHUNK`, each hashed on the helper thread while the
+    next one is read (one slice ahead at most).
     """
-    large = isinstance(h, _Hash) and len(view) >= _HELPER_MIN
-    step = _HELPER_CHUNK if large else _CHUNK
-    for start in range(0, len(view), step):
-        chunk = view[start : start + step]
-        if _readinto(f, chunk) != len(chunk):
-            return False
-        h.update(chunk)
+    if len(view) < _HELPER_MIN:
+        for start in range(0, len(view), _CHUNK):
+            chunk = view[start : start + _CHUNK]
+            if _readinto(f, chunk) != len(chunk):
+                return False
+            h.update(chunk)
+        return True
+    hashing = None
+    try:
+        for start in range(0, len(view), _HELPER_READ_CHUNK):
+            chunk = view[start : start + _HELPER_READ_CHUNK]
+            if _readinto(f, chunk) != len(chunk):
+                return False
+            if hashing is not None:
+                hashing.result()
+            hashing = _helper().submit(h.update, chunk)
+    finally:
+        if hashing is not None:
+            hashing.result()
     return True
 
 
@@ -400,7 +389,7 @@ def _keep_spare(buf, view) -> None:
 
 def _read_buffers(f, n: int, length: int, digest: bytes, corrupted) -> list:
     """Read ``n`` out-of-band buffers (``length`` bytes in all) into new memory, checking ``digest``."""
-    h, left, out = _Hash(), length, []
+    h, left, out = _hasher(), length, []
     for _ in range(n):
         head = _read_exact(f, _LEN.size)
         h.update(head)
@@ -455,7 +444,7 @@ def read_verified(f, size: int, checksum: str | None, location: str):
     # The stream is read (and hashed, slice by slice) into memory of its
     # own (see _spare), then unpickled from there.
     memory, stream = _stream_buffer(pickle_len)
-    if not _read_hashed(f, stream, h := _Hash()) or h.digest() != pickle_digest:
+    if not _read_hashed(f, stream, h := _hasher()) or h.digest() != pickle_digest:
         raise corrupted
     if n_buffers and "numpy" not in sys.modules and memory.find(b"numpy", 0, pickle_len) >= 0:
         # The (verified) stream will import numpy anyway; importing it now
