@@ -196,19 +196,54 @@ def _buffer_sorter():
 _HELPER_MIN = 4 << 20
 _HELPER_WRITE_CHUNK = 4 << 20
 _HELPER_READ_CHUNK = 1 << 20
-_helper_pool: tuple = (None, None)  # (pid that made it, executor)
+_helper_thread: tuple = (None, None)  # (pid that made it, its job queue)
 
 
-def _helper():
-    """The one-thread executor that hashes large buffers (made again in a forked child, which has no thread)."""
-    global _helper_pool
-    pid, pool = _helper_pool
-    if pool is None or pid != os.getpid():
-        from concurrent.futures import ThreadPoolExecutor
+class _Job:
+    """One call handed to the helper thread; :meth:`wait` returns when it ran (re-raising its error)."""
 
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lineapy-hash")
-        _helper_pool = (os.getpid(), pool)
-    return pool
+    __slots__ = ("fn", "arg", "done", "error")
+
+    def __init__(self, fn, arg) -> None:
+        import threading
+
+        self.fn, self.arg, self.error = fn, arg, None
+        self.done = threading.Lock()
+        self.done.acquire()
+
+    def run(self) -> None:
+        try:
+            self.fn(self.arg)
+        except BaseException as e:  # handed back to the waiting thread
+            self.error = e
+        finally:
+            self.done.release()
+
+    def wait(self) -> None:
+        self.done.acquire()
+        if self.error is not None:
+            raise self.error
+
+
+def _run_jobs(jobs) -> None:
+    while True:
+        jobs.get().run()
+
+
+def _helper(fn, arg) -> _Job:
+    """Run ``fn(arg)`` on the helper thread (started on first use, and again in a forked child, which has none)."""
+    global _helper_thread
+    pid, jobs = _helper_thread
+    if jobs is None or pid != os.getpid():
+        import queue
+        import threading
+
+        jobs = queue.SimpleQueue()
+        threading.Thread(target=_run_jobs, args=(jobs,), name="lineapy-hash", daemon=True).start()
+        _helper_thread = (os.getpid(), jobs)
+    job = _Job(fn, arg)
+    jobs.put(job)
+    return job
 
 
 # -- writing ------------------------------------------------------------------------------------
@@ -240,14 +275,14 @@ class _HashingWriter:
         large = raw.nbytes >= _HELPER_MIN
         for start in range(0, raw.nbytes, _HELPER_WRITE_CHUNK if large else _WRITE_CHUNK):
             chunk = raw[start : start + (_HELPER_WRITE_CHUNK if large else _WRITE_CHUNK)]
-            hashing = _helper().submit(self.h.update, chunk) if large else self.h.update(chunk)
+            hashing = _helper(self.h.update, chunk) if large else self.h.update(chunk)
             try:
                 self.f.write(chunk)
             except Exception as e:
                 raise WriteFailed(e) from e
             finally:
                 if hashing is not None:
-                    hashing.result()  # the slice must not be released (or the next hashed) before
+                    hashing.wait()  # the slice must not be released (or the next hashed) before
         self.size += raw.nbytes
 
     def restart_hash(self):
@@ -323,11 +358,11 @@ def _read_hashed(f, view, h) -> bool:
             if _readinto(f, chunk) != len(chunk):
                 return False
             if hashing is not None:
-                hashing.result()
-            hashing = _helper().submit(h.update, chunk)
+                hashing.wait()
+            hashing = _helper(h.update, chunk)
     finally:
         if hashing is not None:
-            hashing.result()
+            hashing.wait()
     return True
 
 
