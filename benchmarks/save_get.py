@@ -13,7 +13,10 @@ Values:
   5,000 x 20 training set; its "size" is its pickled size, which is smaller
   than its in-memory size, so compare its peak with the raw peak too).
   Being small (about 2 MB) each model child repeats the operation 5 times
-  (median); the big values are timed once per child.
+  (median), after running the raw op and the store op once each, untimed,
+  whichever of them it times (see ``_warm_up_both``); the big values are
+  timed once per child.  Each result records the page faults the operation
+  took (``minor_faults``: first touches of new memory).
 
 Compared with what a user would do by hand, to the same disk, in the same
 run: ``np.save``/``np.load`` for the array, ``pickle.dump``/``pickle.load``
