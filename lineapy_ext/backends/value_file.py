@@ -272,8 +272,9 @@ class _HashingWriter:
     def write_buffer(self, raw) -> None:
         """Write the bytes ``raw`` in slices, each hashed just before its copy (beside it, on the helper, when large)."""
         large = raw.nbytes >= _HELPER_MIN
-        for start in range(0, raw.nbytes, _HELPER_WRITE_CHUNK if large else _WRITE_CHUNK):
-            chunk = raw[start : start + (_HELPER_WRITE_CHUNK if large else _WRITE_CHUNK)]
+        step = _HELPER_WRITE_CHUNK if large else _WRITE_CHUNK
+        for start in range(0, raw.nbytes, step):
+            chunk = raw[start : start + step]
             hashing = _helper(self.h.update, chunk) if large else self.h.update(chunk)
             try:
                 self.f.write(chunk)
