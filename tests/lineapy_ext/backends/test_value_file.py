@@ -1,4 +1,4 @@
-"""The value file: large buffers hashed on a helper thread, checked before anything is unpickled."""
+"""The value file: large buffers hashed on a helper thread (saves and gets), checked before anything is unpickled."""
 
 from __future__ import annotations
 
@@ -30,6 +30,25 @@ def test_large_buffers_round_trip_with_their_hash_on_the_helper():
     np.testing.assert_array_equal(got["big"], big)
     np.testing.assert_array_equal(got["again"], value["again"])
     assert got["text"] == value["text"] and got["big"].flags.writeable
+
+
+class _ShortReads(io.BytesIO):
+    """A file whose reads return at most 1 MB and 3 bytes, as a pipe or a socket may."""
+
+    def readinto(self, view):
+        return super().readinto(view[: (1 << 20) + 3])
+
+
+def test_a_large_read_is_hashed_beside_it_slice_by_slice_in_order():
+    import xxhash
+
+    data = np.random.default_rng(1).bytes(value_file._HELPER_READ_MIN + 12345)  # not a whole number of slices
+    view, h = memoryview(bytearray(len(data))), xxhash.xxh3_128()
+    assert value_file._read_hashed(_ShortReads(data), view, h)
+    assert view == data and h.digest() == xxhash.xxh3_128(data).digest()
+    # The file ends early: refused, and the helper is idle again afterwards.
+    assert not value_file._read_hashed(_ShortReads(data[:-1]), memoryview(bytearray(len(data))), xxhash.xxh3_128())
+    assert value_file._read_hashed(_ShortReads(data), memoryview(bytearray(len(data))), xxhash.xxh3_128())
 
 
 @pytest.mark.parametrize("where", [0.3, 0.99], ids=["first-large-buffer", "second-large-buffer"])
