@@ -23,6 +23,7 @@ FULL = [
     ["slicing_scale.py"],
     ["long_session.py", "--full"],
     ["save_get.py"],
+    ["save_breakdown.py"],
     ["storage_load.py"],
     ["lineage_render.py"],
 ]
@@ -32,6 +33,7 @@ QUICK = [
     ["slicing_scale.py", "--sizes", "100,1000,2000", "--repeats", "7"],
     ["long_session.py", "--cells", "2000", "--pairs", "10"],
     ["save_get.py", "--reps", "1"],
+    ["save_breakdown.py", "--reps", "5", "--children", "1"],
     ["storage_load.py", "--seconds", "2", "--rounds", "1"],
     ["lineage_render.py", "--repeats", "5"],
 ]
