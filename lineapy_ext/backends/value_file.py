@@ -371,8 +371,8 @@ def _read_hashed_beside(f, view, h) -> bool:
             chunk = view[start : start + _HELPER_READ_CHUNK]
             filled = _readinto(f, chunk)
             if hashing is not None:
-                hashing.wait()  # in order: one hasher, one slice at a time
-                hashing = None
+                job, hashing = hashing, None  # waited for once: a second wait would block for good
+                job.wait()  # in order: one hasher, one slice at a time
             if filled != len(chunk):
                 return False
             hashing = _helper(h.update, chunk)

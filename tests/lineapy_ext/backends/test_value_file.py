@@ -51,6 +51,20 @@ def test_a_large_read_is_hashed_beside_it_slice_by_slice_in_order():
     assert value_file._read_hashed(_ShortReads(data), memoryview(bytearray(len(data))), xxhash.xxh3_128())
 
 
+def test_a_failing_hash_beside_a_read_is_raised_once_without_waiting_forever():
+    class _Broken:
+        calls = 0
+
+        def update(self, data):
+            self.calls += 1
+            if self.calls == 2:
+                raise MemoryError("hash failed")
+
+    data = bytes(value_file._HELPER_READ_MIN + 1)
+    with pytest.raises(MemoryError, match="hash failed"):
+        value_file._read_hashed(io.BytesIO(data), memoryview(bytearray(len(data))), _Broken())
+
+
 @pytest.mark.parametrize("where", [0.3, 0.99], ids=["first-large-buffer", "second-large-buffer"])
 def test_one_flipped_bit_in_a_large_buffer_is_refused(where):
     big = np.zeros(value_file._HELPER_MIN // 4, dtype=np.float64)  # 2 helper-sized buffers of 8 MB
