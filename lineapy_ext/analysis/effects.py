@@ -768,6 +768,10 @@ class EffectResolver:
         self._apply_mutations(summary, fkey, pmap, params, resolve, call, env, args, kwargs, self_class)
         inner = env.nested(resolve)
         for c in summary.calls:
+            if (c.chain and len(c.chain) > 1 and pmap.get(c.chain[0], 0) is None and c.chain[0] in params
+                    and c.chain[-1] not in PURE_METHODS):
+                for root in call.deep_args:  # l.append(0) in f(l), called as f(x[0]) or f([a, b])
+                    env.mark(env.resolve(root), True)
             if c.chain and c.chain[0] in params and c.chain[0] not in pmap:
                 if (len(c.chain) > 1 and call is not INDIRECT and fkey is not None
                         and c.chain[-1] not in PURE_METHODS):
@@ -784,6 +788,9 @@ class EffectResolver:
             elif bare == first and self_class is not None and pmap.get(bare) == self_class:
                 env.mark(self_class, deep)  # cls.n += 1 in a classmethod
             elif bare in pmap or bare not in params:
+                if pmap.get(bare, 0) is None:  # passed as x[0], o.a or [a, b]: an object inside those
+                    for root in call.deep_args:
+                        env.mark(env.resolve(root), True)
                 self.mark_name(name, deep, resolve, env.mark)
                 if bare not in params and bare in self.objects.bindings:
                     env.read(bare)

@@ -671,14 +671,49 @@ class _Statement:
                 self.deps.update(self.g.objects.closure_of_items(key, keyed[u]))
         if f.unknown_effects:
             self._anything()  # exec(code), globals()[...]
+        loops = self._enter_loops()
         try:
             self._calls()
         except TooDeep:
             self._anything()  # too many calls to follow
+        finally:
+            self._leave_loops(loops)
         self._observed_state(st)
         self.g._files(f, self.nid, self.deps, self.env.files)
         self._apply_marks()
         self._bind()
+
+    def _enter_loops(self) -> list:
+        """Bind each ``for`` target to its first element while the calls are resolved.
+
+        The capture sees the target bound to the last element, after the
+        statement; what the body does through it, it does to every element
+        (``for df in [train, test]: df.fillna(0, inplace=True)``).  The first
+        element stands for them all (its type says what the calls change);
+        :meth:`_leave_loops` extends its changes to the others.
+        """
+        objects, out = self.g.objects, []
+        for target, roots, literal in self.f.loop_targets:
+            keys = [objects.bindings.get(r) for r in roots]
+            keys = [k for k in dict.fromkeys(keys) if k is not None and k not in objects.atomic]
+            elements = keys if literal else [e for k in keys for e in sorted(objects.contains.get(k, ()))]
+            # An element of no observed type would resolve the calls worse than no binding at all
+            # (session methods are then looked up by name).
+            if elements and elements[0] in objects.mro:
+                out.append((target, objects.bindings.get(target), elements, [] if literal else keys))
+                objects.bindings[target] = elements[0]
+        return out
+
+    def _leave_loops(self, loops: list) -> None:
+        objects = self.g.objects
+        for target, saved, elements, containers in reversed(loops):
+            if saved is None:
+                objects.bindings.pop(target, None)
+            else:
+                objects.bindings[target] = saved
+            if elements[0] in self.mutated:
+                for key in elements[1:] + containers:  # a container: whatever it holds, nested too
+                    self.mark(key, True)
 
     def _anything(self) -> None:
         """May read and change anything bound."""

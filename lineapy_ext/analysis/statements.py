@@ -41,7 +41,8 @@ class CallSite:
     else None.  ``through_call`` is set when the receiver is the result of
     another call (``d.get(k).append(1)``).  ``args``/``kwargs`` hold the
     arguments that are plain names; ``deep_args`` the roots of arguments that
-    are subscripts or attributes (``f(x[0])`` may mutate what ``x`` holds).
+    are subscripts or attributes (``f(x[0])`` may mutate what ``x`` holds),
+    and of the items of list, tuple and set displays (``f([a, b])``).
     ``name`` is the called attribute or function name; ``literals`` the
     string constants passed, as ``(argument spec, value)`` (``"0"`` for the
     first positional, the keyword otherwise); ``receiver_type`` the type of a
@@ -156,6 +157,8 @@ class StatementFacts:
     keyed_read_methods: tuple[tuple[str, tuple[str, ...]], ...] = ()
     nested_writes: tuple[tuple[str, tuple[str, ...]], ...] = ()
     attr_reads: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    #: ``for`` targets (outermost first): (target, roots, literal); see ``_loop_roots``.
+    loop_targets: tuple[tuple[str, tuple[str, ...], bool], ...] = ()
 
 
 # --- knowledge about common callables ---------------------------------------
@@ -276,6 +279,8 @@ def _call_arguments(node: ast.Call):
                 r = _root(a)
                 if r:
                     deep_args.append(r)
+            elif isinstance(a, (ast.List, ast.Tuple, ast.Set)):
+                deep_args += _loop_roots(a)  # f([train, test]): f gets both objects
     inplace, out = False, []
     for kw in node.keywords:
         if kw.arg is None:
@@ -691,6 +696,9 @@ class _Walker:
         self.shadow: list[set[str]] = []  # names local to enclosing comprehensions/lambdas
         self.element_of: dict[str, list[str]] = {}  # comprehension variable -> iterated roots
         self.with_roots: dict[str, str] = {}  # with X(...) as name: name -> root of X
+        self.loop_targets: list[tuple[str, tuple[str, ...], bool]] = []
+        self.looping: list[set[str]] = []  # targets of the enclosing for loops
+        self.called_through: set[str] = set()  # loop targets a method not known pure was called on
 
     # -- helpers --
     def _is_global(self, name: str) -> bool:
@@ -813,6 +821,8 @@ class _Walker:
             with_name = chain[0] if len(chain) == 2 else None
             chain, deep = (self.with_roots[chain[0]],) + chain[1:], True
         name = chain[-1] if chain else (node.func.attr if isinstance(node.func, ast.Attribute) else None)
+        if chain and len(chain) > 1 and name not in PURE_METHODS and any(chain[0] in t for t in self.looping):
+            self.called_through.add(chain[0])
         literals, texts = _string_literals(node)
         if name in _WRITE_CALLS or name in _READ_CALLS:
             # np.save("a", x), os.makedirs("out"): paths without the usual look;
@@ -1043,13 +1053,28 @@ class _Walker:
         # The loop variable refers to elements of what is iterated over:
         # changing it in place changes the container.
         targets = [n.id for n in ast.walk(node.target) if isinstance(n, ast.Name)]
+        if self.local_names is None and isinstance(node.target, ast.Name):
+            literal = isinstance(node.iter, (ast.List, ast.Tuple, ast.Set))
+            self.loop_targets.append((node.target.id, tuple(_loop_roots(node.iter)), literal))
         for src in _iter_roots(node.iter):
             for t in targets:
                 if t != src:
                     self.contains.append((src, t))
         # The loop target is bound before the body reads it.
         self.assigned |= {n.id for n in ast.walk(node.target) if isinstance(n, ast.Name)}
+        earlier = {t: self.mutations.pop(t) for t in targets if t in self.mutations}
+        self.looping.append(set(targets))
         self.visit_list(node.body)
+        self.looping.pop()
+        through = [t for t in targets if t in self.mutations or t in self.called_through]
+        for t, deep in earlier.items():
+            self.mutations[t] = self.mutations.get(t, False) or deep
+        if through:
+            # The target is each element in turn, and the capture only sees
+            # the last one: `for df in [train, test]: df["b"] = 1` changes both.
+            for root in _loop_roots(node.iter):
+                if root not in targets:
+                    self.mutate(root, True)
         self.assigned = saved
         self.cond -= 1
         self.conditional(node.orelse)
@@ -1211,6 +1236,23 @@ def _iter_roots(node) -> list[str]:
             out += _iter_roots(a)
         return out
     return []
+
+
+def _loop_roots(node) -> list[str]:
+    """Names whose objects a change through a ``for`` target may reach: those
+    listed in a literal (``for r in [a, b.c, *rest]``: the target is each of
+    them), else what :func:`_iter_roots` finds (the target is an element)."""
+    if not isinstance(node, (ast.List, ast.Tuple, ast.Set)):
+        return _iter_roots(node)
+    out = []
+    for e in node.elts:
+        if isinstance(e, ast.Starred):
+            out += _iter_roots(e.value)
+        elif isinstance(e, (ast.Name, ast.Attribute, ast.Subscript)):
+            r = _root(e)
+            if r:
+                out.append(r)
+    return out
 
 
 def _referenced_names(value) -> list[str]:
@@ -1559,6 +1601,7 @@ def _facts_of(w: "_Walker", stmts: list[ast.stmt], emit: str | None, opaque: boo
         keyed_read_methods=selecting,
         nested_writes=nested,
         attr_reads=attr_reads,
+        loop_targets=tuple(w.loop_targets),
     )
 
 
