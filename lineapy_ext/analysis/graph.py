@@ -80,6 +80,8 @@ class Node:
 
 
 _LOOPS = (ast.For, ast.AsyncFor, ast.While)
+#: The state ``os.chdir`` sets (effects.toml): what relative paths mean.
+CWD_STATE = "state:cwd"
 
 
 @dataclass(slots=True)
@@ -201,6 +203,8 @@ class DependencyGraph:
             (writes if w else reads).append(path)
         for p in reads + writes:
             deps.update(self.file_writers(p))
+        if any(not os.path.isabs(p) for p in reads + writes):
+            deps.update(self.state.get(CWD_STATE, ()))  # os.chdir("data"); pd.read_csv("x.csv")
         for p in writes:
             self.files[os.path.normpath(p)] = (nid,)
 

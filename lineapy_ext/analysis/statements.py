@@ -449,6 +449,10 @@ def _ipython_call(node) -> tuple[str, tuple] | None:
     return node.func.attr, tuple(args)
 
 
+#: ``%cd`` arguments written as plain Python: a path, optionally after ``-q``.
+_CD_PATH = re.compile(r"(-q\s+)?[\w./~][\w./~ -]*")
+
+
 def _magic_code(call) -> tuple[str, str | None] | None:
     """For an IPython call, return (kind, code): kind is 'code' (run ``code``
     as Python), 'drop', 'getoutput' (code is the command), 'lineapy' or
@@ -462,6 +466,11 @@ def _magic_code(call) -> tuple[str, str | None] | None:
             return "timeit", line
         if name == "lineapy":
             return "lineapy", line
+        if name == "cd" and line is not None and _CD_PATH.fullmatch(line.strip()):
+            # what relative paths mean from here on (bookmarks, -, $vars: dropped as before)
+            path = line.strip().removeprefix("-q").strip()
+            where = repr(path) if not path.startswith("~") else f"os.path.expanduser({path!r})"
+            return "code", f"import os\nos.chdir({where})"
         if name in _DROP_MAGICS:
             return "drop", None
         return "opaque", None

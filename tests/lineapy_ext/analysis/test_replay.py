@@ -174,6 +174,15 @@ CASES = [
                                   "y = [0.0, 1.0, 2.5]", "models = [LinearRegression(), Ridge()]",
                                   "for m in models:\n    m.fit(X, y)", "first = models[0]"], "first",
          probe="v.coef_.tolist()", present=("m.fit(X, y)",)),
+    # What relative paths mean: os.chdir and %cd (adversarial notebooks, 2026-11-29).
+    Case("chdir_then_relative_read", ["import os", "os.makedirs('d/e', exist_ok=True)",
+                                      "with open('d/e/a.txt', 'w') as fh:\n    fh.write('hi')", "os.chdir('d')",
+                                      "x = 1", "os.chdir('e')", "t = open('a.txt').read()"], "t",
+         present=("os.chdir('d')", "os.chdir('e')"), absent=("x = 1",)),
+    Case("cd_magic_then_relative_write_read", ["import os", "os.makedirs('out', exist_ok=True)", "%cd -q out",
+                                               "with open('b.txt', 'w') as fh:\n    fh.write('x')",
+                                               "names = open('b.txt').read()"], "names",
+         present=("os.chdir('out')",)),
     Case("loop_var_read_only", ["xs = [1]", "ys = [2]", "for r in [xs, ys]:\n    print(len(r))", "v = list(xs)"], "v",
          absent=("print",)),
     # --- functions as values, methods, class state, unknown effects, files (from review) ---
