@@ -1290,6 +1290,16 @@ def _referenced_names(value) -> list[str]:
                 out.append(a.id)
             else:
                 out.extend(_referenced_names(a))
+        if isinstance(value.func, ast.Attribute) and isinstance(value.func.value, ast.Call):
+            # Holder(lst).fit(): a method may return its receiver, which keeps lst
+            out.extend(_referenced_names(value.func.value))
+    elif isinstance(value, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)):
+        # {r["d"]: r for r in runs}: the new container holds runs' elements
+        roots = {n.id: _iter_roots(g.iter) for g in value.generators for n in ast.walk(g.target)
+                 if isinstance(n, ast.Name)}
+        for e in ([value.key, value.value] if isinstance(value, ast.DictComp) else [value.elt]):
+            for name in ([e.id] if isinstance(e, ast.Name) else _referenced_names(e)):
+                out.extend(roots.get(name, ()))
     elif isinstance(value, (ast.Subscript, ast.Attribute)):
         r = _root(value)
         if r:

@@ -13,6 +13,7 @@ appended to every replayed slice, so the fresh ``python`` computes the
 picture with the very same code as the session.
 """
 
+import dis as _corpus_dis
 import hashlib as _corpus_hashlib
 import sys as _corpus_sys
 import types as _corpus_types
@@ -80,7 +81,9 @@ def _corpus_function(v, depth, seen):
 
 
 def _corpus_names(co):
-    names = set(co.co_names)
+    # Names it loads as globals: not attribute names (np.random.normal does
+    # not read a global `random`, which the session may hold and a slice not).
+    names = {i.argval for i in _corpus_dis.get_instructions(co) if i.opname in ("LOAD_GLOBAL", "LOAD_NAME")}
     for c in co.co_consts:
         if isinstance(c, _corpus_types.CodeType):
             names |= _corpus_names(c)
