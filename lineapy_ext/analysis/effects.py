@@ -121,6 +121,10 @@ NO_CELL = CellContext(_NoCell(), {})
 
 #: A call made somewhere we cannot see (a function passed as a value).
 INDIRECT = CallSite(chain=None)
+#: Classes of file objects, in-memory ones included, as the capture names them.
+_STREAM_BASES = frozenset({"_io._IOBase", "io.IOBase"})
+#: File objects with no file behind them: what is written stays in the object.
+_IN_MEMORY_FILES = frozenset({"_io.BytesIO", "_io.StringIO"})
 
 
 #: ``mark(key, OBJECTS)``: the object and the library objects it holds
@@ -246,7 +250,14 @@ class EffectResolver:
                 for name in _AT_NAME.findall(text):
                     env.read(name)
         for spec in (*effect.reads_files, *effect.writes_files):
-            paths = self._paths(spec, call, rkey, args, kwargs, env) or self._unknown_path(spec, call)
+            stream = self._stream(arg_value(spec, tuple(args), kwargs))
+            path = self.objects.file_behind(stream) if stream is not None else None
+            if stream is not None and (path is None or spec not in effect.reads_files):
+                env.mark(stream, True)  # json.dump(d, buf): its contents (or position) change
+            if path or (stream is not None and self.objects.type_of(stream)[0] in _IN_MEMORY_FILES):
+                paths = [path] if path else []  # a file object: its file, or none
+            else:
+                paths = self._paths(spec, call, rkey, args, kwargs, env) or self._unknown_path(spec, call)
             env.files.extend((p, spec not in effect.reads_files) for p in paths)
         if effect.returns in ("part", "tied") and call.assigned_to and rkey is not None:
             path = self.objects.file_behind(rkey) if effect.returns == "tied" else None
@@ -350,6 +361,11 @@ class EffectResolver:
         key = arg_value(spec, tuple(args), kwargs)
         s = self.objects.strings.get(key) if key is not None and key not in env.stale else None
         return [s] if s else []
+
+    def _stream(self, key):
+        """``key`` if the capture saw it is a file object (``io.StringIO``, ``open(...)``), else None."""
+        mro = self.objects.type_of(key)
+        return key if any(c in _STREAM_BASES for c in mro) else None
 
     @staticmethod
     def _unknown_path(spec: str, call: CallSite) -> list[str]:

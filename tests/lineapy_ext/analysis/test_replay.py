@@ -197,6 +197,13 @@ CASES = [
                                                  "second_lr = runs[1]['lr']"], "second_lr", present=("= 99",)),
     Case("list_comprehension_aliases_elements", ["rows = [[1], [2]]", "kept = [r for r in rows if r[0] > 1]",
                                                  "kept[0].append(5)", "v = rows[1]"], "v", present=("append(5)",)),
+    # File objects in memory (adversarial notebooks, 2026-11-29).
+    Case("json_dump_into_stringio", ["import io, json", "buf = io.StringIO()", "json.dump({'x': 1}, buf)",
+                                     "buf.seek(0)\nloaded = json.load(buf)"], "loaded", present=("json.dump",)),
+    Case("pickle_and_np_save_into_bytesio", ["import io, pickle\nimport numpy as np", "pb = io.BytesIO()\nnb = io.BytesIO()",
+                                             "pickle.dump([1, 2], pb)", "np.save(nb, np.arange(3))",
+                                             "sizes = (pb.getbuffer().nbytes, nb.getbuffer().nbytes)"], "sizes",
+         present=("pickle.dump", "np.save")),
     Case("loop_var_read_only", ["xs = [1]", "ys = [2]", "for r in [xs, ys]:\n    print(len(r))", "v = list(xs)"], "v",
          absent=("print",)),
     # --- functions as values, methods, class state, unknown effects, files (from review) ---
