@@ -204,6 +204,11 @@ CASES = [
                                              "pickle.dump([1, 2], pb)", "np.save(nb, np.arange(3))",
                                              "sizes = (pb.getbuffer().nbytes, nb.getbuffer().nbytes)"], "sizes",
          present=("pickle.dump", "np.save")),
+    Case("random_getstate_after_seed", ["import random", "random.seed(5)", "x = 1", "saved = random.getstate()"], "saved",
+         present=("random.seed(5)",), absent=("x = 1",)),
+    Case("np_get_state_then_set_state", ["import numpy as np", "np.random.seed(3)", "st = np.random.get_state()",
+                                         "a = np.random.rand(2)", "np.random.set_state(st)", "b = np.random.rand(2)"], "b",
+         present=("np.random.seed(3)", "np.random.set_state(st)")),
     Case("loop_var_read_only", ["xs = [1]", "ys = [2]", "for r in [xs, ys]:\n    print(len(r))", "v = list(xs)"], "v",
          absent=("print",)),
     # --- functions as values, methods, class state, unknown effects, files (from review) ---
