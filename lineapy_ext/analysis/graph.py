@@ -694,30 +694,38 @@ class _Statement:
         statement; what the body does through it, it does to every element
         (``for df in [train, test]: df.fillna(0, inplace=True)``).  The first
         element stands for them all (its type says what the calls change);
-        :meth:`_leave_loops` extends its changes to the others.
+        :meth:`_leave_loops` gives the others the same changes.  Elements of
+        no observed type would resolve the calls worse than no binding (session
+        methods are then looked up by name): a body that may change the target
+        (the syntax says) then changes the containers and all they reach.
         """
-        objects, out = self.g.objects, []
-        for target, roots, literal in self.f.loop_targets:
+        objects, stale, out = self.g.objects, self.env.stale, []
+        for target, roots, literal, through in self.f.loop_targets:
             keys = [objects.bindings.get(r) for r in roots]
-            keys = [k for k in dict.fromkeys(keys) if k is not None and k not in objects.atomic]
+            keys = [k for k in dict.fromkeys(keys) if k is not None and k not in objects.atomic and k not in stale]
             elements = keys if literal else [e for k in keys for e in sorted(objects.contains.get(k, ()))]
-            # An element of no observed type would resolve the calls worse than no binding at all
-            # (session methods are then looked up by name).
             if elements and elements[0] in objects.mro:
-                out.append((target, objects.bindings.get(target), elements, [] if literal else keys))
+                out.append((target, objects.bindings.get(target), elements))
                 objects.bindings[target] = elements[0]
+            elif through:
+                for key in keys:
+                    self.mark(key, True)
         return out
 
     def _leave_loops(self, loops: list) -> None:
         objects = self.g.objects
-        for target, saved, elements, containers in reversed(loops):
+        for target, saved, elements in reversed(loops):
             if saved is None:
                 objects.bindings.pop(target, None)
             else:
                 objects.bindings[target] = saved
-            if elements[0] in self.mutated:
-                for key in elements[1:] + containers:  # a container: whatever it holds, nested too
-                    self.mark(key, True)
+            first = elements[0]
+            deep = self.mutated.get(first)
+            items = [its for key, its in self.item_writes if key == first]
+            for key in elements[1:]:
+                if deep is not None:
+                    self.mark(key, deep)
+                self.item_writes.extend((key, its) for its in items)
 
     def _anything(self) -> None:
         """May read and change anything bound."""

@@ -157,8 +157,9 @@ class StatementFacts:
     keyed_read_methods: tuple[tuple[str, tuple[str, ...]], ...] = ()
     nested_writes: tuple[tuple[str, tuple[str, ...]], ...] = ()
     attr_reads: tuple[tuple[str, tuple[str, ...]], ...] = ()
-    #: ``for`` targets (outermost first): (target, roots, literal); see ``_loop_roots``.
-    loop_targets: tuple[tuple[str, tuple[str, ...], bool], ...] = ()
+    #: Top-level ``for`` loops over one name, outermost first: (target, roots
+    #: (see ``_loop_roots``), iterates over a literal, the body may change the target).
+    loop_targets: tuple[tuple[str, tuple[str, ...], bool, bool], ...] = ()
 
 
 # --- knowledge about common callables ---------------------------------------
@@ -705,7 +706,7 @@ class _Walker:
         self.shadow: list[set[str]] = []  # names local to enclosing comprehensions/lambdas
         self.element_of: dict[str, list[str]] = {}  # comprehension variable -> iterated roots
         self.with_roots: dict[str, str] = {}  # with X(...) as name: name -> root of X
-        self.loop_targets: list[tuple[str, tuple[str, ...], bool]] = []
+        self.loop_targets: list[tuple[str, tuple[str, ...], bool, bool]] = []
         self.looping: list[set[str]] = []  # targets of the enclosing for loops
         self.called_through: set[str] = set()  # loop targets a method not known pure was called on
 
@@ -1062,9 +1063,12 @@ class _Walker:
         # The loop variable refers to elements of what is iterated over:
         # changing it in place changes the container.
         targets = [n.id for n in ast.walk(node.target) if isinstance(n, ast.Name)]
-        if self.local_names is None and isinstance(node.target, ast.Name):
-            literal = isinstance(node.iter, (ast.List, ast.Tuple, ast.Set))
-            self.loop_targets.append((node.target.id, tuple(_loop_roots(node.iter)), literal))
+        roots = tuple(_loop_roots(node.iter))
+        # A top-level loop over one name is left to the graph, which knows the elements' types.
+        top = self.local_names is None and isinstance(node.target, ast.Name)
+        entry = len(self.loop_targets)
+        if top:
+            self.loop_targets.append((node.target.id, roots, isinstance(node.iter, (ast.List, ast.Tuple, ast.Set)), False))
         for src in _iter_roots(node.iter):
             for t in targets:
                 if t != src:
@@ -1078,11 +1082,14 @@ class _Walker:
         through = [t for t in targets if t in self.mutations or t in self.called_through]
         for t, deep in earlier.items():
             self.mutations[t] = self.mutations.get(t, False) or deep
+        if top:
+            self.loop_targets[entry] = self.loop_targets[entry][:3] + (bool(through),)
         if through:
             # The target is each element in turn, and the capture only sees
             # the last one: `for df in [train, test]: df["b"] = 1` changes both.
-            for root in _loop_roots(node.iter):
-                if root not in targets:
+            enclosing = set().union(*self.looping)
+            for root in roots:
+                if root not in targets and (not top or root in enclosing):
                     self.mutate(root, True)
         self.assigned = saved
         self.cond -= 1

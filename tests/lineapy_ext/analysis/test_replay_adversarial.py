@@ -24,19 +24,23 @@ from .test_replay import test_replay as check_case
 
 @pytest.fixture(autouse=True)
 def _process_wide_options():
-    """Some cases set pandas and numpy options, which live in the process:
+    """Some cases set pandas, numpy and scikit-learn options, which live in the process:
     put them back so that later tests see the defaults."""
     import warnings
 
     import numpy as np
     import pandas as pd
 
+    import sklearn
+
     printing = np.get_printoptions()
+    learn = sklearn.get_config()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the option is deprecated in pandas 3
         infer = pd.get_option("future.infer_string")
     yield
     np.set_printoptions(**printing)
+    sklearn.set_config(**learn)
     pd.reset_option("display.float_format")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the option is deprecated in pandas 3
