@@ -833,6 +833,9 @@ class _Walker:
         name = chain[-1] if chain else (node.func.attr if isinstance(node.func, ast.Attribute) else None)
         if chain and len(chain) > 1 and name not in PURE_METHODS and any(chain[0] in t for t in self.looping):
             self.called_through.add(chain[0])
+        if not chain and isinstance(node.func, ast.Attribute) and name not in PURE_METHODS:
+            for root in _chosen_roots(node.func.value):  # (odd if i % 2 else even).append(i)
+                self.mutate(root, False)
         literals, texts = _string_literals(node)
         if name in _WRITE_CALLS or name in _READ_CALLS:
             # np.save("a", x), os.makedirs("out"): paths without the usual look;
@@ -1251,6 +1254,21 @@ def _iter_roots(node) -> list[str]:
         for a in node.args:
             out += _iter_roots(a)
         return out
+    return []
+
+
+def _chosen_roots(node) -> list[str]:
+    """Names an expression that picks one of several objects may evaluate to:
+    ``a if c else b``, ``a or b``, ``(a, b)[i]``; [] for anything else."""
+    if isinstance(node, ast.IfExp):
+        return _chosen_roots(node.body) + _chosen_roots(node.orelse)
+    if isinstance(node, ast.BoolOp):
+        return [r for v in node.values for r in _chosen_roots(v)]
+    if isinstance(node, ast.Subscript) and isinstance(node.value, (ast.Tuple, ast.List)):
+        return [r for e in node.value.elts for r in _chosen_roots(e)]
+    if isinstance(node, (ast.Name, ast.Attribute, ast.Subscript)):
+        r = _root(node)
+        return [r] if r else []
     return []
 
 

@@ -209,6 +209,12 @@ CASES = [
     Case("np_get_state_then_set_state", ["import numpy as np", "np.random.seed(3)", "st = np.random.get_state()",
                                          "a = np.random.rand(2)", "np.random.set_state(st)", "b = np.random.rand(2)"], "b",
          present=("np.random.seed(3)", "np.random.set_state(st)")),
+    Case("iterator_consumed_by_islice", ["import itertools", "it = iter('abcdef')", "head = list(itertools.islice(it, 3))",
+                                         "rest = list(it)"], "rest", present=("islice",)),
+    Case("conditional_receiver", ["odd, even = [], []", "for i in range(4):\n    (odd if i % 2 else even).append(i)",
+                                  "n = len(odd)"], "n", present=("append(i)",)),
+    Case("tuple_subscript_receiver", ["odd, even = [], []", "for i in range(4):\n    (even, odd)[i % 2].append(i)",
+                                      "n = len(odd)"], "n", present=("append(i)",)),
     Case("loop_var_read_only", ["xs = [1]", "ys = [2]", "for r in [xs, ys]:\n    print(len(r))", "v = list(xs)"], "v",
          absent=("print",)),
     # --- functions as values, methods, class state, unknown effects, files (from review) ---
