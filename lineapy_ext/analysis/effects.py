@@ -127,6 +127,12 @@ _STREAM_BASES = frozenset({"_io._IOBase", "io.IOBase"})
 _IN_MEMORY_FILES = frozenset({"_io.BytesIO", "_io.StringIO"})
 
 
+def _mark_deep_args(call: CallSite, env: "Env") -> None:
+    """The objects inside the arguments passed as ``x[0]``, ``o.a`` or ``[a, b]`` changed (deeply)."""
+    for name in call.deep_args:
+        env.mark(env.resolve(name), True)
+
+
 #: ``mark(key, OBJECTS)``: the object and the library objects it holds
 #: changed (a Pipeline's fit fits its steps, not the dicts of parameters it
 #: was given); builtin containers on the way are looked through.
@@ -736,8 +742,7 @@ class EffectResolver:
             env.mark(k, True)
         for k in kwargs.values():
             env.mark(k, True)
-        for name in call.deep_args:
-            env.mark(env.resolve(name), True)
+        _mark_deep_args(call, env)
 
     # -- session functions ----------------------------------------------------------
     def apply(self, summary: FunctionSummary, fkey, args, kwargs, call, env: Env, ctx, visited,
@@ -783,11 +788,10 @@ class EffectResolver:
                     env.returned_from.append((call.assigned_to, holder))
         self._apply_mutations(summary, fkey, pmap, params, resolve, call, env, args, kwargs, self_class)
         inner = env.nested(resolve)
+        if any(c.chain and len(c.chain) > 1 and pmap.get(c.chain[0], 0) is None and c.chain[0] in params
+               and c.chain[-1] not in PURE_METHODS for c in summary.calls):
+            _mark_deep_args(call, env)  # l.append(0) in f(l), called as f(x[0]) or f([a, b])
         for c in summary.calls:
-            if (c.chain and len(c.chain) > 1 and pmap.get(c.chain[0], 0) is None and c.chain[0] in params
-                    and c.chain[-1] not in PURE_METHODS):
-                for root in call.deep_args:  # l.append(0) in f(l), called as f(x[0]) or f([a, b])
-                    env.mark(env.resolve(root), True)
             if c.chain and c.chain[0] in params and c.chain[0] not in pmap:
                 if (len(c.chain) > 1 and call is not INDIRECT and fkey is not None
                         and c.chain[-1] not in PURE_METHODS):
@@ -805,8 +809,7 @@ class EffectResolver:
                 env.mark(self_class, deep)  # cls.n += 1 in a classmethod
             elif bare in pmap or bare not in params:
                 if pmap.get(bare, 0) is None:  # passed as x[0], o.a or [a, b]: an object inside those
-                    for root in call.deep_args:
-                        env.mark(env.resolve(root), True)
+                    _mark_deep_args(call, env)
                 self.mark_name(name, deep, resolve, env.mark)
                 if bare not in params and bare in self.objects.bindings:
                     env.read(bare)
